@@ -1,0 +1,30 @@
+use serde::{Deserialize, Serialize};
+use shared::config::CommonConfig;
+
+/// The `[intake]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntakeConfig {
+    pub listen: String,
+    /// Most items one batch may carry.
+    pub max_batch_items: usize,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8081".into(), max_batch_items: 1000 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: CommonConfig,
+    pub intake: IntakeConfig,
+}
+
+impl Config {
+    pub fn load() -> anyhow::Result<Self> {
+        let (common, intake) = shared::config::load("intake")?;
+        Ok(Self { common, intake })
+    }
+}

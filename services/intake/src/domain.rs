@@ -1,0 +1,318 @@
+//! Intake's rules, free of I/O: what a valid round, team and inspection are, how a site is
+//! recognised, and whether a report is new, a duplicate or a rebound.
+
+use serde::{Deserialize, Serialize};
+use shared::error::Validator;
+use shared::events::Site;
+use shared::reference;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+pub const ROUND_KINDS: &[&str] = &[
+    "regular",
+    "emergency_response",
+    "scattered_polluting",
+    "coal_to_gas",
+    "special_emission_limit",
+    "small_thermal_power",
+];
+
+pub const SEVERITIES: &[&str] = &["minor", "general", "serious"];
+
+/// Round and team ids are the admin's choice: letters, digits and `-`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundRequest {
+    pub starts_on: Date,
+    pub ends_on: Date,
+    #[serde(default = "regular")]
+    pub kind: String,
+    pub cities: Vec<String>,
+}
+
+fn regular() -> String {
+    "regular".into()
+}
+
+pub fn validate_round(id: &str, round: &RoundRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(is_valid_id(id), "round", "letters, digits and '-' only");
+    v.check(round.starts_on <= round.ends_on, "ends_on", "must not be before starts_on");
+    v.check(ROUND_KINDS.contains(&round.kind.as_str()), "kind", format!("one of {}", ROUND_KINDS.join(", ")));
+    v.check(!round.cities.is_empty(), "cities", "a round covers at least one city");
+    for (i, city) in round.cities.iter().enumerate() {
+        v.check(reference::city(city).is_some(), format!("cities[{i}]"), format!("{city} is not one of the 39 key cities"));
+    }
+    v
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamRequest {
+    /// The 6-digit code of the team's home province (`370000`).
+    pub home_province: String,
+    pub members: Vec<String>,
+}
+
+pub fn validate_team(id: &str, team: &TeamRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(is_valid_id(id), "team", "letters, digits and '-' only");
+    let province = &team.home_province;
+    v.check(
+        province.len() == 6 && province.bytes().all(|b| b.is_ascii_digit()) && province.ends_with("0000"),
+        "home_province",
+        "a 6-digit province code such as 370000",
+    );
+    v.check(!team.members.is_empty() && team.members.len() <= 10, "members", "1 to 10 members");
+    for (i, member) in team.members.iter().enumerate() {
+        v.check(!member.trim().is_empty(), format!("members[{i}]"), "a member needs a name");
+    }
+    v
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundTeamRequest {
+    pub cities: Vec<String>,
+}
+
+/// A team may cover only cities of the round, and never a city of its own province (异地执法).
+pub fn validate_round_team(request: &RoundTeamRequest, round_cities: &[String], home_province: &str) -> Validator {
+    let mut v = Validator::new();
+    v.check(!request.cities.is_empty(), "cities", "a team covers at least one city");
+    for (i, city) in request.cities.iter().enumerate() {
+        let field = format!("cities[{i}]");
+        if !round_cities.contains(city) {
+            v.fail(field, format!("{city} is not a city of this round"));
+        } else if reference::province_of(city) == home_province {
+            v.fail(field, format!("{city} is in the team's home province {home_province}: teams inspect other provinces only"));
+        }
+    }
+    v
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvidenceItem {
+    pub url: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Internal evidence is never published.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProblemInput {
+    pub id: Uuid,
+    pub category: String,
+    #[serde(default = "general")]
+    pub severity: String,
+    pub description: String,
+    #[serde(default)]
+    pub evidence: Vec<EvidenceItem>,
+}
+
+fn general() -> String {
+    "general".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InspectionRequest {
+    pub id: Uuid,
+    pub round: String,
+    pub team: String,
+    pub city_code: String,
+    #[serde(default)]
+    pub county_code: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+    pub site: Site,
+    #[serde(default)]
+    pub problems: Vec<ProblemInput>,
+}
+
+/// Checks everything that needs no stored state; each bad field is named.
+pub fn validate_inspection(inspection: &InspectionRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(is_valid_id(&inspection.round), "round", "letters, digits and '-' only");
+    let city_known = v.check(
+        reference::city(&inspection.city_code).is_some(),
+        "city_code",
+        format!("{} is not one of the 39 key cities", inspection.city_code),
+    );
+    if let Some(county) = &inspection.county_code
+        && city_known
+    {
+        v.check(
+            reference::city_of_county(county).is_some_and(|c| c.code == inspection.city_code),
+            "county_code",
+            format!("{county} is not a county of {}", inspection.city_code),
+        );
+    }
+    let site = &inspection.site;
+    v.check(!site.name.trim().is_empty() && site.name.len() <= 200, "site.name", "a site needs a name (at most 200 bytes)");
+    v.check((-90.0..=90.0).contains(&site.lat), "site.lat", "latitude must be between -90 and 90");
+    v.check((-180.0..=180.0).contains(&site.lon), "site.lon", "longitude must be between -180 and 180");
+    if let Some(code) = &site.credit_code {
+        v.check(is_valid_credit_code(code), "site.credit_code", "not a valid unified social credit code (GB 32100-2015)");
+    }
+    for (i, problem) in inspection.problems.iter().enumerate() {
+        v.check(
+            reference::category(&problem.category).is_some(),
+            format!("problems[{i}].category"),
+            format!("{:?} is not a known category", problem.category),
+        );
+        v.check(
+            SEVERITIES.contains(&problem.severity.as_str()),
+            format!("problems[{i}].severity"),
+            format!("one of {}", SEVERITIES.join(", ")),
+        );
+        v.check(
+            !problem.description.trim().is_empty() && problem.description.len() <= 4000,
+            format!("problems[{i}].description"),
+            "a problem needs a description (at most 4000 bytes)",
+        );
+        if inspection.problems[..i].iter().any(|p| p.id == problem.id) {
+            v.fail(format!("problems[{i}].id"), "the same problem id twice in one inspection");
+        }
+    }
+    v
+}
+
+/// The characters of a unified social credit code, in the order of their values.
+const CREDIT_CODE_CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+const CREDIT_CODE_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+
+/// Checks a unified social credit code's length, alphabet and check character (GB 32100-2015).
+pub fn is_valid_credit_code(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    if bytes.len() != 18 {
+        return false;
+    }
+    let value = |b: u8| CREDIT_CODE_CHARS.iter().position(|&c| c == b).map(|p| p as u32);
+    let mut sum = 0;
+    for (i, &b) in bytes[..17].iter().enumerate() {
+        match value(b) {
+            Some(v) => sum += v * CREDIT_CODE_WEIGHTS[i],
+            None => return false,
+        }
+    }
+    let check = (31 - sum % 31) % 31;
+    value(bytes[17]) == Some(check)
+}
+
+/// How a site is recognised across reports: by its credit code when it has one, else by its
+/// name and its location to about ten metres.
+pub fn site_key(site: &Site) -> String {
+    match &site.credit_code {
+        Some(code) => format!("credit:{code}"),
+        None => {
+            let name: String = site.name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            format!("place:{name}@{:.4},{:.4}", site.lat, site.lon)
+        }
+    }
+}
+
+/// The latest ledger entry for the same site and category, and whether it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlierEntry {
+    pub problem_id: Uuid,
+    pub closed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new ledger entry.
+    Reported,
+    /// The same site and category while an earlier entry is open: no new entry.
+    Duplicate { duplicate_of: Uuid },
+    /// The same site and category after the earlier entry closed: a new entry, flagged.
+    Rebound { rebound_of: Uuid },
+}
+
+pub fn classify(earlier: Option<EarlierEntry>) -> Outcome {
+    match earlier {
+        None => Outcome::Reported,
+        Some(e) if e.closed => Outcome::Rebound { rebound_of: e.problem_id },
+        Some(e) => Outcome::Duplicate { duplicate_of: e.problem_id },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn sample() -> InspectionRequest {
+        serde_json::from_value(serde_json::json!({
+            "id": "0190f6c2-0000-7000-8000-000000000001", "round": "2019-R01", "team": "T-370",
+            "city_code": "130500", "county_code": "130502", "checked_at": "2019-05-09T10:20:00+08:00",
+            "site": { "name": "某某铸造厂", "credit_code": "91350100M000100Y43", "lat": 37.07, "lon": 114.50 },
+            "problems": [ { "id": "0190f6c2-0000-7000-8000-000000000002", "category": "scattered_polluting",
+                            "severity": "serious", "description": "露天堆放" } ]
+        }))
+        .unwrap()
+    }
+
+    fn fields(v: Validator) -> Vec<String> {
+        match v.finish() {
+            Ok(()) => vec![],
+            Err(e) => e.field_errors().into_iter().map(|f| f.field).collect(),
+        }
+    }
+
+    #[test]
+    fn credit_codes_are_checked_by_their_check_character() {
+        assert!(is_valid_credit_code("91350100M000100Y43"));
+        assert!(is_valid_credit_code("911100001000044477")); // a long-registered enterprise
+        assert!(!is_valid_credit_code("91350100M000100Y44"), "wrong check character");
+        assert!(!is_valid_credit_code("91350100M000100Y4"), "too short");
+        assert!(!is_valid_credit_code("91350100I000100Y43"), "I is not in the alphabet");
+    }
+
+    #[test]
+    fn a_good_inspection_passes() {
+        assert_eq!(fields(validate_inspection(&sample())), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut bad = sample();
+        bad.county_code = Some("130402".into());
+        bad.site.lat = 200.0;
+        bad.site.credit_code = Some("91350100M000100Y44".into());
+        bad.problems[0].category = "littering".into();
+        assert_eq!(fields(validate_inspection(&bad)), ["county_code", "site.lat", "site.credit_code", "problems[0].category"]);
+        let mut unknown_city = sample();
+        unknown_city.city_code = "999900".into();
+        assert_eq!(fields(validate_inspection(&unknown_city)), ["city_code"]);
+    }
+
+    #[test]
+    fn teams_never_cover_their_own_province() {
+        let round = vec!["130500".to_string(), "370100".to_string()];
+        let ok = RoundTeamRequest { cities: vec!["130500".into()] };
+        assert!(validate_round_team(&ok, &round, "370000").is_clean());
+        let own = RoundTeamRequest { cities: vec!["370100".into()] };
+        assert_eq!(fields(validate_round_team(&own, &round, "370000")), ["cities[0]"]);
+        let outside = RoundTeamRequest { cities: vec!["410100".into()] };
+        assert_eq!(fields(validate_round_team(&outside, &round, "370000")), ["cities[0]"]);
+    }
+
+    #[test]
+    fn the_same_site_and_category_is_a_duplicate_while_open_and_a_rebound_after() {
+        let id = Uuid::now_v7();
+        assert_eq!(classify(None), Outcome::Reported);
+        assert_eq!(classify(Some(EarlierEntry { problem_id: id, closed: false })), Outcome::Duplicate { duplicate_of: id });
+        assert_eq!(classify(Some(EarlierEntry { problem_id: id, closed: true })), Outcome::Rebound { rebound_of: id });
+    }
+
+    #[test]
+    fn sites_are_known_by_credit_code_else_by_name_and_place() {
+        let mut site = sample().site;
+        assert_eq!(site_key(&site), "credit:91350100M000100Y43");
+        site.credit_code = None;
+        assert_eq!(site_key(&site), "place:某某铸造厂@37.0700,114.5000");
+    }
+}

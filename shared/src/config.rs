@@ -1,0 +1,154 @@
+//! Layered configuration: built-in defaults, then an optional TOML file (`skyledger.toml`, or the
+//! path in `SKYLEDGER_CONFIG`), then environment variables `SKYLEDGER__SECTION__KEY`.
+//!
+//! Settings every service shares sit at the top level; a service's own settings sit in a section
+//! named after it (`[intake]`, `SKYLEDGER__INTAKE__LISTEN=...`).
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommonConfig {
+    /// Prefix of every subject, stream and consumer, so several deployments (or tests) share one
+    /// NATS server without crosstalk.
+    pub namespace: String,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub nats_url: String,
+    pub auth: AuthConfig,
+    pub consumer: ConsumerConfig,
+    pub outbox: OutboxConfig,
+    pub clock: ClockConfig,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Longest time a request may take before it is answered 503.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        Self {
+            namespace: "skyledger".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/skyledger".into(),
+            database_max_connections: 10,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            auth: AuthConfig::default(),
+            consumer: ConsumerConfig::default(),
+            outbox: OutboxConfig::default(),
+            clock: ClockConfig::default(),
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// The Ed25519 public key (64 hex digits) that checks tokens. When empty, it is derived from
+    /// the signing key file, which is created on first use: that is what a one-machine
+    /// deployment does.
+    pub public_key: String,
+    /// Where the deployment's Ed25519 signing key (the 32-byte seed, hex) lives.
+    pub signing_key_file: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { public_key: String::new(), signing_key_file: "var/signing.key".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerConfig {
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_deliver: i64,
+    /// Messages handled in one transaction.
+    pub batch_size: usize,
+    pub ack_wait_secs: u64,
+    /// Inbox rows older than this are pruned; it must outlast any redelivery.
+    pub inbox_retention_hours: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self { max_deliver: 5, batch_size: 200, ack_wait_secs: 30, inbox_retention_hours: 24 * 14 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboxConfig {
+    /// How often the relay looks for unsent events when nothing woke it.
+    pub poll_millis: u64,
+    /// Sent rows are kept this long so they can be replayed after a broker crash.
+    pub retention_hours: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { poll_millis: 250, retention_hours: 24 * 7 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClockConfig {
+    /// Drive deadlines from a simulated clock that an admin moves forward (drills, demos, tests).
+    pub simulated: bool,
+}
+
+/// Loads the shared settings and the section `service` of the layered configuration.
+pub fn load<S>(service: &str) -> anyhow::Result<(CommonConfig, S)>
+where
+    S: DeserializeOwned + Default,
+{
+    let file = std::env::var("SKYLEDGER_CONFIG").unwrap_or_else(|_| "skyledger.toml".into());
+    let layered = ::config::Config::builder()
+        .add_source(::config::File::with_name(&file).required(false))
+        .add_source(
+            ::config::Environment::with_prefix("SKYLEDGER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()?;
+    let common: CommonConfig = layered.clone().try_deserialize()?;
+    let section = match layered.get::<S>(service) {
+        Ok(section) => section,
+        Err(::config::ConfigError::NotFound(_)) => S::default(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((common, section))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct Section {
+        listen: String,
+        window_secs: u64,
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_sections_default_when_absent() {
+        // One test touches the environment, so there is no race between tests.
+        unsafe {
+            std::env::set_var("SKYLEDGER__NAMESPACE", "drill");
+            std::env::set_var("SKYLEDGER__CONSUMER__MAX_DELIVER", "7");
+            std::env::set_var("SKYLEDGER__DEMO__WINDOW_SECS", "3");
+        }
+        let (common, section) = load::<Section>("demo").unwrap();
+        assert_eq!(common.namespace, "drill");
+        assert_eq!(common.consumer.max_deliver, 7);
+        assert_eq!(common.consumer.batch_size, 200);
+        assert_eq!(section.window_secs, 3);
+        assert_eq!(section.listen, "");
+        let (_, absent) = load::<Section>("absent").unwrap();
+        assert_eq!(absent.window_secs, 0);
+    }
+}

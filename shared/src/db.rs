@@ -1,0 +1,119 @@
+//! Postgres: the pool, creating the database when it is missing, and migrations that run each
+//! service's own files plus the plumbing tables (outbox, inbox, dead letters) inside the
+//! service's schema, with the migrations table there too.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool, SqlSafeStr};
+
+/// Connects, creating the database first if it does not exist (a fresh machine, a test).
+pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url)?;
+    ensure_database(&options).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let Some(name) = options.get_database().map(str::to_owned) else { return Ok(()) };
+    let mut admin = options.clone().database("postgres").connect().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(AssertSqlSafe(create)).execute(&mut admin).await {
+            Ok(_) => {}
+            // Another service created it at the same moment.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    admin.close().await?;
+    Ok(())
+}
+
+/// Versions below this are the plumbing's; a service's own migration files start at 100.
+const FIRST_SERVICE_VERSION: i64 = 100;
+
+fn plumbing_migrations(schema: &str) -> Vec<Migration> {
+    let sql = format!(
+        r#"
+CREATE TABLE {s}.outbox (
+    position     bigserial PRIMARY KEY,
+    event_id     uuid NOT NULL UNIQUE,
+    nats_subject text NOT NULL,
+    payload      jsonb NOT NULL,
+    traceparent  text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    sent_at      timestamptz
+);
+CREATE INDEX outbox_unsent ON {s}.outbox (position) WHERE sent_at IS NULL;
+CREATE INDEX outbox_sent_at ON {s}.outbox (sent_at);
+
+-- Wake the relay when a transaction that wrote events commits.
+CREATE FUNCTION {s}.outbox_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{s}_outbox', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER outbox_wake AFTER INSERT ON {s}.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.outbox_wake();
+
+CREATE TABLE {s}.inbox (
+    event_id    uuid PRIMARY KEY,
+    stream      text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX inbox_received_at ON {s}.inbox (received_at);
+
+CREATE TABLE {s}.dead_letters (
+    id              bigserial PRIMARY KEY,
+    stream          text NOT NULL,
+    stream_sequence bigint NOT NULL,
+    nats_subject    text NOT NULL,
+    event_id        uuid,
+    event_type      text,
+    payload         bytea NOT NULL,
+    reason          text NOT NULL,
+    deliveries      bigint NOT NULL,
+    failed_at       timestamptz NOT NULL DEFAULT now(),
+    replayed_at     timestamptz,
+    UNIQUE (stream, stream_sequence)
+);
+"#,
+        s = schema
+    );
+    vec![Migration::new(
+        1,
+        Cow::Borrowed("plumbing: outbox, inbox, dead letters"),
+        MigrationType::Simple,
+        AssertSqlSafe(sql).into_sql_str(),
+        false,
+    )]
+}
+
+/// Runs the plumbing migrations and the service's own (from `sqlx::migrate!`) in the schema
+/// `schema`, keeping the migrations table there too, so services never share one.
+pub async fn migrate(pool: &PgPool, schema: &str, service_migrations: &Migrator) -> anyhow::Result<()> {
+    if let Some(m) = service_migrations.iter().find(|m| m.version < FIRST_SERVICE_VERSION) {
+        anyhow::bail!("migration {} of {schema} must be numbered from {FIRST_SERVICE_VERSION}", m.version);
+    }
+    let mut all = plumbing_migrations(schema);
+    all.extend(service_migrations.iter().cloned());
+    let mut migrator = Migrator::with_migrations(all);
+    migrator.dangerous_set_table_name(format!("{schema}._sqlx_migrations"));
+    migrator.create_schema(schema.to_string());
+    migrator.run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The inbox consumer. It pulls a batch from a service's durable consumer, applies it in one
+//! transaction that also records each event id (so a redelivery has no second effect), commits,
+//! and only then acks. A message that keeps failing is kept in `dead_letters` with its reason
+//! and terminated, and the stream moves on.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, Message};
+use futures::StreamExt;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::ConsumerConfig;
+use crate::envelope::Event;
+use crate::messaging;
+use crate::telemetry;
+
+/// What a service does with the events of another.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Applies one event inside the consumer's transaction (`conn`); any events it causes go to
+    /// the outbox on the same connection. An error rolls the whole transaction back.
+    /// Events of kinds the service does not care about are simply `Ok(())`.
+    fn handle(&self, conn: &mut PgConnection, event: &Event) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Why a message could not be applied.
+enum Failure {
+    /// It can never succeed (not an event at all): dead-letter it now.
+    Poison(String),
+    /// The handler failed; retried until `max_deliver`.
+    Handler(anyhow::Error),
+    /// The database is unreachable: retried without limit, never dead-lettered.
+    Transient(anyhow::Error),
+}
+
+fn classify(e: anyhow::Error) -> Failure {
+    let transient = e.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+        Some(sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)) => true,
+        Some(sqlx::Error::Database(db)) => {
+            // Serialisation failures, deadlocks, and the server shutting down or starting up.
+            db.code().is_some_and(|c| c == "40001" || c == "40P01" || c.starts_with("57P") || c.starts_with("08"))
+        }
+        _ => false,
+    });
+    if transient { Failure::Transient(e) } else { Failure::Handler(e) }
+}
+
+pub struct Inbox<H> {
+    pub service: &'static str,
+    pub producer: &'static str,
+    pub namespace: String,
+    pub pool: PgPool,
+    pub config: ConsumerConfig,
+    pub handler: Arc<H>,
+    pub nats: async_nats::Client,
+}
+
+impl<H: EventHandler> Inbox<H> {
+    fn schema(&self) -> &'static str {
+        self.service
+    }
+
+    /// Pulls and applies batches until `shutdown`; the batch in hand is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let js = jetstream::new(self.nats.clone());
+        let ack_wait = Duration::from_secs(self.config.ack_wait_secs);
+        while !shutdown.is_cancelled() {
+            let consumer = match messaging::ensure_consumer(&js, &self.namespace, self.producer, self.service, ack_wait).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, producer = self.producer, "consumer not ready; retrying");
+                    tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => continue, _ = shutdown.cancelled() => return }
+                }
+            };
+            let messages = match consumer
+                .stream()
+                .max_messages_per_batch(self.config.batch_size)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, producer = self.producer, "cannot pull; retrying");
+                    tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => continue, _ = shutdown.cancelled() => return }
+                }
+            };
+            let mut batches = messages.ready_chunks(self.config.batch_size);
+            loop {
+                let next = tokio::select! {
+                    next = batches.next() => next,
+                    _ = shutdown.cancelled() => return,
+                };
+                let Some(chunk) = next else { break };
+                let mut batch = Vec::with_capacity(chunk.len());
+                for item in chunk {
+                    match item {
+                        Ok(message) => batch.push(message),
+                        Err(e) => tracing::debug!(error = %e, producer = self.producer, "pull stream hiccup"),
+                    }
+                }
+                if !batch.is_empty() {
+                    self.handle_batch(batch).await;
+                }
+            }
+        }
+    }
+
+    async fn handle_batch(&self, batch: Vec<Message>) {
+        let started = std::time::Instant::now();
+        match self.apply_all(&batch).await {
+            Ok(()) => {
+                for message in &batch {
+                    if let Err(e) = message.ack().await {
+                        tracing::debug!(error = %e, "ack lost; the redelivery will be dropped by the inbox");
+                    }
+                }
+            }
+            // One bad message must not hold back the others: go one by one.
+            Err(_) => {
+                for message in &batch {
+                    self.handle_one(message).await;
+                }
+            }
+        }
+        metrics::counter!("consumer_messages_total", "producer" => self.producer).increment(batch.len() as u64);
+        metrics::histogram!("consumer_batch_seconds", "producer" => self.producer).record(started.elapsed().as_secs_f64());
+    }
+
+    async fn apply_all(&self, batch: &[Message]) -> Result<(), ()> {
+        let mut tx = self.pool.begin().await.map_err(|_| ())?;
+        for message in batch {
+            self.apply(&mut tx, message).await.map_err(|_| ())?;
+        }
+        tx.commit().await.map_err(|_| ())
+    }
+
+    async fn handle_one(&self, message: &Message) {
+        let outcome = async {
+            let mut tx = self.pool.begin().await.map_err(|e| Failure::Transient(e.into()))?;
+            self.apply(&mut tx, message).await?;
+            tx.commit().await.map_err(|e| classify(e.into()))
+        }
+        .await;
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let result = match outcome {
+            Ok(()) => message.ack().await,
+            Err(Failure::Transient(e)) => {
+                tracing::warn!(error = %e, "database unavailable; message will be redelivered");
+                message.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await
+            }
+            Err(Failure::Handler(e)) if delivered < self.config.max_deliver => {
+                tracing::warn!(error = format!("{e:#}"), delivered, "event failed; will retry");
+                let backoff = Duration::from_millis(200 * 2u64.pow(delivered.clamp(0, 8) as u32));
+                message.ack_with(AckKind::Nak(Some(backoff))).await
+            }
+            Err(Failure::Handler(e)) => self.dead_letter(message, &format!("{e:#}"), delivered).await,
+            Err(Failure::Poison(reason)) => self.dead_letter(message, &reason, delivered).await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "ack lost; the message will come again");
+        }
+    }
+
+    /// Applies one message within `tx`, unless the inbox says it was applied before.
+    async fn apply(&self, tx: &mut PgConnection, message: &Message) -> Result<(), Failure> {
+        let event: Event = serde_json::from_slice(&message.payload)
+            .map_err(|e| Failure::Poison(format!("not a CloudEvents JSON event: {e}")))?;
+        let insert = format!(
+            "INSERT INTO {}.inbox (event_id, stream) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            self.schema()
+        );
+        let fresh = sqlx::query(AssertSqlSafe(insert))
+            .bind(event.id)
+            .bind(self.producer)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e.into()))?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            metrics::counter!("consumer_duplicates_total", "producer" => self.producer).increment(1);
+            return Ok(());
+        }
+        let span = tracing::info_span!("consume", event.type = %event.event_type, event.id = %event.id, trace_id = tracing::field::Empty);
+        let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string());
+        telemetry::continue_trace(&span, traceparent.as_deref());
+        span.record("trace_id", telemetry::trace_id(&span));
+        self.handler.handle(tx, &event).instrument(span).await.map_err(classify)
+    }
+
+    async fn dead_letter(&self, message: &Message, reason: &str, delivered: i64) -> Result<(), async_nats::Error> {
+        let info = message.info()?;
+        let event: Option<Event> = serde_json::from_slice(&message.payload).ok();
+        let insert = format!(
+            "INSERT INTO {}.dead_letters (stream, stream_sequence, nats_subject, event_id, event_type, payload, reason, deliveries)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (stream, stream_sequence) DO NOTHING",
+            self.schema()
+        );
+        let stored = sqlx::query(AssertSqlSafe(insert))
+            .bind(info.stream)
+            .bind(info.stream_sequence as i64)
+            .bind(message.subject.as_str())
+            .bind(event.as_ref().map(|e| e.id))
+            .bind(event.as_ref().map(|e| e.event_type.clone()))
+            .bind(message.payload.as_ref())
+            .bind(reason)
+            .bind(delivered)
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = stored {
+            // Not kept, so not terminated: it comes again.
+            tracing::warn!(error = %e, "cannot record dead letter");
+            return message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+        }
+        tracing::error!(reason, subject = message.subject.as_str(), delivered, "message dead-lettered");
+        metrics::counter!("dead_letters_total", "producer" => self.producer).increment(1);
+        let notice = format!("{}.deadletter.{}", self.namespace, self.service);
+        let _ = self.nats.publish(notice, reason.to_string().into()).await;
+        message.ack_with(AckKind::Term).await
+    }
+}
+
+/// Deletes inbox rows past the redelivery horizon.
+pub async fn prune(pool: &PgPool, schema: &str, retention: Duration) -> Result<u64, sqlx::Error> {
+    let sql = format!("DELETE FROM {schema}.inbox WHERE received_at < now() - make_interval(secs => $1)");
+    Ok(sqlx::query(AssertSqlSafe(sql)).bind(retention.as_secs_f64()).execute(pool).await?.rows_affected())
+}

@@ -1,0 +1,80 @@
+//! NATS JetStream: connecting, the one stream per producing service, and the durable pull
+//! consumer per consuming service and stream. Stream and consumer names carry the namespace,
+//! since they are global to a NATS account.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+/// `SKYLEDGER_INTAKE` for namespace `skyledger` and producer `intake`.
+pub fn stream_name(namespace: &str, producer: &str) -> String {
+    format!("{namespace}_{producer}").replace(['.', '-'], "_").to_uppercase()
+}
+
+/// The durable consumer of `consumer_service` on a stream.
+pub fn consumer_name(namespace: &str, consumer_service: &str) -> String {
+    format!("{namespace}_{consumer_service}").replace('.', "_")
+}
+
+/// Connects, retrying until the server answers or `give_up_after` passes.
+pub async fn connect(url: &str, client_name: &str, give_up_after: Duration) -> anyhow::Result<async_nats::Client> {
+    let deadline = tokio::time::Instant::now() + give_up_after;
+    loop {
+        let options = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .connection_timeout(Duration::from_secs(3))
+            // Keep retrying after a broker restart rather than giving up.
+            .max_reconnects(None);
+        match options.connect(url).await {
+            Ok(client) => return Ok(client),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, url, "NATS not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot connect to NATS at {url}: {e}")),
+        }
+    }
+}
+
+/// Creates (or finds) the stream of a producing service: every subject under
+/// `{ns}.{producer}.>`, on file storage, with a duplicate window long enough to outlast the
+/// outbox relay's retries.
+pub async fn ensure_stream(js: &jetstream::Context, namespace: &str, producer: &str) -> anyhow::Result<stream::Stream> {
+    let config = stream::Config {
+        name: stream_name(namespace, producer),
+        subjects: vec![format!("{namespace}.{producer}.>")],
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(15 * 60),
+        ..Default::default()
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create stream for {producer}: {e}"))
+}
+
+/// Creates (or finds) the durable pull consumer of `consumer_service` on `producer`'s stream.
+/// Redelivery is unbounded at the server: the inbox decides when a message is dead, so a long
+/// database outage never silently drops messages.
+pub async fn ensure_consumer(
+    js: &jetstream::Context,
+    namespace: &str,
+    producer: &str,
+    consumer_service: &str,
+    ack_wait: Duration,
+) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
+    let stream = ensure_stream(js, namespace, producer).await?;
+    let name = consumer_name(namespace, consumer_service);
+    let config = consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: -1,
+        max_ack_pending: 20_000,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    };
+    stream
+        .get_or_create_consumer(&name, config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create consumer {name} on {producer}: {e}"))
+}

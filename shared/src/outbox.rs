@@ -1,0 +1,176 @@
+//! The transactional outbox. A service records its state change and the events it causes in one
+//! transaction; the relay publishes committed events to JetStream with `Nats-Msg-Id` = event id
+//! and marks them sent only after JetStream's ack. A crash between the two publishes again, and
+//! the stream's duplicate window drops the copy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use serde::Serialize;
+use sqlx::postgres::PgListener;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::OutboxConfig;
+use crate::envelope::{Event, nats_subject};
+use crate::events::EventKind;
+use crate::telemetry;
+
+/// Events relayed in one round trip.
+const RELAY_BATCH: i64 = 500;
+
+#[derive(Clone)]
+pub struct Outbox {
+    namespace: Arc<str>,
+    schema: Arc<str>,
+}
+
+impl Outbox {
+    pub fn new(namespace: &str, schema: &str) -> Self {
+        Self { namespace: namespace.into(), schema: schema.into() }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Records an event, to be published once the caller's transaction commits.
+    /// `partition` (the city code) becomes the subject's last token.
+    pub async fn publish<T: Serialize>(
+        &self,
+        conn: &mut PgConnection,
+        kind: &EventKind,
+        partition: Option<&str>,
+        subject: impl Into<String>,
+        data: &T,
+    ) -> Result<Event, sqlx::Error> {
+        let event = Event::new(kind, subject, data);
+        self.record(conn, &event, &nats_subject(&self.namespace, kind, partition)).await?;
+        Ok(event)
+    }
+
+    async fn record(&self, conn: &mut PgConnection, event: &Event, subject: &str) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO {}.outbox (event_id, nats_subject, payload, traceparent) VALUES ($1, $2, $3, $4)",
+            self.schema
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(event.id)
+            .bind(subject)
+            .bind(sqlx::types::Json(event))
+            .bind(telemetry::current_traceparent())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes one batch of committed, unsent events; returns how many went out.
+    async fn relay_batch(&self, pool: &PgPool, js: &jetstream::Context) -> anyhow::Result<usize> {
+        let mut tx = pool.begin().await?;
+        // SKIP LOCKED lets several instances relay side by side without waiting on each other.
+        let select = format!(
+            "SELECT position, event_id, nats_subject, payload::text, traceparent FROM {}.outbox
+             WHERE sent_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
+            self.schema
+        );
+        let rows: Vec<(i64, Uuid, String, String, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(select)).bind(RELAY_BATCH).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(rows.len());
+        for (_, event_id, subject, payload, traceparent) in &rows {
+            let mut message = jetstream::message::PublishMessage::build()
+                .payload(payload.clone().into())
+                .message_id(event_id.to_string())
+                .header("Content-Type", "application/cloudevents+json");
+            if let Some(tp) = traceparent {
+                message = message.header("traceparent", tp.as_str());
+            }
+            acks.push(js.send_publish(subject.clone(), message).await?);
+        }
+        for ack in acks {
+            ack.await?;
+        }
+        let positions: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let update = format!("UPDATE {}.outbox SET sent_at = now() WHERE position = ANY($1)", self.schema);
+        sqlx::query(AssertSqlSafe(update)).bind(&positions).execute(&mut *tx).await?;
+        tx.commit().await?;
+        metrics::counter!("outbox_published_total").increment(rows.len() as u64);
+        Ok(rows.len())
+    }
+
+    /// Deletes sent events older than the retention; they are kept that long so a broker that
+    /// lost acknowledged messages can be refilled.
+    pub async fn prune(&self, pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+        let sql = format!(
+            "DELETE FROM {}.outbox WHERE sent_at < now() - make_interval(secs => $1)",
+            self.schema
+        );
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(retention.as_secs_f64()).execute(pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Unsent events, for the metrics.
+    pub async fn backlog(&self, pool: &PgPool) -> Result<i64, sqlx::Error> {
+        let sql = format!("SELECT count(*) FROM {}.outbox WHERE sent_at IS NULL", self.schema);
+        sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await
+    }
+
+    /// The relay: runs until `shutdown`, woken by Postgres NOTIFY when a transaction that wrote
+    /// events commits, and polling as a fallback. On shutdown it relays what is left once more.
+    pub async fn run_relay(
+        self,
+        pool: PgPool,
+        js: jetstream::Context,
+        config: OutboxConfig,
+        shutdown: CancellationToken,
+    ) {
+        let poll = Duration::from_millis(config.poll_millis.max(10));
+        let mut listener = self.listen(&pool).await;
+        loop {
+            match self.relay_batch(&pool, &js).await {
+                Ok(n) if n as i64 == RELAY_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                if let Err(e) = self.relay_batch(&pool, &js).await {
+                    tracing::warn!(error = %e, "final outbox relay failed; events stay for the next start");
+                }
+                return;
+            }
+            tokio::select! {
+                woken = wait_for_wake(&mut listener) => {
+                    if !woken {
+                        listener = self.listen(&pool).await;
+                    }
+                }
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    async fn listen(&self, pool: &PgPool) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(pool).await.ok()?;
+        listener.listen(&format!("{}_outbox", self.schema)).await.ok()?;
+        Some(listener)
+    }
+}
+
+/// Waits for a NOTIFY; false when the listener is gone and must be re-made.
+async fn wait_for_wake(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(l) => l.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,276 @@
+//! What every service runs on: its database pool (migrated), its NATS connection and stream, the
+//! outbox relay, the inbox consumers it asks for, background jobs, and the HTTP server with the
+//! system routes (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`, dead letters). A
+//! service's `lib.rs` starts one, registers its handlers and serves its API.
+//!
+//! Shutdown (SIGTERM): the HTTP server stops taking requests and finishes those in hand,
+//! consumers finish the batch in hand, the relay sends what is committed, NATS is drained.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{Value, json};
+use sqlx::migrate::Migrator;
+use sqlx::{AssertSqlSafe, PgPool};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Caller, Role, TokenVerifier};
+use crate::config::CommonConfig;
+use crate::error::ApiError;
+use crate::inbox::{EventHandler, Inbox};
+use crate::outbox::Outbox;
+use crate::{db, http, messaging};
+
+pub struct Runtime {
+    /// The service's name, which is also its Postgres schema.
+    pub service: &'static str,
+    pub config: CommonConfig,
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub outbox: Outbox,
+    pub verifier: Arc<TokenVerifier>,
+    pub shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Runtime {
+    /// Connects to Postgres (creating the database if needed) and migrates the service's schema,
+    /// connects to NATS and makes sure the service's stream exists, and starts the outbox relay.
+    pub async fn start(
+        service: &'static str,
+        config: CommonConfig,
+        migrations: &Migrator,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        check_namespace(&config.namespace)?;
+        let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
+        let pool = db::connect(&config.database_url, config.database_max_connections).await?;
+        db::migrate(&pool, service, migrations).await?;
+        let nats = messaging::connect(&config.nats_url, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
+        let jetstream = jetstream::new(nats.clone());
+        messaging::ensure_stream(&jetstream, &config.namespace, service).await?;
+        let outbox = Outbox::new(&config.namespace, service);
+        let runtime = Self {
+            service,
+            pool,
+            nats,
+            jetstream,
+            outbox,
+            verifier,
+            shutdown,
+            tasks: TaskTracker::new(),
+            config,
+        };
+        runtime.tasks.spawn(runtime.outbox.clone().run_relay(
+            runtime.pool.clone(),
+            runtime.jetstream.clone(),
+            runtime.config.outbox.clone(),
+            runtime.shutdown.clone(),
+        ));
+        runtime.start_pruning();
+        Ok(runtime)
+    }
+
+    /// Consumes `producer`'s stream with `handler`, through this service's durable consumer.
+    pub fn consume<H: EventHandler>(&self, producer: &'static str, handler: Arc<H>) {
+        let inbox = Inbox {
+            service: self.service,
+            producer,
+            namespace: self.config.namespace.clone(),
+            pool: self.pool.clone(),
+            config: self.config.consumer.clone(),
+            handler,
+            nats: self.nats.clone(),
+        };
+        self.tasks.spawn(inbox.run(self.shutdown.clone()));
+    }
+
+    /// Runs `job` every `period` until shutdown; a failed run is logged and tried next period.
+    pub fn every<F, Fut>(&self, name: &'static str, period: Duration, job: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send,
+    {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        if let Err(e) = job().await {
+                            tracing::warn!(job = name, error = format!("{e:#}"), "background job failed");
+                        }
+                    }
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    fn start_pruning(&self) {
+        let (pool, outbox, schema) = (self.pool.clone(), self.outbox.clone(), self.service);
+        let outbox_keep = Duration::from_secs(self.config.outbox.retention_hours * 3600);
+        let inbox_keep = Duration::from_secs(self.config.consumer.inbox_retention_hours * 3600);
+        self.every("prune", Duration::from_secs(3600), move || {
+            let (pool, outbox) = (pool.clone(), outbox.clone());
+            async move {
+                outbox.prune(&pool, outbox_keep).await?;
+                crate::inbox::prune(&pool, schema, inbox_keep).await?;
+                Ok(())
+            }
+        });
+    }
+
+    /// Serves `api` plus the system routes on `listen` until shutdown, then waits for the
+    /// background tasks and drains NATS.
+    pub async fn serve(self, listen: &str, api: Router, openapi: &'static str) -> anyhow::Result<()> {
+        let system = SystemState {
+            service: self.service,
+            pool: self.pool.clone(),
+            nats: self.nats.clone(),
+            outbox: self.outbox.clone(),
+            openapi: Arc::new(crate::openapi_doc::merge(openapi)?),
+        };
+        let router = api
+            .merge(system_routes(system))
+            .layer(Extension(self.verifier.clone()));
+        let router = http::with_standard_layers(
+            router,
+            self.config.max_body_bytes,
+            Duration::from_secs(self.config.request_timeout_secs),
+        );
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        tracing::info!(service = self.service, address = %listener.local_addr()?, "listening");
+        let shutdown = self.shutdown.clone();
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(20), self.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not finish in time");
+        }
+        let _ = self.nats.drain().await;
+        self.pool.close().await;
+        tracing::info!(service = self.service, "stopped");
+        Ok(())
+    }
+}
+
+fn check_namespace(namespace: &str) -> anyhow::Result<()> {
+    let ok = !namespace.is_empty()
+        && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    anyhow::ensure!(ok, "namespace {namespace:?} must be lowercase letters, digits, '_' or '-'");
+    Ok(())
+}
+
+#[derive(Clone)]
+struct SystemState {
+    service: &'static str,
+    pool: PgPool,
+    nats: async_nats::Client,
+    outbox: Outbox,
+    openapi: Arc<Value>,
+}
+
+fn system_routes(state: SystemState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/admin/dead-letters", get(list_dead_letters))
+        .route("/v1/admin/dead-letters/{id}/replay", post(replay_dead_letter))
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<SystemState>) -> Json<Value> {
+    Json(json!({ "status": "ok", "service": s.service }))
+}
+
+/// Ready when both Postgres and NATS answer.
+async fn readyz(State(s): State<SystemState>) -> impl IntoResponse {
+    let postgres = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&s.pool))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let nats = matches!(s.nats.connection_state(), async_nats::connection::State::Connected)
+        && tokio::time::timeout(Duration::from_secs(2), s.nats.flush()).await.is_ok_and(|r| r.is_ok());
+    let status = if postgres && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    (status, Json(json!({ "service": s.service, "postgres": word(postgres), "nats": word(nats) })))
+}
+
+async fn render_metrics(State(s): State<SystemState>) -> impl IntoResponse {
+    if let Ok(backlog) = s.outbox.backlog(&s.pool).await {
+        metrics::gauge!("outbox_backlog").set(backlog as f64);
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], http::metrics_handle().render())
+}
+
+async fn openapi(State(s): State<SystemState>) -> Json<Value> {
+    Json((*s.openapi).clone())
+}
+
+#[derive(sqlx::FromRow, serde::Serialize)]
+struct DeadLetter {
+    id: i64,
+    stream: String,
+    stream_sequence: i64,
+    nats_subject: String,
+    event_id: Option<uuid::Uuid>,
+    event_type: Option<String>,
+    reason: String,
+    deliveries: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    failed_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    replayed_at: Option<time::OffsetDateTime>,
+}
+
+async fn list_dead_letters(State(s): State<SystemState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let sql = format!(
+        "SELECT id, stream, stream_sequence, nats_subject, event_id, event_type, reason, deliveries, failed_at, replayed_at
+         FROM {}.dead_letters ORDER BY id",
+        s.service
+    );
+    let rows: Vec<DeadLetter> = sqlx::query_as(AssertSqlSafe(sql)).fetch_all(&s.pool).await?;
+    Ok(Json(json!({ "items": rows })))
+}
+
+/// Publishes a dead letter again on its original subject under a fresh message id; consumers
+/// that applied it before drop it by its event id, this service applies it anew.
+async fn replay_dead_letter(
+    State(s): State<SystemState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let select = format!("SELECT nats_subject, payload FROM {}.dead_letters WHERE id = $1", s.service);
+    let (subject, payload): (String, Vec<u8>) = sqlx::query_as(AssertSqlSafe(select))
+        .bind(id)
+        .fetch_optional(&s.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("dead letter {id}")))?;
+    let js = jetstream::new(s.nats.clone());
+    let message = jetstream::message::PublishMessage::build()
+        .payload(payload.into())
+        .message_id(format!("replay-{}-{id}-{}", s.service, uuid::Uuid::now_v7()));
+    js.send_publish(subject, message)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let update = format!("UPDATE {}.dead_letters SET replayed_at = now() WHERE id = $1", s.service);
+    sqlx::query(AssertSqlSafe(update)).bind(id).execute(&s.pool).await?;
+    Ok(Json(json!({ "id": id, "replayed": true })))
+}
