@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod csv;
 pub mod db;
 pub mod envelope;
 pub mod error;

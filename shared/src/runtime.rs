@@ -117,6 +117,12 @@ impl Runtime {
         });
     }
 
+    /// The tracker of the service's background tasks, for work a service spawns itself; shutdown
+    /// waits for it.
+    pub fn tasks(&self) -> TaskTracker {
+        self.tasks.clone()
+    }
+
     fn start_pruning(&self) {
         let (pool, outbox, schema) = (self.pool.clone(), self.outbox.clone(), self.service);
         let outbox_keep = Duration::from_secs(self.config.outbox.retention_hours * 3600);

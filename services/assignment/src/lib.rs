@@ -1,1 +1,36 @@
+//! Assignment (交办): routes each reported problem to the government responsible, gathers a
+//! city's problems onto numbered handover sheets with deadlines, and keeps the ledger.
 
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod handlers;
+pub mod sheets;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::runtime::Runtime;
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// Runs the assignment service until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let runtime = Runtime::start("assignment", config.common.clone(), &MIGRATIONS, shutdown).await?;
+    runtime.consume("intake", Arc::new(handlers::Handlers));
+    runtime.consume("verification", Arc::new(handlers::Handlers));
+    let (pool, outbox, settings) = (runtime.pool.clone(), runtime.outbox.clone(), Arc::new(config.assignment.clone()));
+    // Look for due sheets several times per window, so a sheet leaves soon after its window.
+    let tick = Duration::from_millis((config.assignment.gathering_window_millis / 4).clamp(50, 1000));
+    runtime.every("handover sheets", tick, move || {
+        let (pool, outbox, settings) = (pool.clone(), outbox.clone(), settings.clone());
+        async move { sheets::issue_due_sheets(&pool, &outbox, &settings).await.map(|_| ()) }
+    });
+    let state = api::AppState { pool: runtime.pool.clone(), outbox: runtime.outbox.clone() };
+    runtime.serve(&config.assignment.listen, api::router(state), include_str!("../openapi.json")).await
+}

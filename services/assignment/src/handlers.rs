@@ -1,0 +1,40 @@
+//! Assignment takes reported problems from intake into the ledger, and keeps each entry's
+//! status from verification's events.
+
+use shared::envelope::Event;
+use shared::events::{
+    PROBLEM_CLOSED, PROBLEM_REOPENED, PROBLEM_REPORTED, ProblemClosed, ProblemReopened, ProblemReported,
+    RECTIFICATION_REPORTED, RectificationReported,
+};
+use shared::inbox::EventHandler;
+use sqlx::PgConnection;
+
+use crate::{domain, store};
+
+pub struct Handlers;
+
+impl EventHandler for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
+        match event.kind() {
+            Some(PROBLEM_REPORTED) => {
+                let problem: ProblemReported = event.data_as()?;
+                let jurisdiction = domain::responsible_jurisdiction(&problem.city_code, problem.county_code.as_deref());
+                store::receive_problem(conn, &problem, &jurisdiction).await?;
+            }
+            Some(RECTIFICATION_REPORTED) => {
+                let r: RectificationReported = event.data_as()?;
+                store::apply_verification(conn, r.problem_id, "rectification_reported", r.problem_seq, None).await?;
+            }
+            Some(PROBLEM_CLOSED) => {
+                let c: ProblemClosed = event.data_as()?;
+                store::apply_verification(conn, c.problem_id, "closed", c.problem_seq, None).await?;
+            }
+            Some(PROBLEM_REOPENED) => {
+                let r: ProblemReopened = event.data_as()?;
+                store::apply_verification(conn, r.problem_id, "reopened", r.problem_seq, Some(r.deadline)).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

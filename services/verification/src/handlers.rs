@@ -1,0 +1,35 @@
+//! Verification keeps, from intake's and assignment's events, the teams (with their provinces)
+//! and each problem's finder, jurisdiction, sheet and deadline.
+
+use shared::envelope::Event;
+use shared::events::{
+    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_ASSIGNED, PROBLEM_REPORTED, ProblemAssigned, ProblemReported,
+    TEAM_REGISTERED, TeamRegistered,
+};
+use shared::inbox::EventHandler;
+use sqlx::PgConnection;
+
+use crate::store;
+
+pub struct Handlers;
+
+impl EventHandler for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
+        match event.kind() {
+            Some(TEAM_REGISTERED) => {
+                let team: TeamRegistered = event.data_as()?;
+                store::upsert_team(conn, &team.team, &team.home_province).await?;
+            }
+            Some(PROBLEM_REPORTED) => store::problem_reported(conn, &event.data_as::<ProblemReported>()?).await?,
+            Some(PROBLEM_ASSIGNED) => store::problem_assigned(conn, &event.data_as::<ProblemAssigned>()?).await?,
+            Some(HANDOVER_ACKNOWLEDGED) => {
+                let ack: HandoverAcknowledged = event.data_as()?;
+                for p in ack.problems {
+                    store::problem_acknowledged(conn, p.problem_id).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
