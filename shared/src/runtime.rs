@@ -52,6 +52,8 @@ impl Runtime {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         check_namespace(&config.namespace)?;
+        // Install the recorder before anything counts, or early counts are lost.
+        http::metrics_handle();
         let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::migrate(&pool, service, migrations).await?;

@@ -1,0 +1,379 @@
+//! The test harness: a private nats-server, a fresh database, the five services as real
+//! processes on free ports, a token mint, and a webhook receiver that records what it gets.
+//! Tests never share state with each other or with a running stack.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::TcpListener as StdTcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use tempfile::TempDir;
+
+use crate::auth::{Role, TokenSigner};
+
+pub const SERVICES: [&str; 5] = ["intake", "assignment", "verification", "notification", "publication"];
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local addr").port()
+}
+
+/// Polls `check` until it gives `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A nats-server of the test's own, with JetStream and its own store directory. The binary is
+/// `$NATS_SERVER_BIN`, else `nats-server` on the PATH.
+pub struct NatsServer {
+    pub port: u16,
+    dir: TempDir,
+    process: Option<Child>,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let mut server = Self { port: free_port(), dir: tempfile::tempdir().expect("tempdir"), process: None };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+        let store = self.dir.path().join("store");
+        let log = self.dir.path().join("nats.log");
+        let child = Command::new(&bin)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .arg("-l")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (set NATS_SERVER_BIN)"));
+        self.process = Some(child);
+        assert!(wait_for_port(self.port, Duration::from_secs(10)), "nats-server did not start; see {}", log.display());
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs the server; its store stays for `restart`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A database of the test's own on the machine's Postgres (`$SKYLEDGER_TEST_DATABASE_URL`, else
+/// `postgres://postgres@127.0.0.1:5432/postgres`), dropped at the end.
+pub struct TestDatabase {
+    pub name: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin_url = std::env::var("SKYLEDGER_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("skyledger_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(&admin_url).await.expect("connect to Postgres for tests");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await.expect("create test database");
+        Self { name, admin_url }
+    }
+
+    pub fn url(&self) -> String {
+        match self.admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{}", self.name),
+            None => panic!("bad database URL {}", self.admin_url),
+        }
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.url()).await.expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop is synchronous; a thread of its own runs the async drop.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut conn).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// One service running as a `skyledger serve` process.
+pub struct ServiceProcess {
+    pub name: &'static str,
+    pub port: u16,
+    process: Option<Child>,
+    log: PathBuf,
+}
+
+impl ServiceProcess {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the graceful exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.process.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        child.wait().ok()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Settings a test may change before the stack starts.
+#[derive(Clone)]
+pub struct StackOptions {
+    /// `SKYLEDGER__…` variables added to every service's environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        // Short gathering windows keep the tests quick without sleeping for correctness.
+        Self { env: vec![("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), "300".into())] }
+    }
+}
+
+/// The five services on a private NATS server and a fresh database.
+pub struct Stack {
+    pub nats: NatsServer,
+    pub db: TestDatabase,
+    pub namespace: String,
+    pub signer: TokenSigner,
+    pub http: reqwest::Client,
+    pub services: HashMap<&'static str, ServiceProcess>,
+    bin: PathBuf,
+    options: StackOptions,
+    dir: TempDir,
+}
+
+impl Stack {
+    /// Starts everything and waits until every service is ready. `bin` is the `skyledger`
+    /// binary (`env!("CARGO_BIN_EXE_skyledger")` in the project's tests).
+    pub async fn start(bin: &Path, options: StackOptions) -> Self {
+        crate::install_crypto_provider();
+        let nats = NatsServer::start();
+        let db = TestDatabase::create().await;
+        let mut stack = Self {
+            nats,
+            db,
+            namespace: format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+            signer: TokenSigner::generate(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+            services: HashMap::new(),
+            bin: bin.to_path_buf(),
+            options,
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        for name in SERVICES {
+            let port = free_port();
+            let process = stack.spawn(name, port);
+            stack.services.insert(name, process);
+        }
+        for name in SERVICES {
+            stack.wait_ready(name).await;
+        }
+        stack
+    }
+
+    fn spawn(&self, name: &'static str, port: u16) -> ServiceProcess {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("service log");
+        let mut command = Command::new(&self.bin);
+        command
+            .args(["serve", name])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", std::env::var("SKYLEDGER_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("SKYLEDGER_CONFIG", self.dir.path().join("none.toml"))
+            .env("SKYLEDGER__DATABASE_URL", self.db.url())
+            .env("SKYLEDGER__NATS_URL", self.nats.url())
+            .env("SKYLEDGER__NAMESPACE", &self.namespace)
+            .env("SKYLEDGER__AUTH__PUBLIC_KEY", self.signer.public_key_hex())
+            .env(format!("SKYLEDGER__{}__LISTEN", name.to_uppercase()), format!("127.0.0.1:{port}"))
+            .env("SKYLEDGER__PUBLICATION__PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file);
+        for (key, value) in &self.options.env {
+            command.env(key, value);
+        }
+        for (key, value) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")) {
+            command.env(key, value);
+        }
+        let process = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        ServiceProcess { name, port, process: Some(process), log }
+    }
+
+    pub async fn wait_ready(&self, name: &str) {
+        let service = &self.services[name];
+        let url = format!("{}/readyz", service.url());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} not ready; its log ends:\n{}", service.log_tail(30));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        self.services[service].url()
+    }
+
+    /// SIGKILLs a service.
+    pub fn kill(&mut self, service: &str) {
+        self.services.get_mut(service).expect("known service").kill();
+    }
+
+    /// Starts a killed or stopped service again on its port and waits until it is ready.
+    pub async fn restart(&mut self, service: &'static str) {
+        let port = self.services[service].port;
+        self.services.get_mut(service).expect("known service").kill();
+        let process = self.spawn(service, port);
+        self.services.insert(service, process);
+        self.wait_ready(service).await;
+    }
+
+    pub fn token(&self, role: Role, team: Option<&str>, jurisdiction: Option<&str>) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.signer.issue(role, team.map(Into::into), jurisdiction.map(Into::into), now, 3600).expect("token")
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Role::Admin, None, None)
+    }
+
+    /// Every service's log tail, for a failing test's message.
+    pub fn logs(&self) -> String {
+        SERVICES.iter().map(|s| format!("--- {s} ---\n{}\n", self.services[s].log_tail(15))).collect()
+    }
+}
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Default)]
+struct ReceiverState {
+    received: Arc<Mutex<Vec<Received>>>,
+    /// Statuses to answer, in order; after them, 204.
+    script: Arc<Mutex<Vec<u16>>>,
+}
+
+/// A real HTTP server that records every request and answers as scripted.
+pub struct WebhookReceiver {
+    pub url: String,
+    state: ReceiverState,
+}
+
+impl WebhookReceiver {
+    pub async fn start(script: Vec<u16>) -> Self {
+        let state = ReceiverState { received: Arc::default(), script: Arc::new(Mutex::new(script)) };
+        let app = axum::Router::new().fallback(receive).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, state }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("receiver lock").clone()
+    }
+}
+
+async fn receive(State(state): State<ReceiverState>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    state.received.lock().expect("receiver lock").push(Received { path: uri.path().to_string(), headers, body });
+    let mut script = state.script.lock().expect("script lock");
+    let status = if script.is_empty() { 204 } else { script.remove(0) };
+    StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,9 @@
+//! System tests: the five services as separate `skyledger serve` processes on a private
+//! nats-server and a fresh database, driven over HTTP only.
+
+mod bad_input;
+mod crash;
+mod lifecycle;
+mod roles;
+mod schemas;
+mod support;
