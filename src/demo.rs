@@ -23,7 +23,12 @@ const DEMO_CITIES: [&str; 2] = ["130500", "130400"];
 
 async fn put(http: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<()> {
     let response = http.put(&url).bearer_auth(token).json(&body).send().await?;
-    anyhow::ensure!(response.status().is_success(), "PUT {url}: {} {}", response.status(), response.text().await.unwrap_or_default());
+    anyhow::ensure!(
+        response.status().is_success(),
+        "PUT {url}: {} {}",
+        response.status(),
+        response.text().await.unwrap_or_default()
+    );
     Ok(())
 }
 
@@ -51,17 +56,42 @@ pub async fn start(var_dir: &Path, common: &CommonConfig, urls: &Urls) -> anyhow
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let today = time::OffsetDateTime::now_utc().to_offset(shared::clock::SHANGHAI).date();
     let all_cities: Vec<&str> = shared::reference::cities().iter().map(|c| c.code.as_str()).collect();
-    put(&http, format!("{}/v1/rounds/demo-R01", urls.intake), &admin, json!({
-        "starts_on": today, "ends_on": today + time::Duration::days(14), "kind": "regular", "cities": all_cities })).await?;
-    put(&http, format!("{}/v1/teams/T-370", urls.intake), &admin, json!({
-        "home_province": "370000", "members": ["张伟", "李娜", "王强"] })).await?;
-    put(&http, format!("{}/v1/teams/T-410", urls.intake), &admin, json!({
-        "home_province": "410000", "members": ["刘洋", "陈静", "杨帆"] })).await?;
-    put(&http, format!("{}/v1/rounds/demo-R01/teams/T-370", urls.intake), &admin, json!({ "cities": DEMO_CITIES })).await?;
+    put(
+        &http,
+        format!("{}/v1/rounds/demo-R01", urls.intake),
+        &admin,
+        json!({
+        "starts_on": today, "ends_on": today + time::Duration::days(14), "kind": "regular", "cities": all_cities }),
+    )
+    .await?;
+    put(
+        &http,
+        format!("{}/v1/teams/T-370", urls.intake),
+        &admin,
+        json!({
+        "home_province": "370000", "members": ["张伟", "李娜", "王强"] }),
+    )
+    .await?;
+    put(
+        &http,
+        format!("{}/v1/teams/T-410", urls.intake),
+        &admin,
+        json!({
+        "home_province": "410000", "members": ["刘洋", "陈静", "杨帆"] }),
+    )
+    .await?;
+    put(&http, format!("{}/v1/rounds/demo-R01/teams/T-370", urls.intake), &admin, json!({ "cities": DEMO_CITIES }))
+        .await?;
     for code in DEMO_CITIES {
         let name = shared::reference::city(code).map(|c| format!("{}人民政府", c.name_zh)).unwrap_or_default();
-        put(&http, format!("{}/v1/recipients/{code}", urls.notification), &admin, json!({
-            "name": name, "webhook": { "url": format!("{receiver_url}/hooks/{code}"), "secret": DEMO_SECRET } })).await?;
+        put(
+            &http,
+            format!("{}/v1/recipients/{code}", urls.notification),
+            &admin,
+            json!({
+            "name": name, "webhook": { "url": format!("{receiver_url}/hooks/{code}"), "secret": DEMO_SECRET } }),
+        )
+        .await?;
     }
     Ok(receiver_url)
 }
@@ -70,7 +100,8 @@ async fn receive(UrlPath(code): UrlPath<String>, headers: HeaderMap, body: Bytes
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let id = header("webhook-id");
     let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or_default();
-    let expected = notification::domain::sign_webhook(&[DEMO_SECRET.to_string()], &id, timestamp, &body).unwrap_or_default();
+    let expected =
+        notification::domain::sign_webhook(&[DEMO_SECRET.to_string()], &id, timestamp, &body).unwrap_or_default();
     let verified = header("webhook-signature").split(' ').any(|s| s == expected);
     let notice: Value = serde_json::from_slice(&body).unwrap_or_default();
     println!(

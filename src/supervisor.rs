@@ -82,7 +82,13 @@ pub async fn up(var_dir: &Path, with_demo: bool, shutdown: CancellationToken) ->
     ];
     let mut procs = Vec::new();
     for (service, listen) in listens {
-        procs.push(Supervised { service, listen, child: Some(spawn(&exe, service, &log_dir)?), restarts: 0, restart_at: None });
+        procs.push(Supervised {
+            service,
+            listen,
+            child: Some(spawn(&exe, service, &log_dir)?),
+            restarts: 0,
+            restart_at: None,
+        });
     }
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     if let Err(e) = wait_ready(&http, &mut procs, Duration::from_secs(120)).await {

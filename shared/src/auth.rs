@@ -206,7 +206,7 @@ impl TokenVerifier {
         let signature: [u8; 64] =
             B64.decode(signature).ok().and_then(|s| s.try_into().ok()).ok_or(TokenError::Malformed)?;
         self.key
-            .verify(token[..PREFIX.len() + body.len()].as_bytes(), &Signature::from_bytes(&signature))
+            .verify(&token.as_bytes()[..PREFIX.len() + body.len()], &Signature::from_bytes(&signature))
             .map_err(|_| TokenError::BadSignature)?;
         let claims: Claims =
             B64.decode(body).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;

@@ -108,10 +108,7 @@ where
     let layered = ::config::Config::builder()
         .add_source(::config::File::with_name(&file).required(false))
         .add_source(
-            ::config::Environment::with_prefix("SKYLEDGER")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
+            ::config::Environment::with_prefix("SKYLEDGER").prefix_separator("__").separator("__").try_parsing(true),
         )
         .build()?;
     let common: CommonConfig = layered.clone().try_deserialize()?;

@@ -32,10 +32,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             })
             .unwrap_or(false);
         if !json_content {
-            return Err(ApiError::UnsupportedMediaType(FieldError::new(
-                "Content-Type",
-                "expected application/json",
-            )));
+            return Err(ApiError::UnsupportedMediaType(FieldError::new("Content-Type", "expected application/json")));
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -96,7 +93,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Records each request's latency by route and status.
 pub async fn track_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
@@ -138,7 +136,10 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        assert_eq!(field_of(r#"{"site": {"lat": "x"}, "items": []}"#), (StatusCode::UNPROCESSABLE_ENTITY, "site.lat".into()));
+        assert_eq!(
+            field_of(r#"{"site": {"lat": "x"}, "items": []}"#),
+            (StatusCode::UNPROCESSABLE_ENTITY, "site.lat".into())
+        );
         assert_eq!(field_of(r#"{"site": {}, "items": []}"#), (StatusCode::UNPROCESSABLE_ENTITY, "site.lat".into()));
         assert_eq!(field_of(r#"{"items": []}"#), (StatusCode::UNPROCESSABLE_ENTITY, "site".into()));
         assert_eq!(

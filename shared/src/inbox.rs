@@ -69,7 +69,9 @@ impl<H: EventHandler> Inbox<H> {
         let js = jetstream::new(self.nats.clone());
         let ack_wait = Duration::from_secs(self.config.ack_wait_secs);
         while !shutdown.is_cancelled() {
-            let consumer = match messaging::ensure_consumer(&js, &self.namespace, self.producer, self.service, ack_wait).await {
+            let consumer = match messaging::ensure_consumer(&js, &self.namespace, self.producer, self.service, ack_wait)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, producer = self.producer, "consumer not ready; retrying");
@@ -129,7 +131,8 @@ impl<H: EventHandler> Inbox<H> {
             }
         }
         metrics::counter!("consumer_messages_total", "producer" => self.producer).increment(batch.len() as u64);
-        metrics::histogram!("consumer_batch_seconds", "producer" => self.producer).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("consumer_batch_seconds", "producer" => self.producer)
+            .record(started.elapsed().as_secs_f64());
     }
 
     async fn apply_all(&self, batch: &[Message]) -> Result<(), ()> {
@@ -171,10 +174,8 @@ impl<H: EventHandler> Inbox<H> {
     async fn apply(&self, tx: &mut PgConnection, message: &Message) -> Result<(), Failure> {
         let event: Event = serde_json::from_slice(&message.payload)
             .map_err(|e| Failure::Poison(format!("not a CloudEvents JSON event: {e}")))?;
-        let insert = format!(
-            "INSERT INTO {}.inbox (event_id, stream) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            self.schema()
-        );
+        let insert =
+            format!("INSERT INTO {}.inbox (event_id, stream) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.schema());
         let fresh = sqlx::query(AssertSqlSafe(insert))
             .bind(event.id)
             .bind(self.producer)

@@ -47,9 +47,7 @@ pub async fn ensure_stream(js: &jetstream::Context, namespace: &str, producer: &
         duplicate_window: Duration::from_secs(15 * 60),
         ..Default::default()
     };
-    js.get_or_create_stream(config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create stream for {producer}: {e}"))
+    js.get_or_create_stream(config).await.map_err(|e| anyhow::anyhow!("cannot create stream for {producer}: {e}"))
 }
 
 /// Creates (or finds) the durable pull consumer of `consumer_service` on `producer`'s stream.

@@ -105,10 +105,7 @@ impl Outbox {
     /// Deletes sent events older than the retention; they are kept that long so a broker that
     /// lost acknowledged messages can be refilled.
     pub async fn prune(&self, pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
-        let sql = format!(
-            "DELETE FROM {}.outbox WHERE sent_at < now() - make_interval(secs => $1)",
-            self.schema
-        );
+        let sql = format!("DELETE FROM {}.outbox WHERE sent_at < now() - make_interval(secs => $1)", self.schema);
         let done = sqlx::query(AssertSqlSafe(sql)).bind(retention.as_secs_f64()).execute(pool).await?;
         Ok(done.rows_affected())
     }

@@ -57,21 +57,13 @@ impl Runtime {
         let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::migrate(&pool, service, migrations).await?;
-        let nats = messaging::connect(&config.nats_url, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
+        let nats =
+            messaging::connect(&config.nats_url, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
         messaging::ensure_stream(&jetstream, &config.namespace, service).await?;
         let outbox = Outbox::new(&config.namespace, service);
-        let runtime = Self {
-            service,
-            pool,
-            nats,
-            jetstream,
-            outbox,
-            verifier,
-            shutdown,
-            tasks: TaskTracker::new(),
-            config,
-        };
+        let runtime =
+            Self { service, pool, nats, jetstream, outbox, verifier, shutdown, tasks: TaskTracker::new(), config };
         runtime.tasks.spawn(runtime.outbox.clone().run_relay(
             runtime.pool.clone(),
             runtime.jetstream.clone(),
@@ -149,9 +141,7 @@ impl Runtime {
             outbox: self.outbox.clone(),
             openapi: Arc::new(crate::openapi_doc::merge(openapi)?),
         };
-        let router = api
-            .merge(system_routes(system))
-            .layer(Extension(self.verifier.clone()));
+        let router = api.merge(system_routes(system)).layer(Extension(self.verifier.clone()));
         let router = http::with_standard_layers(
             router,
             self.config.max_body_bytes,
@@ -270,9 +260,11 @@ async fn replay_dead_letter(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("dead letter {id}")))?;
     let js = jetstream::new(s.nats.clone());
-    let message = jetstream::message::PublishMessage::build()
-        .payload(payload.into())
-        .message_id(format!("replay-{}-{id}-{}", s.service, uuid::Uuid::now_v7()));
+    let message = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(format!(
+        "replay-{}-{id}-{}",
+        s.service,
+        uuid::Uuid::now_v7()
+    ));
     js.send_publish(subject, message)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?

@@ -28,9 +28,7 @@ fn otlp_requested() -> bool {
     let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     let exporter_none = std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v == "none");
-    !disabled
-        && !exporter_none
-        && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    !disabled && !exporter_none && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
 fn otlp_exporter() -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
@@ -74,7 +72,12 @@ pub fn init(service: &str) -> TelemetryGuard {
     let fmt_layer = if text {
         tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
     } else {
-        tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -121,7 +121,10 @@ impl TestDatabase {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("skyledger_test_{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::connect(&admin_url).await.expect("connect to Postgres for tests");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await.expect("create test database");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
         Self { name, admin_url }
     }
 
@@ -145,7 +148,10 @@ impl Drop for TestDatabase {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let mut conn = PgConnection::connect(&admin_url).await.ok()?;
-                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut conn).await.ok()
+                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
             })
         })
         .join();
@@ -371,7 +377,12 @@ impl WebhookReceiver {
     }
 }
 
-async fn receive(State(state): State<ReceiverState>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(state): State<ReceiverState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     state.received.lock().expect("receiver lock").push(Received { path: uri.path().to_string(), headers, body });
     let mut script = state.script.lock().expect("script lock");
     let status = if script.is_empty() { 204 } else { script.remove(0) };

@@ -7,8 +7,17 @@ use shared::testing::WebhookReceiver;
 
 use crate::support::*;
 
-async fn refused(stack: &shared::testing::Stack, token: Option<&str>, content_type: &str, body: String) -> (u16, String, Value) {
-    let mut request = stack.http.post(format!("{}/v1/inspections", stack.url("intake"))).header("content-type", content_type).body(body);
+async fn refused(
+    stack: &shared::testing::Stack,
+    token: Option<&str>,
+    content_type: &str,
+    body: String,
+) -> (u16, String, Value) {
+    let mut request = stack
+        .http
+        .post(format!("{}/v1/inspections", stack.url("intake")))
+        .header("content-type", content_type)
+        .body(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -17,6 +26,9 @@ async fn refused(stack: &shared::testing::Stack, token: Option<&str>, content_ty
     let media = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     (status, media, response.json().await.unwrap_or_default())
 }
+
+/// What is sent, with which token and content type, and the status and field expected.
+struct Case<'a>(&'a str, Option<&'a str>, &'a str, String, u16, &'a str);
 
 fn with(mut report: Value, path: &[&str], value: Value) -> Value {
     let mut target = &mut report;
@@ -39,28 +51,79 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored_or_publishe
     let inspector = inspector(&stack);
     let local_gov = stack.token(Role::LocalGov, None, Some(XINGTAI));
 
-    let cases: Vec<(&str, Option<&str>, &str, String, u16, &str)> = vec![
-        ("malformed JSON", Some(&inspector), "application/json", "{\"id\": ".into(), 400, "body"),
-        ("unknown city", Some(&inspector), "application/json", with(good.clone(), &["city_code"], json!("999900")).to_string(), 422, "city_code"),
-        ("county outside its city", Some(&inspector), "application/json", with(good.clone(), &["county_code"], json!("130402")).to_string(), 422, "county_code"),
-        ("bad credit code", Some(&inspector), "application/json", with(good.clone(), &["site", "credit_code"], json!("91350100M000100Y44")).to_string(), 422, "site.credit_code"),
-        ("latitude 200", Some(&inspector), "application/json", with(good.clone(), &["site", "lat"], json!(200)).to_string(), 422, "site.lat"),
-        ("unknown category", Some(&inspector), "application/json", with(good.clone(), &["problems", "0", "category"], json!("littering")).to_string(), 422, "problems[0].category"),
-        ("latitude of the wrong type", Some(&inspector), "application/json", with(good.clone(), &["site", "lat"], json!("north")).to_string(), 422, "site.lat"),
-        ("missing field", Some(&inspector), "application/json", with(good.clone(), &["checked_at"], Value::Null).to_string(), 422, "checked_at"),
-        ("missing token", None, "application/json", good.to_string(), 401, "Authorization"),
-        ("wrong role", Some(&local_gov), "application/json", good.to_string(), 403, "Authorization"),
-        ("not JSON at all", Some(&inspector), "text/plain", good.to_string(), 415, "Content-Type"),
+    let cases: Vec<Case> = vec![
+        Case("malformed JSON", Some(&inspector), "application/json", "{\"id\": ".into(), 400, "body"),
+        Case(
+            "unknown city",
+            Some(&inspector),
+            "application/json",
+            with(good.clone(), &["city_code"], json!("999900")).to_string(),
+            422,
+            "city_code",
+        ),
+        Case(
+            "county outside its city",
+            Some(&inspector),
+            "application/json",
+            with(good.clone(), &["county_code"], json!("130402")).to_string(),
+            422,
+            "county_code",
+        ),
+        Case(
+            "bad credit code",
+            Some(&inspector),
+            "application/json",
+            with(good.clone(), &["site", "credit_code"], json!("91350100M000100Y44")).to_string(),
+            422,
+            "site.credit_code",
+        ),
+        Case(
+            "latitude 200",
+            Some(&inspector),
+            "application/json",
+            with(good.clone(), &["site", "lat"], json!(200)).to_string(),
+            422,
+            "site.lat",
+        ),
+        Case(
+            "unknown category",
+            Some(&inspector),
+            "application/json",
+            with(good.clone(), &["problems", "0", "category"], json!("littering")).to_string(),
+            422,
+            "problems[0].category",
+        ),
+        Case(
+            "latitude of the wrong type",
+            Some(&inspector),
+            "application/json",
+            with(good.clone(), &["site", "lat"], json!("north")).to_string(),
+            422,
+            "site.lat",
+        ),
+        Case(
+            "missing field",
+            Some(&inspector),
+            "application/json",
+            with(good.clone(), &["checked_at"], Value::Null).to_string(),
+            422,
+            "checked_at",
+        ),
+        Case("missing token", None, "application/json", good.to_string(), 401, "Authorization"),
+        Case("wrong role", Some(&local_gov), "application/json", good.to_string(), 403, "Authorization"),
+        Case("not JSON at all", Some(&inspector), "text/plain", good.to_string(), 415, "Content-Type"),
     ];
-    for (what, token, content_type, body, status, field) in cases {
+    for Case(what, token, content_type, body, status, field) in cases {
         let (got, media, problem) = refused(&stack, token, content_type, body).await;
         assert_eq!(got, status, "{what}: {problem}");
         assert_eq!(media, "application/problem+json", "{what}");
         assert_eq!(problem["status"], status, "{what}");
-        let fields: Vec<&str> = problem["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().unwrap_or("")).collect();
+        let fields: Vec<&str> =
+            problem["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().unwrap_or("")).collect();
         assert!(fields.contains(&field), "{what}: expected {field} named in {problem}");
     }
-    let (status, problem) = post(&stack, "intake", "/v1/inspections/batch", &inspector, json!({ "items": vec![good.clone(); 1001] })).await;
+    let (status, problem) =
+        post(&stack, "intake", "/v1/inspections/batch", &inspector, json!({ "items": vec![good.clone(); 1001] })).await;
     assert_eq!((status.as_u16(), problem["errors"][0]["field"].as_str()), (422, Some("items")));
 
     // Nothing stored, nothing in the outbox, nothing in the stream, nothing public.

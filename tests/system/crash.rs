@@ -47,7 +47,14 @@ async fn killing_assignment_while_problems_wait_assigns_each_exactly_once() {
     let on_sheets: Vec<String> = stream_events(&stack, "assignment", &HANDOVER_ISSUED)
         .await
         .iter()
-        .flat_map(|e| e.data["problems"].as_array().unwrap().iter().map(|p| p["problem_id"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+        .flat_map(|e| {
+            e.data["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["problem_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_eq!(on_sheets.len(), 40, "every problem on exactly one sheet");
     assert_eq!(on_sheets.into_iter().collect::<HashSet<_>>(), expected);
@@ -65,7 +72,14 @@ async fn killing_assignment_while_problems_wait_assigns_each_exactly_once() {
         }
         let problems: Vec<String> = by_notice
             .values()
-            .flat_map(|n| n["problems"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+            .flat_map(|n| {
+                n["problems"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["id"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         (problems.len() >= 40).then_some(problems)
     })
@@ -91,10 +105,12 @@ async fn a_redelivered_event_has_no_second_effect() {
 
     // Deliver problem.reported and handover.issued to every consumer a second time.
     let reported = stream_messages(&stack, "intake").await;
-    let reported = reported.iter().find(|m| m.subject.contains(".problem.reported.")).expect("problem.reported in the stream");
+    let reported =
+        reported.iter().find(|m| m.subject.contains(".problem.reported.")).expect("problem.reported in the stream");
     publish_again(&stack, reported).await;
     let issued = stream_messages(&stack, "assignment").await;
-    let issued = issued.iter().find(|m| m.subject.contains(".handover.issued.")).expect("handover.issued in the stream");
+    let issued =
+        issued.iter().find(|m| m.subject.contains(".handover.issued.")).expect("handover.issued in the stream");
     publish_again(&stack, issued).await;
     assert_eq!(stream_events(&stack, "intake", &PROBLEM_REPORTED).await.len(), 2, "the copy is in the stream");
 
@@ -121,7 +137,11 @@ async fn a_redelivered_event_has_no_second_effect() {
     assert_eq!(count(&stack, "SELECT count(*) FROM verification.problems").await, 2);
     // The copies did reach the consumers, and the inboxes dropped them.
     for service in ["assignment", "notification", "publication"] {
-        let metrics = stack.http.get(format!("{}/metrics", stack.url(service))).send().await.unwrap().text().await.unwrap();
-        assert!(metrics.lines().any(|l| l.starts_with("consumer_duplicates_total") && !l.ends_with(" 0")), "{service} saw no duplicate:\n{metrics}");
+        let metrics =
+            stack.http.get(format!("{}/metrics", stack.url(service))).send().await.unwrap().text().await.unwrap();
+        assert!(
+            metrics.lines().any(|l| l.starts_with("consumer_duplicates_total") && !l.ends_with(" 0")),
+            "{service} saw no duplicate:\n{metrics}"
+        );
     }
 }

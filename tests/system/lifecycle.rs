@@ -23,12 +23,21 @@ async fn a_problem_travels_from_field_report_to_the_public_feed() {
 
     // The city government's webhook gets the handover notice, signed.
     let notice = eventually("the handover notice", WAIT, || async {
-        receiver.received().into_iter().find(|r| r.json()["problems"].as_array().is_some_and(|ps| ps.iter().any(|p| p["id"] == problem.as_str())))
+        receiver
+            .received()
+            .into_iter()
+            .find(|r| r.json()["problems"].as_array().is_some_and(|ps| ps.iter().any(|p| p["id"] == problem.as_str())))
     })
     .await;
     assert_eq!(notice.path, format!("/hooks/{XINGTAI}"));
     assert!(
-        signature_verifies(SECRET, notice.header("webhook-id"), notice.header("webhook-timestamp"), &notice.body, notice.header("webhook-signature")),
+        signature_verifies(
+            SECRET,
+            notice.header("webhook-id"),
+            notice.header("webhook-timestamp"),
+            &notice.body,
+            notice.header("webhook-signature")
+        ),
         "the webhook signature must verify"
     );
     let body = notice.json();
@@ -41,18 +50,32 @@ async fn a_problem_travels_from_field_report_to_the_public_feed() {
 
     // 签收, then rectification by the city government (a city answers for its counties).
     let city = stack.token(Role::LocalGov, None, Some(XINGTAI));
-    let (status, ack) = post(&stack, "assignment", &format!("/v1/handovers/{handover_no}/acknowledge"), &city, json!({})).await;
+    let (status, ack) =
+        post(&stack, "assignment", &format!("/v1/handovers/{handover_no}/acknowledge"), &city, json!({})).await;
     assert_eq!(status, 200, "{ack}");
     let rectification = json!({ "measures": "已取缔，设备拆除", "completed_at": "2019-05-20T09:00:00+08:00" });
     eventually("verification to accept the rectification", WAIT, || async {
-        let (status, _) = post(&stack, "verification", &format!("/v1/problems/{problem}/rectification"), &city, rectification.clone()).await;
+        let (status, _) = post(
+            &stack,
+            "verification",
+            &format!("/v1/problems/{problem}/rectification"),
+            &city,
+            rectification.clone(),
+        )
+        .await;
         (status == 201).then_some(())
     })
     .await;
 
     let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
-    let (status, verdict) = post(&stack, "verification", &format!("/v1/problems/{problem}/verdict"), &verifier,
-        json!({ "result": "rectified", "team": VERIFIER, "note": "现场核实" })).await;
+    let (status, verdict) = post(
+        &stack,
+        "verification",
+        &format!("/v1/problems/{problem}/verdict"),
+        &verifier,
+        json!({ "result": "rectified", "team": VERIFIER, "note": "现场核实" }),
+    )
+    .await;
     assert_eq!(status, 201, "{verdict}");
     assert_eq!(verdict["status"], "closed");
 
@@ -62,10 +85,14 @@ async fn a_problem_travels_from_field_report_to_the_public_feed() {
         (status == 200 && body["status"] == "closed").then_some(body)
     })
     .await;
-    let steps: Vec<&str> = public["history"].as_array().expect("history").iter().map(|h| h["status"].as_str().unwrap_or("")).collect();
+    let steps: Vec<&str> =
+        public["history"].as_array().expect("history").iter().map(|h| h["status"].as_str().unwrap_or("")).collect();
     assert_eq!(steps, ["reported", "assigned", "acknowledged", "rectification_reported", "closed"]);
     assert!(public["closed_at"].is_string() && public["handed_over_at"].is_string());
-    assert!(!public.to_string().contains(FINDER) && !public.to_string().contains(VERIFIER), "no team identities in public");
+    assert!(
+        !public.to_string().contains(FINDER) && !public.to_string().contains(VERIFIER),
+        "no team identities in public"
+    );
 
     // The Atom feed, read by an XML parser, has an entry for it.
     let response = stack.http.get(format!("{}/feed.atom", stack.url("publication"))).send().await.expect("feed");
@@ -74,7 +101,9 @@ async fn a_problem_travels_from_field_report_to_the_public_feed() {
     let ids: Vec<String> = document
         .descendants()
         .filter(|n| n.has_tag_name("entry"))
-        .filter_map(|entry| entry.children().find(|c| c.has_tag_name("id")).and_then(|id| id.text()).map(str::to_string))
+        .filter_map(|entry| {
+            entry.children().find(|c| c.has_tag_name("id")).and_then(|id| id.text()).map(str::to_string)
+        })
         .collect();
     assert!(ids.contains(&format!("urn:uuid:{problem}")), "{atom}");
     let (_, feed) = get(&stack, "publication", "/feed.json", None).await;

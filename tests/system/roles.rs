@@ -14,7 +14,8 @@ async fn roles_hold_inspectors_to_their_cities_and_verifiers_to_other_teams_and_
     let inspector = inspector(&stack);
 
     // An inspector reports only for the cities its team covers in the round…
-    let (status, problem) = post(&stack, "intake", "/v1/inspections", &inspector, inspection(TAIYUAN, None, "丙厂", &["dust"])).await;
+    let (status, problem) =
+        post(&stack, "intake", "/v1/inspections", &inspector, inspection(TAIYUAN, None, "丙厂", &["dust"])).await;
     assert_eq!((status.as_u16(), problem["errors"][0]["field"].as_str()), (403, Some("city_code")), "{problem}");
     // …and only as its own team.
     let mut as_other = inspection(XINGTAI, None, "丙厂", &["dust"]);
@@ -22,7 +23,15 @@ async fn roles_hold_inspectors_to_their_cities_and_verifiers_to_other_teams_and_
     let (status, problem) = post(&stack, "intake", "/v1/inspections", &inspector, as_other).await;
     assert_eq!((status.as_u16(), problem["errors"][0]["field"].as_str()), (403, Some("team")), "{problem}");
     // A team never covers a city of its own province.
-    let (status, problem) = send(&stack, "PUT", "intake", &format!("/v1/rounds/{ROUND}/teams/{HEBEI_TEAM}"), Some(&stack.admin()), Some(json!({ "cities": [XINGTAI] }))).await;
+    let (status, problem) = send(
+        &stack,
+        "PUT",
+        "intake",
+        &format!("/v1/rounds/{ROUND}/teams/{HEBEI_TEAM}"),
+        Some(&stack.admin()),
+        Some(json!({ "cities": [XINGTAI] })),
+    )
+    .await;
     assert_eq!((status.as_u16(), problem["errors"][0]["field"].as_str()), (422, Some("cities[0]")), "{problem}");
 
     let report = inspection(XINGTAI, Some("130503"), "丁厂", &["coal_boiler"]);
@@ -34,9 +43,13 @@ async fn roles_hold_inspectors_to_their_cities_and_verifiers_to_other_teams_and_
     let rectification = json!({ "measures": "已淘汰锅炉", "completed_at": "2019-05-20T09:00:00+08:00" });
     let county = stack.token(Role::LocalGov, None, Some("130503"));
     eventually("the county to be able to report rectification", WAIT, || async {
-        let (status, _) = post(&stack, "verification", &format!("/v1/problems/{id}/rectification"), &handan, rectification.clone()).await;
+        let (status, _) =
+            post(&stack, "verification", &format!("/v1/problems/{id}/rectification"), &handan, rectification.clone())
+                .await;
         assert_eq!(status, 404, "another city's government must not find the problem");
-        let (status, _) = post(&stack, "verification", &format!("/v1/problems/{id}/rectification"), &county, rectification.clone()).await;
+        let (status, _) =
+            post(&stack, "verification", &format!("/v1/problems/{id}/rectification"), &county, rectification.clone())
+                .await;
         (status == 201).then_some(())
     })
     .await;
@@ -48,19 +61,29 @@ async fn roles_hold_inspectors_to_their_cities_and_verifiers_to_other_teams_and_
     // The finder may not verify, nor a team from the city's province; another team may.
     let verdict = |team: &str| json!({ "result": "rectified", "team": team });
     let finder = stack.token(Role::Verifier, Some(FINDER), None);
-    let (status, problem) = post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &finder, verdict(FINDER)).await;
+    let (status, problem) =
+        post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &finder, verdict(FINDER)).await;
     assert_eq!((status.as_u16(), problem["errors"][0]["field"].as_str()), (403, Some("team")), "{problem}");
     let hebei = stack.token(Role::Verifier, Some(HEBEI_TEAM), None);
-    let (status, problem) = post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &hebei, verdict(HEBEI_TEAM)).await;
+    let (status, problem) =
+        post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &hebei, verdict(HEBEI_TEAM)).await;
     assert_eq!((status.as_u16(), problem["errors"][0]["field"].as_str()), (403, Some("team")), "{problem}");
-    let inspector_as_verifier = post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &inspector, verdict(FINDER)).await;
+    let inspector_as_verifier =
+        post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &inspector, verdict(FINDER)).await;
     assert_eq!(inspector_as_verifier.0, 403);
     let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
-    let (status, answer) = post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &verifier,
-        json!({ "result": "fake_rectification", "team": VERIFIER })).await;
+    let (status, answer) = post(
+        &stack,
+        "verification",
+        &format!("/v1/problems/{id}/verdict"),
+        &verifier,
+        json!({ "result": "fake_rectification", "team": VERIFIER }),
+    )
+    .await;
     assert_eq!((status.as_u16(), answer["status"].as_str()), (201, Some("reopened")), "{answer}");
     // The first verdict counts: a second one finds nothing to verify.
-    let (status, _) = post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &verifier, verdict(VERIFIER)).await;
+    let (status, _) =
+        post(&stack, "verification", &format!("/v1/problems/{id}/verdict"), &verifier, verdict(VERIFIER)).await;
     assert_eq!(status, 409);
 }
 

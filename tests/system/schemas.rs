@@ -23,7 +23,8 @@ fn qualified_uses(text: &str, schema: &str) -> usize {
         .filter(|(i, _)| {
             let before = text[..*i].chars().next_back();
             let after = text[i + needle.len()..].chars().next();
-            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') && after.is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+                && after.is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         })
         .count()
 }

@@ -28,7 +28,14 @@ pub async fn start() -> Stack {
     Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), StackOptions::default()).await
 }
 
-pub async fn send(stack: &Stack, method: &str, service: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+pub async fn send(
+    stack: &Stack,
+    method: &str,
+    service: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let url = format!("{}{path}", stack.url(service));
     let mut request = stack.http.request(method.parse().expect("method"), &url);
     if let Some(token) = token {
@@ -59,12 +66,25 @@ async fn put_ok(stack: &Stack, service: &str, path: &str, body: Value) {
 /// A round over three cities, three teams, and recipients for Xingtai and Handan whose webhook
 /// is `receiver`.
 pub async fn campaign(stack: &Stack, receiver: &WebhookReceiver) {
-    put_ok(stack, "intake", &format!("/v1/rounds/{ROUND}"), json!({
-        "starts_on": "2019-05-08", "ends_on": "2019-05-22", "kind": "regular", "cities": [XINGTAI, HANDAN, TAIYUAN] })).await;
+    put_ok(
+        stack,
+        "intake",
+        &format!("/v1/rounds/{ROUND}"),
+        json!({
+        "starts_on": "2019-05-08", "ends_on": "2019-05-22", "kind": "regular", "cities": [XINGTAI, HANDAN, TAIYUAN] }),
+    )
+    .await;
     for (team, province) in [(FINDER, "370000"), (VERIFIER, "410000"), (HEBEI_TEAM, "130000")] {
-        put_ok(stack, "intake", &format!("/v1/teams/{team}"), json!({ "home_province": province, "members": ["甲", "乙", "丙"] })).await;
+        put_ok(
+            stack,
+            "intake",
+            &format!("/v1/teams/{team}"),
+            json!({ "home_province": province, "members": ["甲", "乙", "丙"] }),
+        )
+        .await;
     }
-    put_ok(stack, "intake", &format!("/v1/rounds/{ROUND}/teams/{FINDER}"), json!({ "cities": [XINGTAI, HANDAN] })).await;
+    put_ok(stack, "intake", &format!("/v1/rounds/{ROUND}/teams/{FINDER}"), json!({ "cities": [XINGTAI, HANDAN] }))
+        .await;
     put_ok(stack, "intake", &format!("/v1/rounds/{ROUND}/teams/{VERIFIER}"), json!({ "cities": [TAIYUAN] })).await;
     for city in [XINGTAI, HANDAN] {
         put_ok(stack, "notification", &format!("/v1/recipients/{city}"), json!({
@@ -88,7 +108,12 @@ pub fn inspection(city: &str, county: Option<&str>, site_name: &str, categories:
 }
 
 pub fn problem_ids(inspection: &Value) -> Vec<String> {
-    inspection["problems"].as_array().expect("problems").iter().map(|p| p["id"].as_str().expect("id").to_string()).collect()
+    inspection["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect()
 }
 
 /// Verifies a Standard Webhooks signature by the specification, independently of the service.
@@ -128,7 +153,11 @@ pub async fn stream_messages(stack: &Stack, producer: &str) -> Vec<async_nats::j
 }
 
 /// The events of one type in a producer's stream.
-pub async fn stream_events(stack: &Stack, producer: &str, kind: &shared::events::EventKind) -> Vec<shared::envelope::Event> {
+pub async fn stream_events(
+    stack: &Stack,
+    producer: &str,
+    kind: &shared::events::EventKind,
+) -> Vec<shared::envelope::Event> {
     stream_messages(stack, producer)
         .await
         .into_iter()
@@ -148,7 +177,8 @@ pub async fn publish_again(stack: &Stack, message: &async_nats::jetstream::messa
 }
 
 pub async fn batch(stack: &Stack, items: Vec<Value>) -> Value {
-    let (status, answer) = post(stack, "intake", "/v1/inspections/batch", &inspector(stack), json!({ "items": items })).await;
+    let (status, answer) =
+        post(stack, "intake", "/v1/inspections/batch", &inspector(stack), json!({ "items": items })).await;
     assert_eq!(status, 200, "{answer}");
     answer
 }

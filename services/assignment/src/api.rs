@@ -36,7 +36,10 @@ fn reading_scope(caller: &Caller) -> Result<Option<&str>, ApiError> {
     match caller.0.role {
         Role::Admin | Role::Verifier => Ok(None),
         Role::LocalGov => caller.jurisdiction().map(Some),
-        Role::Inspector => Err(ApiError::forbidden("Authorization", "the ledger is for the campaign office, verifiers and local governments")),
+        Role::Inspector => Err(ApiError::forbidden(
+            "Authorization",
+            "the ledger is for the campaign office, verifiers and local governments",
+        )),
     }
 }
 
@@ -56,7 +59,11 @@ async fn get_ledger(
     let within = reading_scope(&caller)?;
     let mut v = shared::error::Validator::new();
     if let Some(status) = &query.filter.status {
-        v.check(crate::domain::STATUSES.contains(&status.as_str()), "status", format!("one of {}", crate::domain::STATUSES.join(", ")));
+        v.check(
+            crate::domain::STATUSES.contains(&status.as_str()),
+            "status",
+            format!("one of {}", crate::domain::STATUSES.join(", ")),
+        );
     }
     if let Some(category) = &query.filter.category {
         v.check(reference::category(category).is_some(), "category", "not a known category");
@@ -80,8 +87,19 @@ async fn get_ledger(
 
 fn ledger_csv(rows: &[LedgerEntry]) -> String {
     let mut out = shared::csv::line(&[
-        "problem_id", "round", "city_code", "county_code", "jurisdiction", "category", "severity", "site_name",
-        "description", "handover_no", "assigned_at", "deadline", "status",
+        "problem_id",
+        "round",
+        "city_code",
+        "county_code",
+        "jurisdiction",
+        "category",
+        "severity",
+        "site_name",
+        "description",
+        "handover_no",
+        "assigned_at",
+        "deadline",
+        "status",
     ]);
     for r in rows {
         out.push_str(&shared::csv::line(&[
@@ -112,7 +130,11 @@ fn may_see_sheet(claims: &Claims, city_code: &str) -> bool {
     }
 }
 
-async fn get_handover(State(s): State<AppState>, caller: Caller, Path(no): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn get_handover(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(no): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let mut conn = s.pool.acquire().await?;
     let sheet = store::handover(&mut conn, &no, false)
         .await?

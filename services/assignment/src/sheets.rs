@@ -60,7 +60,13 @@ pub async fn issue_due_sheets(pool: &PgPool, outbox: &Outbox, config: &Assignmen
                 deadline,
             });
         }
-        let event = HandoverIssued { handover_no: no.clone(), round: round.clone(), city_code: city.clone(), issued_at: now, problems: sheet };
+        let event = HandoverIssued {
+            handover_no: no.clone(),
+            round: round.clone(),
+            city_code: city.clone(),
+            issued_at: now,
+            problems: sheet,
+        };
         outbox.publish(&mut tx, &HANDOVER_ISSUED, Some(&city), &no, &event).await?;
         tx.commit().await?;
         tracing::info!(handover_no = %no, problems = problems.len(), "handover sheet issued");

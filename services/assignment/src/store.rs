@@ -29,7 +29,8 @@ pub struct LedgerEntry {
     pub updated_at: OffsetDateTime,
 }
 
-const LEDGER_COLUMNS: &str = "problem_id, round_id, city_code, county_code, jurisdiction, category, severity, site_name,
+const LEDGER_COLUMNS: &str =
+    "problem_id, round_id, city_code, county_code, jurisdiction, category, severity, site_name,
      description, rebound_of, handover_no, assigned_at, deadline, status, updated_at";
 
 /// Enters a reported problem in the ledger, to be gathered onto its city's next sheet.
@@ -76,7 +77,12 @@ pub async fn try_lock_gathering(conn: &mut PgConnection, round: &str, city: &str
         .await
 }
 
-pub async fn take_gathering(conn: &mut PgConnection, round: &str, city: &str, limit: i64) -> sqlx::Result<Vec<LedgerEntry>> {
+pub async fn take_gathering(
+    conn: &mut PgConnection,
+    round: &str,
+    city: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<LedgerEntry>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {LEDGER_COLUMNS} FROM assignment.ledger
          WHERE handover_no IS NULL AND round_id = $1 AND city_code = $2
@@ -125,7 +131,13 @@ pub async fn insert_handover(
 }
 
 /// Puts a problem on a sheet with its deadline; returns the problem's new counter.
-pub async fn assign(conn: &mut PgConnection, problem_id: Uuid, no: &str, at: OffsetDateTime, deadline: Date) -> sqlx::Result<i64> {
+pub async fn assign(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    no: &str,
+    at: OffsetDateTime,
+    deadline: Date,
+) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "UPDATE assignment.ledger SET handover_no = $2, assigned_at = $3, deadline = $4, status = 'assigned',
                 problem_seq = problem_seq + 1, updated_at = now()
@@ -171,7 +183,12 @@ pub async fn handover_problems(conn: &mut PgConnection, no: &str) -> sqlx::Resul
 
 /// Records the city's acknowledgement (签收) and moves the sheet's problems on; returns each
 /// moved problem with its new counter.
-pub async fn acknowledge(conn: &mut PgConnection, no: &str, by: &str, at: OffsetDateTime) -> sqlx::Result<Vec<(Uuid, i64)>> {
+pub async fn acknowledge(
+    conn: &mut PgConnection,
+    no: &str,
+    by: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<Vec<(Uuid, i64)>> {
     sqlx::query("UPDATE assignment.handovers SET acknowledged_at = $2, acknowledged_by = $3 WHERE no = $1")
         .bind(no)
         .bind(at)
@@ -219,7 +236,11 @@ pub struct LedgerFilter {
 
 /// The ledger rows matching `filter`, restricted to `within` (a local government's
 /// jurisdiction: a city sees its counties' problems too).
-pub async fn ledger(conn: &mut PgConnection, filter: &LedgerFilter, within: Option<&str>) -> sqlx::Result<Vec<LedgerEntry>> {
+pub async fn ledger(
+    conn: &mut PgConnection,
+    filter: &LedgerFilter,
+    within: Option<&str>,
+) -> sqlx::Result<Vec<LedgerEntry>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {LEDGER_COLUMNS} FROM assignment.ledger
          WHERE ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR county_code = $2)

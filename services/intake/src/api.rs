@@ -56,7 +56,9 @@ async fn put_round(
     };
     s.outbox.publish(&mut tx, &ROUND_CONFIGURED, None, &id, &event).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "id": id, "starts_on": round.starts_on, "ends_on": round.ends_on, "kind": round.kind, "cities": round.cities })))
+    Ok(Json(
+        json!({ "id": id, "starts_on": round.starts_on, "ends_on": round.ends_on, "kind": round.kind, "cities": round.cities }),
+    ))
 }
 
 async fn put_team(
@@ -120,7 +122,12 @@ enum Recorded {
 
 /// Records one inspection within `conn`'s transaction: checks it, recognises duplicates and
 /// rebounds, stores it and its problems, and puts its events in the outbox.
-async fn record(conn: &mut PgConnection, outbox: &Outbox, caller_team: &str, inspection: &InspectionRequest) -> Result<Recorded, ApiError> {
+async fn record(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    caller_team: &str,
+    inspection: &InspectionRequest,
+) -> Result<Recorded, ApiError> {
     if let Some(stored) = store::inspection_result(conn, inspection.id).await? {
         let mut result: InspectionResult = serde_json::from_value(stored).map_err(anyhow::Error::from)?;
         result.status = "already_had".into();
@@ -135,7 +142,10 @@ async fn record(conn: &mut PgConnection, outbox: &Outbox, caller_team: &str, ins
         Some(_) => {
             return Err(ApiError::forbidden(
                 "city_code",
-                format!("team {} does not cover {} in round {}", inspection.team, inspection.city_code, inspection.round),
+                format!(
+                    "team {} does not cover {} in round {}",
+                    inspection.team, inspection.city_code, inspection.round
+                ),
             ));
         }
         None if store::round_cities(conn, &inspection.round).await?.is_none() => {
@@ -150,7 +160,10 @@ async fn record(conn: &mut PgConnection, outbox: &Outbox, caller_team: &str, ins
     }
     for (i, problem) in inspection.problems.iter().enumerate() {
         if let Some(other) = store::problem_inspection(conn, problem.id).await? {
-            return Err(ApiError::conflict(format!("problems[{i}].id"), format!("already reported with inspection {other}")));
+            return Err(ApiError::conflict(
+                format!("problems[{i}].id"),
+                format!("already reported with inspection {other}"),
+            ));
         }
     }
 
@@ -181,7 +194,8 @@ async fn record(conn: &mut PgConnection, outbox: &Outbox, caller_team: &str, ins
             .map(|(p, o)| ProblemResult { id: p.id, outcome: serde_json::to_value(o).expect("outcome serialises") })
             .collect(),
     };
-    store::insert_inspection(conn, inspection, &site_key, &serde_json::to_value(&result).map_err(anyhow::Error::from)?).await?;
+    store::insert_inspection(conn, inspection, &site_key, &serde_json::to_value(&result).map_err(anyhow::Error::from)?)
+        .await?;
 
     let city = Some(inspection.city_code.as_str());
     let mut duplicates = 0;
@@ -191,7 +205,11 @@ async fn record(conn: &mut PgConnection, outbox: &Outbox, caller_team: &str, ins
             Outcome::Duplicate { duplicate_of } => (Some(duplicate_of), None),
             Outcome::Rebound { rebound_of } => (None, Some(rebound_of)),
         };
-        store::insert_problem(conn, store::NewProblem { inspection, index, site_key: &site_key, duplicate_of, rebound_of }).await?;
+        store::insert_problem(
+            conn,
+            store::NewProblem { inspection, index, site_key: &site_key, duplicate_of, rebound_of },
+        )
+        .await?;
         if duplicate_of.is_some() {
             duplicates += 1;
             continue;
@@ -253,7 +271,9 @@ async fn post_inspection(
             tx.commit().await?;
             Ok((StatusCode::CREATED, Json(serde_json::to_value(result).map_err(anyhow::Error::from)?)))
         }
-        Recorded::AlreadyHad(result) => Ok((StatusCode::OK, Json(serde_json::to_value(result).map_err(anyhow::Error::from)?))),
+        Recorded::AlreadyHad(result) => {
+            Ok((StatusCode::OK, Json(serde_json::to_value(result).map_err(anyhow::Error::from)?)))
+        }
     }
 }
 
@@ -304,11 +324,21 @@ async fn post_batch(
         match record(&mut savepoint, &s.outbox, &team, &inspection).await {
             Ok(Recorded::Created(result)) => {
                 savepoint.commit().await?;
-                results.push(BatchItemResult { id, status: "created", errors: vec![], problems: Some(result.problems) });
+                results.push(BatchItemResult {
+                    id,
+                    status: "created",
+                    errors: vec![],
+                    problems: Some(result.problems),
+                });
             }
             Ok(Recorded::AlreadyHad(result)) => {
                 savepoint.rollback().await?;
-                results.push(BatchItemResult { id, status: "already_had", errors: vec![], problems: Some(result.problems) });
+                results.push(BatchItemResult {
+                    id,
+                    status: "already_had",
+                    errors: vec![],
+                    problems: Some(result.problems),
+                });
             }
             // Not the item's fault: the whole batch fails and can be sent again.
             Err(e @ (ApiError::Internal(_) | ApiError::Unavailable { .. })) => return Err(e),

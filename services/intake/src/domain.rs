@@ -44,7 +44,11 @@ pub fn validate_round(id: &str, round: &RoundRequest) -> Validator {
     v.check(ROUND_KINDS.contains(&round.kind.as_str()), "kind", format!("one of {}", ROUND_KINDS.join(", ")));
     v.check(!round.cities.is_empty(), "cities", "a round covers at least one city");
     for (i, city) in round.cities.iter().enumerate() {
-        v.check(reference::city(city).is_some(), format!("cities[{i}]"), format!("{city} is not one of the 39 key cities"));
+        v.check(
+            reference::city(city).is_some(),
+            format!("cities[{i}]"),
+            format!("{city} is not one of the 39 key cities"),
+        );
     }
     v
 }
@@ -86,7 +90,10 @@ pub fn validate_round_team(request: &RoundTeamRequest, round_cities: &[String], 
         if !round_cities.contains(city) {
             v.fail(field, format!("{city} is not a city of this round"));
         } else if reference::province_of(city) == home_province {
-            v.fail(field, format!("{city} is in the team's home province {home_province}: teams inspect other provinces only"));
+            v.fail(
+                field,
+                format!("{city} is in the team's home province {home_province}: teams inspect other provinces only"),
+            );
         }
     }
     v
@@ -151,11 +158,19 @@ pub fn validate_inspection(inspection: &InspectionRequest) -> Validator {
         );
     }
     let site = &inspection.site;
-    v.check(!site.name.trim().is_empty() && site.name.len() <= 200, "site.name", "a site needs a name (at most 200 bytes)");
+    v.check(
+        !site.name.trim().is_empty() && site.name.len() <= 200,
+        "site.name",
+        "a site needs a name (at most 200 bytes)",
+    );
     v.check((-90.0..=90.0).contains(&site.lat), "site.lat", "latitude must be between -90 and 90");
     v.check((-180.0..=180.0).contains(&site.lon), "site.lon", "longitude must be between -180 and 180");
     if let Some(code) = &site.credit_code {
-        v.check(is_valid_credit_code(code), "site.credit_code", "not a valid unified social credit code (GB 32100-2015)");
+        v.check(
+            is_valid_credit_code(code),
+            "site.credit_code",
+            "not a valid unified social credit code (GB 32100-2015)",
+        );
     }
     for (i, problem) in inspection.problems.iter().enumerate() {
         v.check(
@@ -283,7 +298,10 @@ mod tests {
         bad.site.lat = 200.0;
         bad.site.credit_code = Some("91350100M000100Y44".into());
         bad.problems[0].category = "littering".into();
-        assert_eq!(fields(validate_inspection(&bad)), ["county_code", "site.lat", "site.credit_code", "problems[0].category"]);
+        assert_eq!(
+            fields(validate_inspection(&bad)),
+            ["county_code", "site.lat", "site.credit_code", "problems[0].category"]
+        );
         let mut unknown_city = sample();
         unknown_city.city_code = "999900".into();
         assert_eq!(fields(validate_inspection(&unknown_city)), ["city_code"]);
@@ -304,7 +322,10 @@ mod tests {
     fn the_same_site_and_category_is_a_duplicate_while_open_and_a_rebound_after() {
         let id = Uuid::now_v7();
         assert_eq!(classify(None), Outcome::Reported);
-        assert_eq!(classify(Some(EarlierEntry { problem_id: id, closed: false })), Outcome::Duplicate { duplicate_of: id });
+        assert_eq!(
+            classify(Some(EarlierEntry { problem_id: id, closed: false })),
+            Outcome::Duplicate { duplicate_of: id }
+        );
         assert_eq!(classify(Some(EarlierEntry { problem_id: id, closed: true })), Outcome::Rebound { rebound_of: id });
     }
 

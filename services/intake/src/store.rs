@@ -44,7 +44,12 @@ pub async fn team_province(conn: &mut PgConnection, id: &str) -> sqlx::Result<Op
     sqlx::query_scalar("SELECT home_province FROM intake.teams WHERE id = $1").bind(id).fetch_optional(conn).await
 }
 
-pub async fn upsert_round_team(conn: &mut PgConnection, round: &str, team: &str, cities: &[String]) -> sqlx::Result<()> {
+pub async fn upsert_round_team(
+    conn: &mut PgConnection,
+    round: &str,
+    team: &str,
+    cities: &[String],
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO intake.round_teams (round_id, team_id, cities) VALUES ($1, $2, $3)
          ON CONFLICT (round_id, team_id) DO UPDATE SET cities = $3, updated_at = now()",
@@ -91,7 +96,11 @@ pub async fn lock_site_category(conn: &mut PgConnection, site_key: &str, categor
 }
 
 /// The latest ledger entry (not a duplicate) for a site and category, and whether it is closed.
-pub async fn latest_entry(conn: &mut PgConnection, site_key: &str, category: &str) -> sqlx::Result<Option<EarlierEntry>> {
+pub async fn latest_entry(
+    conn: &mut PgConnection,
+    site_key: &str,
+    category: &str,
+) -> sqlx::Result<Option<EarlierEntry>> {
     let row: Option<(Uuid, Option<bool>)> = sqlx::query_as(
         "SELECT p.id, s.closed FROM intake.problems p
          LEFT JOIN intake.problem_status s ON s.problem_id = p.id

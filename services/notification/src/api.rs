@@ -43,7 +43,11 @@ async fn put_recipient(
     Ok(Json(json!({ "recipient": recipient, "queued_notices": queued })))
 }
 
-async fn get_recipient(State(s): State<AppState>, caller: Caller, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_recipient(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let recipient = store::recipient(&mut *s.pool.acquire().await?, &code)
         .await?
@@ -60,11 +64,20 @@ struct NoticeQuery {
 }
 
 /// The campaign office sees every notice; a local government its own.
-async fn list_notices(State(s): State<AppState>, caller: Caller, Query(q): Query<NoticeQuery>) -> Result<Json<Value>, ApiError> {
+async fn list_notices(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Json<Value>, ApiError> {
     let jurisdiction = match caller.0.role {
         Role::Admin => q.jurisdiction.clone(),
         Role::LocalGov => Some(caller.jurisdiction()?.to_string()),
-        _ => return Err(ApiError::forbidden("Authorization", "notices are for the campaign office and their recipients")),
+        _ => {
+            return Err(ApiError::forbidden(
+                "Authorization",
+                "notices are for the campaign office and their recipients",
+            ));
+        }
     };
     if let Some(status) = &q.status
         && !["pending", "delivered", "dead"].contains(&status.as_str())
@@ -75,6 +88,7 @@ async fn list_notices(State(s): State<AppState>, caller: Caller, Query(q): Query
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "between 1 and 1000"));
     }
-    let rows = store::notices(&mut *s.pool.acquire().await?, jurisdiction.as_deref(), q.status.as_deref(), limit).await?;
+    let rows =
+        store::notices(&mut *s.pool.acquire().await?, jurisdiction.as_deref(), q.status.as_deref(), limit).await?;
     Ok(Json(json!({ "count": rows.len(), "items": rows })))
 }

@@ -97,7 +97,9 @@ impl Deliverer {
         let tried = match d.channel.as_str() {
             "webhook" => self.send_webhook(&d).await,
             "email" => self.send_email(&d).await,
-            other => Try { answer: Answer::Refused, status_code: None, error: Some(format!("unknown channel {other}")) },
+            other => {
+                Try { answer: Answer::Refused, status_code: None, error: Some(format!("unknown channel {other}")) }
+            }
         };
         let latency = started.elapsed();
         metrics::histogram!("delivery_seconds", "channel" => d.channel.clone()).record(latency.as_secs_f64());
@@ -114,7 +116,8 @@ impl Deliverer {
             Answer::Refused => ("dead", None),
             Answer::RetryLater(_) if attempts >= self.config.max_attempts => ("dead", None),
             Answer::RetryLater(asked) => {
-                let wait = domain::retry_delay(attempts, rand::random::<f64>()).max(asked.unwrap_or_default().min(Duration::from_secs(3600)));
+                let wait = domain::retry_delay(attempts, rand::random::<f64>())
+                    .max(asked.unwrap_or_default().min(Duration::from_secs(3600)));
                 ("retry", Some(OffsetDateTime::now_utc() + wait))
             }
         };
@@ -140,7 +143,9 @@ impl Deliverer {
             attempts,
             detail: tried.error.clone(),
         };
-        let city = shared::reference::city_of_county(&d.jurisdiction).map(|c| c.code.clone()).unwrap_or_else(|| d.jurisdiction.clone());
+        let city = shared::reference::city_of_county(&d.jurisdiction)
+            .map(|c| c.code.clone())
+            .unwrap_or_else(|| d.jurisdiction.clone());
         match next {
             Some(at) => store::retry_delivery(&mut tx, d.id, at, tried.error.as_deref().unwrap_or("")).await?,
             None if outcome == "delivered" => {
@@ -159,10 +164,13 @@ impl Deliverer {
 
     async fn send_webhook(&self, d: &DueDelivery) -> Try {
         let failed = |answer, error: String| Try { answer, status_code: None, error: Some(error) };
-        let secrets = match store::recipient(&mut *match self.pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => return failed(Answer::RetryLater(None), e.to_string()),
-        }, &d.jurisdiction)
+        let secrets = match store::recipient(
+            &mut *match self.pool.acquire().await {
+                Ok(c) => c,
+                Err(e) => return failed(Answer::RetryLater(None), e.to_string()),
+            },
+            &d.jurisdiction,
+        )
         .await
         {
             Ok(Some(r)) => r.webhook_secrets,
@@ -219,7 +227,8 @@ impl Deliverer {
             Err(e) => return failed(Answer::Refused, format!("bad address: {e}")),
         };
         let (subject, text) = domain::handover_email(&language, &name, &d.payload);
-        let html = format!("<html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>", escape_html(&text));
+        let html =
+            format!("<html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>", escape_html(&text));
         // One Message-ID per notice and address, so a re-send after a crash is recognisably the same mail.
         let message_id = format!("<{}.{}@skyledger>", d.notice_id, d.id);
         let message = Message::builder()

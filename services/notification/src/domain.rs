@@ -116,7 +116,11 @@ pub fn validate_recipient(code: &str, r: &RecipientRequest, deny_hosts: &[String
         match reqwest::Url::parse(&hook.url) {
             Ok(url) if url.scheme() == "http" || url.scheme() == "https" => {
                 let host = url.host_str().unwrap_or_default();
-                v.check(!deny_hosts.iter().any(|d| d == host), "webhook.url", format!("webhooks to {host} are not allowed"));
+                v.check(
+                    !deny_hosts.iter().any(|d| d == host),
+                    "webhook.url",
+                    format!("webhooks to {host} are not allowed"),
+                );
             }
             _ => v.fail("webhook.url", "an http or https URL"),
         }
@@ -124,7 +128,11 @@ pub fn validate_recipient(code: &str, r: &RecipientRequest, deny_hosts: &[String
         v.check(!secrets.is_empty(), "webhook.secret", "a webhook needs a whsec_ secret");
         for (i, s) in secrets.iter().enumerate() {
             let ok = s.strip_prefix("whsec_").is_some_and(|k| B64.decode(k).is_ok_and(|k| k.len() >= 16));
-            let field = if i == 0 && hook.secret.is_some() { "webhook.secret".to_string() } else { format!("webhook.secrets[{}]", i - usize::from(hook.secret.is_some())) };
+            let field = if i == 0 && hook.secret.is_some() {
+                "webhook.secret".to_string()
+            } else {
+                format!("webhook.secrets[{}]", i - usize::from(hook.secret.is_some()))
+            };
             v.check(ok, field, "whsec_ followed by at least 16 bytes in base64");
         }
     }
@@ -137,7 +145,11 @@ pub fn validate_recipient(code: &str, r: &RecipientRequest, deny_hosts: &[String
 /// A notice's e-mail subject and text, from the template files for its language.
 pub fn handover_email(language: &str, recipient_name: &str, notice: &Value) -> (String, String) {
     let (subject, body, item) = if language == "en" {
-        (include_str!("../templates/handover.en.subject"), include_str!("../templates/handover.en.txt"), include_str!("../templates/handover.en.problem"))
+        (
+            include_str!("../templates/handover.en.subject"),
+            include_str!("../templates/handover.en.txt"),
+            include_str!("../templates/handover.en.problem"),
+        )
     } else {
         (
             include_str!("../templates/handover.zh-CN.subject"),
@@ -158,15 +170,18 @@ pub fn handover_email(language: &str, recipient_name: &str, notice: &Value) -> (
             let category_name = reference::category(category)
                 .map(|c| if language == "en" { c.name_en.clone() } else { c.name_zh.clone() })
                 .unwrap_or_else(|| category.to_string());
-            fill(item, &[
-                ("index", &(i + 1).to_string()),
-                ("category_name", &category_name),
-                ("site_name", p["site"]["name"].as_str().unwrap_or_default()),
-                ("jurisdiction", p["jurisdiction"].as_str().unwrap_or_default()),
-                ("deadline", p["deadline"].as_str().unwrap_or_default()),
-                ("description", p["description"].as_str().unwrap_or_default()),
-                ("problem_id", p["id"].as_str().unwrap_or_default()),
-            ])
+            fill(
+                item,
+                &[
+                    ("index", &(i + 1).to_string()),
+                    ("category_name", &category_name),
+                    ("site_name", p["site"]["name"].as_str().unwrap_or_default()),
+                    ("jurisdiction", p["jurisdiction"].as_str().unwrap_or_default()),
+                    ("deadline", p["deadline"].as_str().unwrap_or_default()),
+                    ("description", p["description"].as_str().unwrap_or_default()),
+                    ("problem_id", p["id"].as_str().unwrap_or_default()),
+                ],
+            )
         })
         .collect();
     let values = [
@@ -204,7 +219,8 @@ mod tests {
 
     #[test]
     fn every_active_secret_signs_during_rotation() {
-        let secrets = vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(), "whsec_AAAAAAAAAAAAAAAAAAAAAAAA".to_string()];
+        let secrets =
+            vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(), "whsec_AAAAAAAAAAAAAAAAAAAAAAAA".to_string()];
         let signature = sign_webhook(&secrets, "m", 1, b"{}").unwrap();
         assert_eq!(signature.split(' ').count(), 2);
     }

@@ -17,7 +17,16 @@ impl EventHandler for Handlers {
             let sheet: HandoverIssued = event.data_as()?;
             let notice_id = Uuid::now_v7();
             let payload = domain::handover_notice(notice_id, &sheet);
-            store::insert_notice(conn, notice_id, "handover", event.id, &sheet.city_code, Some(&sheet.handover_no), &payload).await?;
+            store::insert_notice(
+                conn,
+                notice_id,
+                "handover",
+                event.id,
+                &sheet.city_code,
+                Some(&sheet.handover_no),
+                &payload,
+            )
+            .await?;
             store::queue_deliveries(conn, &sheet.city_code).await?;
         }
         Ok(())

@@ -33,6 +33,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let deliverer = deliverer.clone();
         async move { deliverer.dispatch_due().await }
     });
-    let state = api::AppState { pool: runtime.pool.clone(), webhook_deny_hosts: config.notification.webhook_deny_hosts.clone() };
+    let state = api::AppState {
+        pool: runtime.pool.clone(),
+        webhook_deny_hosts: config.notification.webhook_deny_hosts.clone(),
+    };
     runtime.serve(&config.notification.listen, api::router(state), include_str!("../openapi.json")).await
 }

@@ -188,7 +188,12 @@ pub struct NoticeRow {
     pub deliveries: Value,
 }
 
-pub async fn notices(conn: &mut PgConnection, jurisdiction: Option<&str>, status: Option<&str>, limit: i64) -> sqlx::Result<Vec<NoticeRow>> {
+pub async fn notices(
+    conn: &mut PgConnection,
+    jurisdiction: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<NoticeRow>> {
     sqlx::query_as(
         "SELECT n.id, n.kind, n.jurisdiction, n.handover_no, n.created_at,
                 jsonb_array_length(n.payload -> 'problems') AS problem_count,

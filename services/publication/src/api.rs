@@ -73,7 +73,8 @@ async fn list_problems(State(s): State<AppState>, Query(q): Query<ListQuery>) ->
 async fn public_problem(s: &AppState, id: &str) -> Result<(store::PublicProblem, Vec<store::HistoryItem>), ApiError> {
     let id = parse_id(id)?;
     let mut conn = s.pool.acquire().await?;
-    let problem = store::public_problem(&mut conn, id).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
+    let problem =
+        store::public_problem(&mut conn, id).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
     let history = store::history(&mut conn, id).await?;
     Ok((problem, history))
 }
@@ -107,7 +108,9 @@ async fn stats(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<
         cities.entry(city.clone()).or_insert_with(empty)["site_checks"] = json!(n);
     }
     for (city, category, status, n) in counts {
-        for bucket in [&mut totals, cities.entry(city).or_insert_with(empty), categories.entry(category).or_insert_with(empty)] {
+        for bucket in
+            [&mut totals, cities.entry(city).or_insert_with(empty), categories.entry(category).or_insert_with(empty)]
+        {
             bucket["problems"] = json!(bucket["problems"].as_i64().unwrap_or(0) + n);
             let by = &mut bucket["by_status"][&status];
             *by = json!(by.as_i64().unwrap_or(0) + n);
@@ -125,7 +128,8 @@ async fn front_page(State(s): State<AppState>) -> Result<Html<String>, ApiError>
     let mut conn = s.pool.acquire().await?;
     let problems = store::public_problems(&mut conn, &ProblemFilter::default(), s.feed_size).await?;
     let counts = store::problem_counts(&mut conn, &ProblemFilter::default()).await?;
-    let checks: BTreeMap<String, i64> = store::check_counts(&mut conn, &ProblemFilter::default()).await?.into_iter().collect();
+    let checks: BTreeMap<String, i64> =
+        store::check_counts(&mut conn, &ProblemFilter::default()).await?.into_iter().collect();
     let mut per_city: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for (city, _, status, n) in counts {
         let entry = per_city.entry(city).or_default();
@@ -167,12 +171,17 @@ async fn feed_rows(s: &AppState, q: &ListQuery) -> Result<Vec<store::PublicProbl
 
 async fn atom(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
     let rows = feed_rows(&s, &q).await?;
-    Ok(([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], render::atom(&rows, &s.base_url, "/feed.atom")).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        render::atom(&rows, &s.base_url, "/feed.atom"),
+    )
+        .into_response())
 }
 
 async fn json_feed(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
     let rows = feed_rows(&s, &q).await?;
-    Ok(([(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")], Json(render::json_feed(&rows, &s.base_url))).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")], Json(render::json_feed(&rows, &s.base_url)))
+        .into_response())
 }
 
 async fn geojson(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {

@@ -31,7 +31,9 @@ pub fn said_reported(category: &str, site_name: &str) -> String {
 }
 
 pub fn said_assigned(handover_no: &str, jurisdiction: &str, deadline: &str) -> String {
-    format!("交办 {jurisdiction}，督办单 {handover_no}，整改期限 {deadline} / Handed over to {jurisdiction} on sheet {handover_no}, deadline {deadline}")
+    format!(
+        "交办 {jurisdiction}，督办单 {handover_no}，整改期限 {deadline} / Handed over to {jurisdiction} on sheet {handover_no}, deadline {deadline}"
+    )
 }
 
 pub fn said_acknowledged(handover_no: &str) -> String {
@@ -47,7 +49,11 @@ pub fn said_closed() -> String {
 }
 
 pub fn said_reopened(result: &str, deadline: &str) -> String {
-    let why = if result == "fake_rectification" { "虚假整改 / fake rectification" } else { "未整改到位 / not rectified" };
+    let why = if result == "fake_rectification" {
+        "虚假整改 / fake rectification"
+    } else {
+        "未整改到位 / not rectified"
+    };
     format!("核查未通过（{why}），重新整改，期限 {deadline} / Verification failed, reopened, new deadline {deadline}")
 }
 

@@ -23,8 +23,11 @@ impl Handlers {
     /// Re-derives the problem's public state and announces whatever it added to the chain.
     async fn refresh(&self, conn: &mut PgConnection, problem_id: Uuid) -> anyhow::Result<()> {
         for entry in store::refresh(conn, problem_id).await? {
-            let event = EntryPublished { entry_seq: entry.seq, problem_id, status: entry.status, entry_hash: entry.entry_hash };
-            self.outbox.publish(conn, &ENTRY_PUBLISHED, entry.city_code.as_deref(), entry.seq.to_string(), &event).await?;
+            let event =
+                EntryPublished { entry_seq: entry.seq, problem_id, status: entry.status, entry_hash: entry.entry_hash };
+            self.outbox
+                .publish(conn, &ENTRY_PUBLISHED, entry.city_code.as_deref(), entry.seq.to_string(), &event)
+                .await?;
         }
         Ok(())
     }
@@ -65,21 +68,48 @@ impl EventHandler for Handlers {
             }
             Some(RECTIFICATION_REPORTED) => {
                 let r: RectificationReported = event.data_as()?;
-                let word = VerificationWord { problem_id: r.problem_id, seq: r.problem_seq, status: "rectification_reported", at: r.reported_at, new_deadline: None };
+                let word = VerificationWord {
+                    problem_id: r.problem_id,
+                    seq: r.problem_seq,
+                    status: "rectification_reported",
+                    at: r.reported_at,
+                    new_deadline: None,
+                };
                 store::verification_word(conn, &word).await?;
-                store::add_history(conn, r.problem_id, event.id, r.reported_at, "rectification_reported", &domain::said_rectification_reported()).await?;
+                store::add_history(
+                    conn,
+                    r.problem_id,
+                    event.id,
+                    r.reported_at,
+                    "rectification_reported",
+                    &domain::said_rectification_reported(),
+                )
+                .await?;
                 r.problem_id
             }
             Some(PROBLEM_CLOSED) => {
                 let c: ProblemClosed = event.data_as()?;
-                let word = VerificationWord { problem_id: c.problem_id, seq: c.problem_seq, status: "closed", at: c.verified_at, new_deadline: None };
+                let word = VerificationWord {
+                    problem_id: c.problem_id,
+                    seq: c.problem_seq,
+                    status: "closed",
+                    at: c.verified_at,
+                    new_deadline: None,
+                };
                 store::verification_word(conn, &word).await?;
-                store::add_history(conn, c.problem_id, event.id, c.verified_at, "closed", &domain::said_closed()).await?;
+                store::add_history(conn, c.problem_id, event.id, c.verified_at, "closed", &domain::said_closed())
+                    .await?;
                 c.problem_id
             }
             Some(PROBLEM_REOPENED) => {
                 let r: ProblemReopened = event.data_as()?;
-                let word = VerificationWord { problem_id: r.problem_id, seq: r.problem_seq, status: "reopened", at: r.verified_at, new_deadline: Some(r.deadline) };
+                let word = VerificationWord {
+                    problem_id: r.problem_id,
+                    seq: r.problem_seq,
+                    status: "reopened",
+                    at: r.verified_at,
+                    new_deadline: Some(r.deadline),
+                };
                 store::verification_word(conn, &word).await?;
                 let what = domain::said_reopened(&r.result, &r.deadline.to_string());
                 store::add_history(conn, r.problem_id, event.id, r.verified_at, "reopened", &what).await?;

@@ -56,8 +56,15 @@ pub fn xml_escape(text: &str) -> String {
 
 /// An Atom feed (RFC 4287): one entry per problem, updated whenever the problem moves.
 pub fn atom(problems: &[PublicProblem], base: &str, self_path: &str) -> String {
-    let updated = problems.iter().map(|p| p.updated_at).max().map(shared::csv::timestamp).unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"zh-CN\">\n");
+    let updated = problems
+        .iter()
+        .map(|p| p.updated_at)
+        .max()
+        .map(shared::csv::timestamp)
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"zh-CN\">\n",
+    );
     out.push_str(&format!(
         "  <id>{base}/feed.atom</id>\n  <title>Skyledger 强化监督问题公开 / Supervision problems disclosed</title>\n  <updated>{updated}</updated>\n  <author><name>Skyledger</name></author>\n  <link rel=\"self\" href=\"{}\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"{base}/\"/>\n",
         xml_escape(&format!("{base}{self_path}"))
@@ -117,8 +124,20 @@ pub fn geojson(problems: &[PublicProblem]) -> Value {
 
 pub fn csv(problems: &[PublicProblem]) -> String {
     let mut out = shared::csv::line(&[
-        "id", "status", "category", "city_code", "county_code", "site_name", "lat", "lon", "found_at", "handed_over_at",
-        "deadline", "rectification_reported_at", "verified_at", "closed_at",
+        "id",
+        "status",
+        "category",
+        "city_code",
+        "county_code",
+        "site_name",
+        "lat",
+        "lon",
+        "found_at",
+        "handed_over_at",
+        "deadline",
+        "rectification_reported_at",
+        "verified_at",
+        "closed_at",
     ]);
     let ts = |t: Option<time::OffsetDateTime>| t.map(shared::csv::timestamp).unwrap_or_default();
     for p in problems {

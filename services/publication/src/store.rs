@@ -72,7 +72,12 @@ pub async fn problem_assigned(conn: &mut PgConnection, p: &ProblemAssigned) -> s
     Ok(())
 }
 
-pub async fn problem_acknowledged(conn: &mut PgConnection, problem_id: Uuid, seq: i64, at: OffsetDateTime) -> sqlx::Result<()> {
+pub async fn problem_acknowledged(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    seq: i64,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO publication.problems (problem_id, acknowledged_at, assignment_seq) VALUES ($1, $2, $3)
          ON CONFLICT (problem_id) DO UPDATE SET acknowledged_at = $2, assignment_seq = $3
@@ -140,7 +145,14 @@ pub async fn verification_word(conn: &mut PgConnection, w: &VerificationWord) ->
     Ok(())
 }
 
-pub async fn add_history(conn: &mut PgConnection, problem_id: Uuid, event_id: Uuid, at: OffsetDateTime, status: &str, what: &str) -> sqlx::Result<()> {
+pub async fn add_history(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    event_id: Uuid,
+    at: OffsetDateTime,
+    status: &str,
+    what: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO publication.history (problem_id, source_event_id, at, status, what) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (source_event_id) DO NOTHING",
@@ -164,16 +176,28 @@ pub struct Appended {
     pub entry_hash: String,
 }
 
+/// What the public status is derived from.
+#[derive(sqlx::FromRow)]
+struct Facts {
+    category: Option<String>,
+    verification_status: Option<String>,
+    handed_over_at: Option<OffsetDateTime>,
+    acknowledged_at: Option<OffsetDateTime>,
+    city_code: Option<String>,
+}
+
 /// Recomputes a problem's public status; once it is public, appends its history not yet in the
 /// chain, in the order things happened.
 pub async fn refresh(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Vec<Appended>> {
-    let row: Option<(Option<String>, Option<String>, Option<OffsetDateTime>, Option<OffsetDateTime>, Option<String>)> = sqlx::query_as(
+    let row: Option<Facts> = sqlx::query_as(
         "SELECT category, verification_status, handed_over_at, acknowledged_at, city_code FROM publication.problems WHERE problem_id = $1",
     )
     .bind(problem_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((category, verification_status, handed_over_at, acknowledged_at, city_code)) = row else { return Ok(vec![]) };
+    let Some(Facts { category, verification_status, handed_over_at, acknowledged_at, city_code }) = row else {
+        return Ok(vec![]);
+    };
     let handed_over = handed_over_at.is_some();
     let public = domain::is_public(category.is_some(), handed_over);
     let status = domain::public_status(verification_status.as_deref(), acknowledged_at.is_some(), handed_over);
@@ -198,7 +222,9 @@ pub async fn refresh(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<
     // One writer at a time extends the chain.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.chain', 0))").execute(&mut *conn).await?;
     let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, entry_hash FROM publication.entries ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+        sqlx::query_as("SELECT seq, entry_hash FROM publication.entries ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
     let (mut seq, mut prev) = last.unwrap_or((0, domain::GENESIS.to_string()));
     let mut appended = Vec::with_capacity(unchained.len());
     for (history_id, at, entry_status, what) in unchained {
@@ -223,7 +249,11 @@ pub async fn refresh(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<
         .bind(&entry_hash)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("UPDATE publication.history SET entry_seq = $2 WHERE id = $1").bind(history_id).bind(seq).execute(&mut *conn).await?;
+        sqlx::query("UPDATE publication.history SET entry_seq = $2 WHERE id = $1")
+            .bind(history_id)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
         prev = entry_hash.clone();
         appended.push(Appended { seq, problem_id, city_code: city_code.clone(), status: entry_status, entry_hash });
     }
@@ -269,10 +299,12 @@ const PUBLIC_COLUMNS: &str = "problem_id AS id, status, category, severity, roun
     handed_over_at, deadline, acknowledged_at, rectification_reported_at, verified_at, closed_at, updated_at";
 
 pub async fn public_problem(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PublicProblem>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {PUBLIC_COLUMNS} FROM publication.problems WHERE problem_id = $1 AND public")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PUBLIC_COLUMNS} FROM publication.problems WHERE problem_id = $1 AND public"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -302,7 +334,11 @@ pub struct ProblemFilter {
 }
 
 /// Public problems, most recently changed first.
-pub async fn public_problems(conn: &mut PgConnection, f: &ProblemFilter, limit: i64) -> sqlx::Result<Vec<PublicProblem>> {
+pub async fn public_problems(
+    conn: &mut PgConnection,
+    f: &ProblemFilter,
+    limit: i64,
+) -> sqlx::Result<Vec<PublicProblem>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PUBLIC_COLUMNS} FROM publication.problems
          WHERE public AND ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR category = $2)
@@ -321,7 +357,10 @@ pub async fn public_problems(conn: &mut PgConnection, f: &ProblemFilter, limit: 
 }
 
 /// Public problems counted by city, category and status.
-pub async fn problem_counts(conn: &mut PgConnection, f: &ProblemFilter) -> sqlx::Result<Vec<(String, String, String, i64)>> {
+pub async fn problem_counts(
+    conn: &mut PgConnection,
+    f: &ProblemFilter,
+) -> sqlx::Result<Vec<(String, String, String, i64)>> {
     sqlx::query_as(
         "SELECT coalesce(city_code, ''), coalesce(category, ''), status, count(*) FROM publication.problems
          WHERE public AND ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR category = $2)

@@ -47,7 +47,11 @@ fn belongs_to(problem: &Problem, jurisdiction: &str) -> bool {
     problem.jurisdiction.as_deref().is_some_and(|j| reference::jurisdiction_covers(jurisdiction, j))
 }
 
-async fn get_problem(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_problem(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let problem = store::problem(&mut *s.pool.acquire().await?, id).await?;
     let visible = match caller.0.role {
@@ -76,7 +80,10 @@ async fn post_rectification(
         .filter(|p| belongs_to(p, &jurisdiction))
         .ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
     if !domain::RECTIFIABLE.contains(&problem.status.as_str()) {
-        return Err(ApiError::conflict("status", format!("the problem is {}; rectification is reported once it is handed over or reopened", problem.status)));
+        return Err(ApiError::conflict(
+            "status",
+            format!("the problem is {}; rectification is reported once it is handed over or reopened", problem.status),
+        ));
     }
     let rectification_id = store::insert_rectification(&mut tx, id, &request, &jurisdiction, now).await?;
     let problem_seq = store::set_status(&mut tx, id, "rectification_reported", None).await?;
@@ -90,7 +97,10 @@ async fn post_rectification(
     };
     s.outbox.publish(&mut tx, &RECTIFICATION_REPORTED, Some(&problem.city_code), id.to_string(), &event).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": rectification_id, "problem_id": id, "status": "rectification_reported" }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": rectification_id, "problem_id": id, "status": "rectification_reported" })),
+    ))
 }
 
 async fn post_verdict(
@@ -106,13 +116,17 @@ async fn post_verdict(
         return Err(ApiError::forbidden("team", format!("your token is for team {}", caller.team()?)));
     }
     let mut tx = s.pool.begin().await?;
-    let problem = store::problem_for_update(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
+    let problem =
+        store::problem_for_update(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
     let province = store::team_province(&mut tx, &request.team)
         .await?
         .ok_or_else(|| ApiError::invalid("team", format!("no team {} is registered", request.team)))?;
     domain::may_verify(&request.team, &province, problem.finder_team.as_deref(), &problem.city_code)?;
     if problem.status != "rectification_reported" {
-        return Err(ApiError::conflict("status", format!("the problem is {}; a verdict needs a reported rectification", problem.status)));
+        return Err(ApiError::conflict(
+            "status",
+            format!("the problem is {}; a verdict needs a reported rectification", problem.status),
+        ));
     }
     let now = OffsetDateTime::now_utc();
     let verdict_id = store::insert_verdict(&mut tx, id, &request, now).await?;
@@ -121,7 +135,13 @@ async fn post_verdict(
     let city = Some(problem.city_code.as_str());
     match deadline {
         None => {
-            let event = ProblemClosed { problem_id: id, problem_seq, city_code: problem.city_code.clone(), team: request.team.clone(), verified_at: now };
+            let event = ProblemClosed {
+                problem_id: id,
+                problem_seq,
+                city_code: problem.city_code.clone(),
+                team: request.team.clone(),
+                verified_at: now,
+            };
             s.outbox.publish(&mut tx, &PROBLEM_CLOSED, city, id.to_string(), &event).await?;
         }
         Some(deadline) => {
@@ -138,5 +158,8 @@ async fn post_verdict(
         }
     }
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": verdict_id, "problem_id": id, "status": status, "deadline": deadline }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": verdict_id, "problem_id": id, "status": status, "deadline": deadline })),
+    ))
 }

@@ -31,7 +31,11 @@ pub struct RectificationRequest {
 
 pub fn validate_rectification(r: &RectificationRequest, now: OffsetDateTime) -> Validator {
     let mut v = Validator::new();
-    v.check(!r.measures.trim().is_empty() && r.measures.len() <= 8000, "measures", "describe the measures taken (at most 8000 bytes)");
+    v.check(
+        !r.measures.trim().is_empty() && r.measures.len() <= 8000,
+        "measures",
+        "describe the measures taken (at most 8000 bytes)",
+    );
     v.check(r.completed_at <= now + Duration::hours(1), "completed_at", "must not be in the future");
     for (i, e) in r.evidence.iter().enumerate() {
         v.check(!e.url.trim().is_empty(), format!("evidence[{i}].url"), "evidence needs a URL");
@@ -62,7 +66,10 @@ pub fn may_verify(team: &str, team_province: &str, finder_team: Option<&str>, ci
         return Err(ApiError::forbidden("team", "the team that found a problem cannot verify it"));
     }
     if reference::province_of(city_code) == team_province {
-        return Err(ApiError::forbidden("team", format!("a team from province {team_province} cannot verify in {city_code}")));
+        return Err(ApiError::forbidden(
+            "team",
+            format!("a team from province {team_province} cannot verify in {city_code}"),
+        ));
     }
     Ok(())
 }
@@ -91,6 +98,9 @@ mod tests {
     #[test]
     fn rectified_closes_and_anything_else_reopens_with_a_shorter_deadline() {
         assert_eq!(after_verdict("rectified", date!(2019 - 06 - 01), 7), ("closed", None));
-        assert_eq!(after_verdict("fake_rectification", date!(2019 - 06 - 01), 7), ("reopened", Some(date!(2019 - 06 - 08))));
+        assert_eq!(
+            after_verdict("fake_rectification", date!(2019 - 06 - 01), 7),
+            ("reopened", Some(date!(2019 - 06 - 08)))
+        );
     }
 }

