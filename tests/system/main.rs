@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod crash;
+mod dead_letters;
 mod lifecycle;
 mod roles;
 mod schemas;
