@@ -45,6 +45,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Query parameters. Unlike axum's own, a bad one is answered problem+json naming it.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(QueryParams).map_err(|e| {
+            let field = e.path().to_string();
+            let detail = e.into_inner().to_string();
+            let field = match detail.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+                Some(missing) => missing.to_string(),
+                None if field == "." => "query".to_string(),
+                None => field,
+            };
+            ApiError::Invalid(vec![FieldError::new(field, detail)])
+        })
+    }
+}
+
 /// Parses JSON, naming the field of the first error found.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);

@@ -136,6 +136,16 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored_or_publishe
     assert_eq!(stats["totals"]["problems"], 0);
     assert_eq!(stats["totals"]["site_checks"], 0);
 
+    // Query parameters are named too.
+    for (service, path, token, field) in [
+        ("publication", "/v1/problems?limit=abc", None, "limit"),
+        ("publication", "/v1/problems?city=999900", None, "city"),
+        ("assignment", "/v1/ledger?status=lost", Some(stack.admin()), "status"),
+    ] {
+        let (status, problem) = get(&stack, service, path, token.as_deref()).await;
+        assert_eq!((status.as_u16(), problem["errors"][0]["field"].as_str()), (422, Some(field)), "{path}: {problem}");
+    }
+
     // The good report, sent after all that, goes through: the refusals were about the input.
     let (status, answer) = post(&stack, "intake", "/v1/inspections", &inspector, good).await;
     assert_eq!(status, 201, "{answer}");

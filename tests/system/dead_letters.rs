@@ -63,7 +63,8 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_stream_moves_
     assert_eq!(get(&stack, "assignment", "/v1/admin/dead-letters", Some(&inspector)).await.0, 403);
     // A replay publishes it again: it fails again, and is kept again.
     let letter_id = letters[1]["id"].as_i64().unwrap();
-    let (status, _) = post(&stack, "assignment", &format!("/v1/admin/dead-letters/{letter_id}/replay"), &admin, json!({})).await;
+    let (status, _) =
+        post(&stack, "assignment", &format!("/v1/admin/dead-letters/{letter_id}/replay"), &admin, json!({})).await;
     assert_eq!(status, 200);
     eventually("the replayed letter to fail again", WAIT, || async {
         let (_, body) = get(&stack, "assignment", "/v1/admin/dead-letters", Some(&admin)).await;

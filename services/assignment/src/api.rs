@@ -1,6 +1,6 @@
 //! Assignment's HTTP routes: the ledger, handover sheets and their acknowledgement.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -9,6 +9,7 @@ use serde_json::json;
 use shared::auth::{Caller, Claims, Role};
 use shared::error::ApiError;
 use shared::events::{HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, ProblemSeq};
+use shared::http::QueryParams;
 use shared::outbox::Outbox;
 use shared::reference;
 use sqlx::PgPool;
@@ -54,7 +55,7 @@ async fn get_ledger(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Query(query): Query<LedgerQuery>,
+    QueryParams(query): QueryParams<LedgerQuery>,
 ) -> Result<Response, ApiError> {
     let within = reading_scope(&caller)?;
     let mut v = shared::error::Validator::new();

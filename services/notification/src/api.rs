@@ -1,13 +1,13 @@
 //! Notification's HTTP routes: the recipients of each jurisdiction and the notices sent.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::{Caller, Role};
 use shared::error::ApiError;
-use shared::http::JsonBody;
+use shared::http::{JsonBody, QueryParams};
 use sqlx::PgPool;
 
 use crate::domain::{self, RecipientRequest};
@@ -67,7 +67,7 @@ struct NoticeQuery {
 async fn list_notices(
     State(s): State<AppState>,
     caller: Caller,
-    Query(q): Query<NoticeQuery>,
+    QueryParams(q): QueryParams<NoticeQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let jurisdiction = match caller.0.role {
         Role::Admin => q.jurisdiction.clone(),

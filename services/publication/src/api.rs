@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::error::ApiError;
+use shared::http::QueryParams;
 use shared::reference;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -64,7 +65,10 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "a problem id is a UUID"))
 }
 
-async fn list_problems(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list_problems(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = checked(&q, 100, 1000)?;
     let items = store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?;
     Ok(Json(json!({ "count": items.len(), "items": items })))
@@ -92,7 +96,19 @@ async fn problem_page(State(s): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 /// Totals with per-city and per-category breakdowns; filters `round`, `city`, `category`.
-async fn stats(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+struct StatsQuery {
+    round: Option<String>,
+    city: Option<String>,
+    category: Option<String>,
+}
+
+async fn stats(
+    State(s): State<AppState>,
+    QueryParams(stats_query): QueryParams<StatsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let StatsQuery { round, city, category } = stats_query;
+    let q = ListQuery { filter: ProblemFilter { city, category, round, ..Default::default() }, limit: None };
     checked(&q, 1, 1)?;
     let mut conn = s.pool.acquire().await?;
     let counts = store::problem_counts(&mut conn, &q.filter).await?;
@@ -155,7 +171,7 @@ struct ChainQuery {
 }
 
 /// The hash chain of every public entry, in order, paged by `after`.
-async fn chain(State(s): State<AppState>, Query(q): Query<ChainQuery>) -> Result<Json<Value>, ApiError> {
+async fn chain(State(s): State<AppState>, QueryParams(q): QueryParams<ChainQuery>) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::invalid("limit", "between 1 and 10000"));
@@ -169,7 +185,7 @@ async fn feed_rows(s: &AppState, q: &ListQuery) -> Result<Vec<store::PublicProbl
     Ok(store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?)
 }
 
-async fn atom(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn atom(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
     let rows = feed_rows(&s, &q).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
@@ -178,19 +194,19 @@ async fn atom(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<R
         .into_response())
 }
 
-async fn json_feed(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn json_feed(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
     let rows = feed_rows(&s, &q).await?;
     Ok(([(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")], Json(render::json_feed(&rows, &s.base_url)))
         .into_response())
 }
 
-async fn geojson(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn geojson(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
     let limit = checked(&q, 10_000, 100_000)?;
     let rows = store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?;
     Ok(([(header::CONTENT_TYPE, "application/geo+json")], Json(render::geojson(&rows))).into_response())
 }
 
-async fn csv(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn csv(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
     let limit = checked(&q, 100_000, 1_000_000)?;
     let rows = store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], render::csv(&rows)).into_response())
