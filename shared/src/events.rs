@@ -37,9 +37,15 @@ kind!(PROBLEM_REPORTED, "intake", "problem", "reported");
 kind!(PROBLEM_ASSIGNED, "assignment", "problem", "assigned");
 kind!(HANDOVER_ISSUED, "assignment", "handover", "issued");
 kind!(HANDOVER_ACKNOWLEDGED, "assignment", "handover", "acknowledged");
+kind!(PROBLEM_DISPUTED, "assignment", "problem", "disputed");
+kind!(PROBLEM_REROUTED, "assignment", "problem", "rerouted");
+kind!(PROBLEM_EXTENDED, "assignment", "problem", "extended");
 kind!(RECTIFICATION_REPORTED, "verification", "rectification", "reported");
 kind!(PROBLEM_CLOSED, "verification", "problem", "closed");
 kind!(PROBLEM_REOPENED, "verification", "problem", "reopened");
+kind!(RECTIFICATION_PROGRESSED, "verification", "rectification", "progressed");
+kind!(PROBLEM_OVERDUE, "verification", "problem", "overdue");
+kind!(CITY_ESCALATED, "verification", "city", "escalated");
 kind!(NOTICE_DELIVERED, "notification", "notice", "delivered");
 kind!(NOTICE_FAILED, "notification", "notice", "failed");
 kind!(ENTRY_PUBLISHED, "publication", "entry", "published");
@@ -53,9 +59,15 @@ pub const ALL: &[EventKind] = &[
     PROBLEM_ASSIGNED,
     HANDOVER_ISSUED,
     HANDOVER_ACKNOWLEDGED,
+    PROBLEM_DISPUTED,
+    PROBLEM_REROUTED,
+    PROBLEM_EXTENDED,
     RECTIFICATION_REPORTED,
     PROBLEM_CLOSED,
     PROBLEM_REOPENED,
+    RECTIFICATION_PROGRESSED,
+    PROBLEM_OVERDUE,
+    CITY_ESCALATED,
     NOTICE_DELIVERED,
     NOTICE_FAILED,
     ENTRY_PUBLISHED,
@@ -183,6 +195,88 @@ pub struct HandoverAcknowledged {
     #[serde(with = "time::serde::rfc3339")]
     pub acknowledged_at: OffsetDateTime,
     pub problems: Vec<ProblemSeq>,
+}
+
+/// A government says a problem is not its own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProblemDisputed {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    pub city_code: String,
+    pub jurisdiction: String,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub disputed_at: OffsetDateTime,
+}
+
+/// The campaign office hands a problem to another government, with a new deadline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProblemRerouted {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    /// The problem's city after the reroute (the new owner's city).
+    pub city_code: String,
+    pub from_jurisdiction: String,
+    pub to_jurisdiction: String,
+    pub reason: String,
+    pub deadline: Date,
+    pub category: String,
+    pub site_name: String,
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub rerouted_at: OffsetDateTime,
+}
+
+/// The campaign office grants a deadline extension; the ledger keeps both deadlines.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProblemExtended {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    pub city_code: String,
+    pub jurisdiction: String,
+    pub previous_deadline: Date,
+    pub deadline: Date,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub granted_at: OffsetDateTime,
+}
+
+/// A stage of a long rectification (a coal-to-gas project, say) before the final report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RectificationProgressed {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    pub city_code: String,
+    pub stage: String,
+    pub percent_done: Option<u8>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub reported_at: OffsetDateTime,
+}
+
+/// Past its deadline without an accepted rectification.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProblemOverdue {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    pub city_code: String,
+    pub jurisdiction: String,
+    pub deadline: Date,
+    /// The first day (Asia/Shanghai) the problem is overdue.
+    pub overdue_on: Date,
+}
+
+/// A city climbs the escalation ladder: reminder → listed_supervision → summons → special_inspection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CityEscalated {
+    pub city_code: String,
+    pub level: String,
+    pub previous_level: Option<String>,
+    /// The counts that put the city on this level.
+    pub overdue: i64,
+    pub reopened: i64,
+    pub rebounds: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub escalated_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -23,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Caller, Role, TokenVerifier};
+use crate::clock::Clock;
 use crate::config::CommonConfig;
 use crate::error::ApiError;
+use crate::http::JsonBody;
 use crate::inbox::{EventHandler, Inbox};
 use crate::outbox::Outbox;
 use crate::{db, http, messaging};
@@ -38,6 +40,8 @@ pub struct Runtime {
     pub jetstream: jetstream::Context,
     pub outbox: Outbox,
     pub verifier: Arc<TokenVerifier>,
+    /// The clock that drives deadlines: real, or the deployment's simulated one.
+    pub clock: Clock,
     pub shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -61,9 +65,20 @@ impl Runtime {
             messaging::connect(&config.nats_url, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
         messaging::ensure_stream(&jetstream, &config.namespace, service).await?;
+        let clock = Clock::start(config.clock.simulated, &jetstream, &config.namespace, shutdown.clone()).await?;
         let outbox = Outbox::new(&config.namespace, service);
-        let runtime =
-            Self { service, pool, nats, jetstream, outbox, verifier, shutdown, tasks: TaskTracker::new(), config };
+        let runtime = Self {
+            service,
+            pool,
+            nats,
+            jetstream,
+            outbox,
+            verifier,
+            clock,
+            shutdown,
+            tasks: TaskTracker::new(),
+            config,
+        };
         runtime.tasks.spawn(runtime.outbox.clone().run_relay(
             runtime.pool.clone(),
             runtime.jetstream.clone(),
@@ -140,6 +155,8 @@ impl Runtime {
             nats: self.nats.clone(),
             outbox: self.outbox.clone(),
             openapi: Arc::new(crate::openapi_doc::merge(openapi)?),
+            clock: self.clock.clone(),
+            namespace: self.config.namespace.clone(),
         };
         let router = api.merge(system_routes(system)).layer(Extension(self.verifier.clone()));
         let router = http::with_standard_layers(
@@ -178,6 +195,8 @@ struct SystemState {
     nats: async_nats::Client,
     outbox: Outbox,
     openapi: Arc<Value>,
+    clock: Clock,
+    namespace: String,
 }
 
 fn system_routes(state: SystemState) -> Router {
@@ -188,6 +207,7 @@ fn system_routes(state: SystemState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/admin/dead-letters", get(list_dead_letters))
         .route("/v1/admin/dead-letters/{id}/replay", post(replay_dead_letter))
+        .route("/v1/admin/clock", get(get_clock).post(advance_clock))
         .with_state(state)
 }
 
@@ -273,4 +293,44 @@ async fn replay_dead_letter(
     let update = format!("UPDATE {}.dead_letters SET replayed_at = now() WHERE id = $1", s.service);
     sqlx::query(AssertSqlSafe(update)).bind(id).execute(&s.pool).await?;
     Ok(Json(json!({ "id": id, "replayed": true })))
+}
+
+fn clock_view(clock: &Clock) -> Value {
+    json!({
+        "simulated": clock.is_simulated(),
+        "now": crate::csv::timestamp(clock.now()),
+        "today": clock.today().to_string(),
+        "offset_secs": clock.offset_secs(),
+    })
+}
+
+async fn get_clock(State(s): State<SystemState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(clock_view(&s.clock)))
+}
+
+#[derive(serde::Deserialize)]
+struct AdvanceClock {
+    /// Seconds to move the simulated clock forward.
+    advance_secs: u64,
+}
+
+/// Moves the deployment's simulated clock forward (every service follows within moments).
+async fn advance_clock(
+    State(s): State<SystemState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<AdvanceClock>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    if !s.clock.is_simulated() {
+        return Err(ApiError::conflict("clock", "the clock is real; set clock.simulated = true to drive it"));
+    }
+    if request.advance_secs > 10 * 365 * 86_400 {
+        return Err(ApiError::invalid("advance_secs", "at most ten years at once"));
+    }
+    let js = jetstream::new(s.nats.clone());
+    let offset = Clock::advance(&js, &s.namespace, Duration::from_secs(request.advance_secs)).await?;
+    Ok(Json(
+        json!({ "offset_secs": offset, "now": crate::csv::timestamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)) }),
+    ))
 }

@@ -2,6 +2,7 @@
 //! nats-server and a fresh database, driven over HTTP only.
 
 mod bad_input;
+mod clock;
 mod crash;
 mod dead_letters;
 mod lifecycle;

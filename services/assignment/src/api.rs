@@ -7,13 +7,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use shared::auth::{Caller, Claims, Role};
+use shared::clock::Clock;
 use shared::error::ApiError;
 use shared::events::{HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, ProblemSeq};
 use shared::http::QueryParams;
 use shared::outbox::Outbox;
 use shared::reference;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 
 use crate::store::{self, LedgerEntry, LedgerFilter};
 
@@ -21,6 +21,7 @@ use crate::store::{self, LedgerEntry, LedgerFilter};
 pub struct AppState {
     pub pool: PgPool,
     pub outbox: Outbox,
+    pub clock: Clock,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -165,7 +166,7 @@ async fn acknowledge_handover(
     if let Some(at) = sheet.acknowledged_at {
         return Ok(Json(json!({ "handover_no": no, "acknowledged_at": shared::csv::timestamp(at), "already": true })));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = s.clock.now();
     let moved = store::acknowledge(&mut tx, &no, &jurisdiction, now).await?;
     let event = HandoverAcknowledged {
         handover_no: no.clone(),

@@ -24,13 +24,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let runtime = Runtime::start("assignment", config.common.clone(), &MIGRATIONS, shutdown).await?;
     runtime.consume("intake", Arc::new(handlers::Handlers));
     runtime.consume("verification", Arc::new(handlers::Handlers));
-    let (pool, outbox, settings) = (runtime.pool.clone(), runtime.outbox.clone(), Arc::new(config.assignment.clone()));
+    let (pool, outbox, clock) = (runtime.pool.clone(), runtime.outbox.clone(), runtime.clock.clone());
+    let settings = Arc::new(config.assignment.clone());
     // Look for due sheets several times per window, so a sheet leaves soon after its window.
     let tick = Duration::from_millis((config.assignment.gathering_window_millis / 4).clamp(50, 1000));
     runtime.every("handover sheets", tick, move || {
-        let (pool, outbox, settings) = (pool.clone(), outbox.clone(), settings.clone());
-        async move { sheets::issue_due_sheets(&pool, &outbox, &settings).await.map(|_| ()) }
+        let (pool, outbox, clock, settings) = (pool.clone(), outbox.clone(), clock.clone(), settings.clone());
+        async move { sheets::issue_due_sheets(&pool, &outbox, &clock, &settings).await.map(|_| ()) }
     });
-    let state = api::AppState { pool: runtime.pool.clone(), outbox: runtime.outbox.clone() };
+    let state =
+        api::AppState { pool: runtime.pool.clone(), outbox: runtime.outbox.clone(), clock: runtime.clock.clone() };
     runtime.serve(&config.assignment.listen, api::router(state), include_str!("../openapi.json")).await
 }

@@ -2,17 +2,21 @@
 //! one numbered sheet addressed to the city government, at most `max_sheet_problems` a sheet.
 //! Gathering lives in the ledger table, so a restart neither loses nor splits a sheet.
 
-use shared::clock::shanghai_date;
+use shared::clock::{Clock, shanghai_date};
 use shared::events::{HANDOVER_ISSUED, HandoverIssued, HandoverProblem, PROBLEM_ASSIGNED, ProblemAssigned};
 use shared::outbox::Outbox;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 
 use crate::config::AssignmentConfig;
 use crate::{domain, store};
 
 /// Issues every sheet that is due; returns how many were issued.
-pub async fn issue_due_sheets(pool: &PgPool, outbox: &Outbox, config: &AssignmentConfig) -> anyhow::Result<usize> {
+pub async fn issue_due_sheets(
+    pool: &PgPool,
+    outbox: &Outbox,
+    clock: &Clock,
+    config: &AssignmentConfig,
+) -> anyhow::Result<usize> {
     let mut issued = 0;
     let waiting = store::gathering(&mut *pool.acquire().await?).await?;
     for (round, city, pending, waited) in waiting {
@@ -28,7 +32,7 @@ pub async fn issue_due_sheets(pool: &PgPool, outbox: &Outbox, config: &Assignmen
         if problems.is_empty() {
             continue;
         }
-        let now = OffsetDateTime::now_utc();
+        let now = clock.now();
         let day = shanghai_date(now);
         let seq = store::next_sheet_seq(&mut tx, &round, &city, day).await?;
         let no = domain::handover_number(&round, &city, day, seq);

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use shared::auth::{Caller, Role};
-use shared::clock::shanghai_date;
+use shared::clock::{Clock, shanghai_date};
 use shared::error::ApiError;
 use shared::events::{
     PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECTIFICATION_REPORTED, RectificationReported,
@@ -16,7 +16,6 @@ use shared::http::JsonBody;
 use shared::outbox::Outbox;
 use shared::reference;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{self, RectificationRequest, VerdictRequest};
@@ -26,6 +25,7 @@ use crate::store::{self, Problem};
 pub struct AppState {
     pub pool: PgPool,
     pub outbox: Outbox,
+    pub clock: Clock,
     pub reopened_deadline_days: i64,
 }
 
@@ -72,7 +72,7 @@ async fn post_rectification(
     caller.require(Role::LocalGov)?;
     let jurisdiction = caller.jurisdiction()?.to_string();
     let id = parse_id(&id)?;
-    let now = OffsetDateTime::now_utc();
+    let now = s.clock.now();
     domain::validate_rectification(&request, now).finish()?;
     let mut tx = s.pool.begin().await?;
     let problem = store::problem_for_update(&mut tx, id)
@@ -128,7 +128,7 @@ async fn post_verdict(
             format!("the problem is {}; a verdict needs a reported rectification", problem.status),
         ));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = s.clock.now();
     let verdict_id = store::insert_verdict(&mut tx, id, &request, now).await?;
     let (status, deadline) = domain::after_verdict(&request.result, shanghai_date(now), s.reopened_deadline_days);
     let problem_seq = store::set_status(&mut tx, id, status, deadline).await?;

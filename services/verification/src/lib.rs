@@ -25,6 +25,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let state = api::AppState {
         pool: runtime.pool.clone(),
         outbox: runtime.outbox.clone(),
+        clock: runtime.clock.clone(),
         reopened_deadline_days: config.verification.reopened_deadline_days,
     };
     runtime.serve(&config.verification.listen, api::router(state), include_str!("../openapi.json")).await
