@@ -100,12 +100,18 @@ pub struct ClockConfig {
 }
 
 /// Loads the shared settings and the section `service` of the layered configuration.
+///
+/// The defaults are the lowest layer, key by key, so setting one key of a nested table (one
+/// threshold of one step of the escalation ladder, say) leaves its siblings at their defaults.
 pub fn load<S>(service: &str) -> anyhow::Result<(CommonConfig, S)>
 where
-    S: DeserializeOwned + Default,
+    S: Serialize + DeserializeOwned + Default,
 {
     let file = std::env::var("SKYLEDGER_CONFIG").unwrap_or_else(|_| "skyledger.toml".into());
+    let section_defaults = std::collections::BTreeMap::from([(service.to_string(), S::default())]);
     let layered = ::config::Config::builder()
+        .add_source(::config::Config::try_from(&CommonConfig::default())?)
+        .add_source(::config::Config::try_from(&section_defaults)?)
         .add_source(::config::File::with_name(&file).required(false))
         .add_source(
             ::config::Environment::with_prefix("SKYLEDGER").prefix_separator("__").separator("__").try_parsing(true),
@@ -124,11 +130,25 @@ where
 mod tests {
     use super::*;
 
-    #[derive(Debug, Default, Deserialize)]
+    #[derive(Debug, Default, Deserialize, Serialize)]
     #[serde(default)]
     struct Section {
         listen: String,
         window_secs: u64,
+        nested: Nested,
+    }
+
+    #[derive(Debug, Deserialize, Serialize)]
+    #[serde(default)]
+    struct Nested {
+        a: i64,
+        b: i64,
+    }
+
+    impl Default for Nested {
+        fn default() -> Self {
+            Self { a: 1, b: 2 }
+        }
     }
 
     #[test]
@@ -138,6 +158,7 @@ mod tests {
             std::env::set_var("SKYLEDGER__NAMESPACE", "drill");
             std::env::set_var("SKYLEDGER__CONSUMER__MAX_DELIVER", "7");
             std::env::set_var("SKYLEDGER__DEMO__WINDOW_SECS", "3");
+            std::env::set_var("SKYLEDGER__DEMO__NESTED__B", "5");
         }
         let (common, section) = load::<Section>("demo").unwrap();
         assert_eq!(common.namespace, "drill");
@@ -145,6 +166,7 @@ mod tests {
         assert_eq!(common.consumer.batch_size, 200);
         assert_eq!(section.window_secs, 3);
         assert_eq!(section.listen, "");
+        assert_eq!((section.nested.a, section.nested.b), (1, 5), "one nested key set, its sibling kept");
         let (_, absent) = load::<Section>("absent").unwrap();
         assert_eq!(absent.window_secs, 0);
     }

@@ -5,6 +5,7 @@ mod bad_input;
 mod clock;
 mod crash;
 mod dead_letters;
+mod ledger;
 mod lifecycle;
 mod roles;
 mod schemas;

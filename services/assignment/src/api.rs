@@ -1,20 +1,29 @@
-//! Assignment's HTTP routes: the ledger, handover sheets and their acknowledgement.
+//! Assignment's HTTP routes: the ledger and its exports, handover sheets and their
+//! acknowledgement, disputes and reroutes, deadline extensions, and the jurisdiction table.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use shared::auth::{Caller, Claims, Role};
 use shared::clock::Clock;
-use shared::error::ApiError;
-use shared::events::{HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, ProblemSeq};
-use shared::http::QueryParams;
+use shared::error::{ApiError, Validator};
+use shared::events::{
+    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED, ProblemDisputed,
+    ProblemExtended, ProblemRerouted, ProblemSeq,
+};
+use shared::http::{JsonBody, QueryParams};
 use shared::outbox::Outbox;
 use shared::reference;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
+use crate::config::DeadlinePolicy;
+use crate::domain::{self, Decision, DisputeRequest, ExtensionRequest, JurisdictionRequest, RerouteRequest};
+use crate::export;
 use crate::store::{self, LedgerEntry, LedgerFilter};
 
 #[derive(Clone)]
@@ -22,14 +31,30 @@ pub struct AppState {
     pub pool: PgPool,
     pub outbox: Outbox,
     pub clock: Clock,
+    pub deadlines: DeadlinePolicy,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/ledger", get(get_ledger))
+        .route("/v1/problems/{id}", get(get_entry))
         .route("/v1/handovers/{no}", get(get_handover))
         .route("/v1/handovers/{no}/acknowledge", post(acknowledge_handover))
+        .route("/v1/problems/{id}/dispute", post(dispute))
+        .route("/v1/problems/{id}/dispute/dismiss", post(dismiss_dispute))
+        .route("/v1/problems/{id}/reroute", post(reroute))
+        .route("/v1/disputes", get(list_disputes))
+        .route("/v1/problems/{id}/extensions", post(request_extension))
+        .route("/v1/extensions", get(list_extensions))
+        .route("/v1/extensions/{id}/grant", post(grant_extension))
+        .route("/v1/extensions/{id}/refuse", post(refuse_extension))
+        .route("/v1/jurisdictions", get(list_jurisdictions))
+        .route("/v1/jurisdictions/{code}", put(put_jurisdiction))
         .with_state(state)
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "an id is a UUID"))
 }
 
 /// Who may read the ledger, and which part: the campaign office and verifiers all of it, a
@@ -45,82 +70,112 @@ fn reading_scope(caller: &Caller) -> Result<Option<&str>, ApiError> {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// Whether a local government answers for a problem (a city answers for its counties').
+fn owns(jurisdiction: &str, entry: &LedgerEntry) -> bool {
+    reference::jurisdiction_covers(jurisdiction, &entry.jurisdiction) || jurisdiction == entry.city_code
+}
+
+/// The entry a local government acts on: its own, else 404 so that existence does not leak.
+async fn own_entry(conn: &mut PgConnection, caller: &Caller, id: Uuid) -> Result<LedgerEntry, ApiError> {
+    caller.require(Role::LocalGov)?;
+    let jurisdiction = caller.jurisdiction()?;
+    store::entry(conn, id, true)
+        .await?
+        .filter(|e| owns(jurisdiction, e))
+        .ok_or_else(|| ApiError::not_found(format!("problem {id}")))
+}
+
+#[derive(Deserialize)]
 struct LedgerQuery {
-    #[serde(flatten)]
-    filter: LedgerFilter,
+    city: Option<String>,
+    county: Option<String>,
+    round: Option<String>,
+    status: Option<String>,
+    category: Option<String>,
+    overdue: Option<bool>,
     format: Option<String>,
 }
+
+enum Format {
+    Json,
+    Csv,
+    Xlsx,
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 async fn get_ledger(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    QueryParams(query): QueryParams<LedgerQuery>,
+    QueryParams(q): QueryParams<LedgerQuery>,
 ) -> Result<Response, ApiError> {
     let within = reading_scope(&caller)?;
-    let mut v = shared::error::Validator::new();
-    if let Some(status) = &query.filter.status {
+    let mut v = Validator::new();
+    if let Some(status) = &q.status {
         v.check(
-            crate::domain::STATUSES.contains(&status.as_str()),
+            domain::STATUSES.contains(&status.as_str()),
             "status",
-            format!("one of {}", crate::domain::STATUSES.join(", ")),
+            format!("one of {}", domain::STATUSES.join(", ")),
         );
     }
-    if let Some(category) = &query.filter.category {
+    if let Some(category) = &q.category {
         v.check(reference::category(category).is_some(), "category", "not a known category");
     }
-    v.finish()?;
-    let rows = store::ledger(&mut *s.pool.acquire().await?, &query.filter, within).await?;
-    let wants_csv = match query.format.as_deref() {
-        Some("csv") => true,
-        Some("json") | None => {
-            query.format.is_none()
-                && headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"))
+    let accept = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).unwrap_or_default();
+    let format = match q.format.as_deref() {
+        Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some("xlsx") => Format::Xlsx,
+        Some(other) => {
+            v.fail("format", format!("{other:?}: json, csv or xlsx"));
+            Format::Json
         }
-        Some(other) => return Err(ApiError::invalid("format", format!("{other:?}: json or csv"))),
+        None if accept.contains(XLSX) => Format::Xlsx,
+        None if accept.contains("text/csv") => Format::Csv,
+        None => Format::Json,
     };
-    if wants_csv {
-        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], ledger_csv(&rows)).into_response())
-    } else {
-        Ok(Json(json!({ "count": rows.len(), "items": rows })).into_response())
-    }
+    v.finish()?;
+    let filter = LedgerFilter {
+        city: q.city,
+        county: q.county,
+        round: q.round,
+        status: q.status,
+        category: q.category,
+        overdue: q.overdue,
+    };
+    let rows = store::ledger(&mut *s.pool.acquire().await?, &filter, within).await?;
+    let attachment = |ext: &str| format!("attachment; filename=\"ledger-{}.{ext}\"", s.clock.today());
+    Ok(match format {
+        Format::Json => Json(json!({ "count": rows.len(), "items": rows })).into_response(),
+        Format::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (header::CONTENT_DISPOSITION, attachment("csv")),
+            ],
+            export::csv(&rows),
+        )
+            .into_response(),
+        Format::Xlsx => {
+            let bytes = export::xlsx(&rows).map_err(|e| ApiError::Internal(e.into()))?;
+            ([(header::CONTENT_TYPE, XLSX.to_string()), (header::CONTENT_DISPOSITION, attachment("xlsx"))], bytes)
+                .into_response()
+        }
+    })
 }
 
-fn ledger_csv(rows: &[LedgerEntry]) -> String {
-    let mut out = shared::csv::line(&[
-        "problem_id",
-        "round",
-        "city_code",
-        "county_code",
-        "jurisdiction",
-        "category",
-        "severity",
-        "site_name",
-        "description",
-        "handover_no",
-        "assigned_at",
-        "deadline",
-        "status",
-    ]);
-    for r in rows {
-        out.push_str(&shared::csv::line(&[
-            &r.problem_id.to_string(),
-            &r.round_id,
-            &r.city_code,
-            r.county_code.as_deref().unwrap_or(""),
-            &r.jurisdiction,
-            &r.category,
-            &r.severity,
-            &r.site_name,
-            &r.description,
-            r.handover_no.as_deref().unwrap_or(""),
-            &r.assigned_at.map(shared::csv::timestamp).unwrap_or_default(),
-            &r.deadline.map(|d| d.to_string()).unwrap_or_default(),
-            &r.status,
-        ]));
-    }
-    out
+/// One ledger entry with its extensions: the campaign office, verifiers, and the government
+/// responsible.
+async fn get_entry(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let within = reading_scope(&caller)?;
+    let mut conn = s.pool.acquire().await?;
+    let entry = store::entry(&mut conn, id, false)
+        .await?
+        .filter(|e| within.is_none_or(|j| owns(j, e)))
+        .ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
+    let extensions = store::extensions(&mut conn, None, Some(id)).await?;
+    Ok(Json(json!({ "entry": entry, "extensions": extensions })))
 }
 
 /// A local government sees a sheet addressed to its city, or to the city it is a county of.
@@ -136,7 +191,7 @@ async fn get_handover(
     State(s): State<AppState>,
     caller: Caller,
     Path(no): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let mut conn = s.pool.acquire().await?;
     let sheet = store::handover(&mut conn, &no, false)
         .await?
@@ -152,7 +207,7 @@ async fn acknowledge_handover(
     State(s): State<AppState>,
     caller: Caller,
     Path(no): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::LocalGov)?;
     let jurisdiction = caller.jurisdiction()?.to_string();
     let mut tx = s.pool.begin().await?;
@@ -177,4 +232,262 @@ async fn acknowledge_handover(
     s.outbox.publish(&mut tx, &HANDOVER_ACKNOWLEDGED, Some(&sheet.city_code), &no, &event).await?;
     tx.commit().await?;
     Ok(Json(json!({ "handover_no": no, "acknowledged_at": shared::csv::timestamp(now), "already": false })))
+}
+
+fn still_with_the_government(entry: &LedgerEntry, what: &str) -> Result<(), ApiError> {
+    if domain::OPEN_FOR_THE_GOVERNMENT.contains(&entry.status.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "status",
+            format!("the problem is {}; {what} needs it handed over and not yet rectified", entry.status),
+        ))
+    }
+}
+
+/// A government says "not ours"; the campaign office then reroutes or dismisses.
+async fn dispute(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<DisputeRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = parse_id(&id)?;
+    domain::validate_reason(&request.reason).finish()?;
+    let mut tx = s.pool.begin().await?;
+    let entry = own_entry(&mut tx, &caller, id).await?;
+    still_with_the_government(&entry, "a dispute")?;
+    if entry.disputed {
+        return Err(ApiError::conflict("id", "the problem is already disputed; the campaign office will decide"));
+    }
+    let now = s.clock.now();
+    let jurisdiction = caller.jurisdiction()?.to_string();
+    let dispute_id = store::raise_dispute(&mut tx, id, &jurisdiction, &request.reason, now).await?;
+    let problem_seq = store::next_seq(&mut tx, id).await?;
+    let event = ProblemDisputed {
+        problem_id: id,
+        problem_seq,
+        city_code: entry.city_code.clone(),
+        jurisdiction,
+        reason: request.reason,
+        disputed_at: now,
+    };
+    s.outbox.publish(&mut tx, &PROBLEM_DISPUTED, Some(&entry.city_code), id.to_string(), &event).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": dispute_id, "problem_id": id, "status": "open" }))))
+}
+
+async fn dismiss_dispute(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(decision): JsonBody<Decision>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    domain::validate_reason(&decision.reason).finish()?;
+    let mut tx = s.pool.begin().await?;
+    if store::resolve_dispute(&mut tx, id, "dismissed", &decision.reason, s.clock.now()).await? == 0 {
+        return Err(ApiError::not_found(format!("an open dispute of problem {id}")));
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "problem_id": id, "status": "dismissed" })))
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
+async fn list_disputes(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<StatusQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let items = store::disputes(&mut *s.pool.acquire().await?, q.status.as_deref()).await?;
+    Ok(Json(json!({ "count": items.len(), "items": items })))
+}
+
+/// Whether `code` is a jurisdiction a problem can be handed to, and its key city.
+async fn city_of(conn: &mut PgConnection, code: &str) -> Result<Option<String>, ApiError> {
+    if let Some(city) = reference::city(code) {
+        return Ok(Some(city.code.clone()));
+    }
+    if let Some(city) = reference::city_of_county(code) {
+        return Ok(Some(city.code.clone()));
+    }
+    Ok(store::jurisdiction(conn, code).await?.map(|j| j.city_code))
+}
+
+/// The campaign office hands a problem to the government responsible after all, with a new
+/// deadline from today; the new owner gets a notice of its own.
+async fn reroute(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<RerouteRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    domain::validate_reason(&request.reason).finish()?;
+    let mut tx = s.pool.begin().await?;
+    let entry = store::entry(&mut tx, id, true).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
+    still_with_the_government(&entry, "a reroute")?;
+    let city = city_of(&mut tx, &request.to)
+        .await?
+        .ok_or_else(|| ApiError::invalid("to", format!("{} is no known jurisdiction", request.to)))?;
+    if request.to == entry.jurisdiction {
+        return Err(ApiError::invalid("to", "the problem is already with this jurisdiction"));
+    }
+    let now = s.clock.now();
+    let deadline = domain::deadline(&s.deadlines, &entry.category, &entry.severity, s.clock.today());
+    let county = (request.to != city).then_some(request.to.as_str());
+    let reroute = store::Reroute {
+        problem_id: id,
+        from: &entry.jurisdiction,
+        to: &request.to,
+        city_code: &city,
+        county_code: county,
+        reason: &request.reason,
+        deadline,
+        at: now,
+    };
+    let problem_seq = store::reroute(&mut tx, &reroute).await?;
+    store::resolve_dispute(&mut tx, id, "rerouted", &request.reason, now).await?;
+    let event = ProblemRerouted {
+        problem_id: id,
+        problem_seq,
+        city_code: city.clone(),
+        from_jurisdiction: entry.jurisdiction.clone(),
+        to_jurisdiction: request.to.clone(),
+        reason: request.reason.clone(),
+        deadline,
+        category: entry.category.clone(),
+        site_name: entry.site_name.clone(),
+        description: entry.description.clone(),
+        rerouted_at: now,
+    };
+    s.outbox.publish(&mut tx, &PROBLEM_REROUTED, Some(&city), id.to_string(), &event).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "problem_id": id, "jurisdiction": request.to, "city_code": city, "deadline": deadline })))
+}
+
+/// A government asks for more time, with a reason; the campaign office decides.
+async fn request_extension(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<ExtensionRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = parse_id(&id)?;
+    let mut tx = s.pool.begin().await?;
+    let entry = own_entry(&mut tx, &caller, id).await?;
+    still_with_the_government(&entry, "an extension")?;
+    let current = entry.deadline.ok_or_else(|| ApiError::conflict("status", "the problem has no deadline yet"))?;
+    domain::validate_extension(&request, current).finish()?;
+    let by = caller.jurisdiction()?.to_string();
+    let extension =
+        store::request_extension(&mut tx, id, &by, &request.reason, current, request.deadline, s.clock.now()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": extension, "problem_id": id, "status": "requested" }))))
+}
+
+async fn list_extensions(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<StatusQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let items = store::extensions(&mut *s.pool.acquire().await?, q.status.as_deref(), None).await?;
+    Ok(Json(json!({ "count": items.len(), "items": items })))
+}
+
+async fn decide(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    decision: &Decision,
+    grant: bool,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(id)?;
+    domain::validate_reason(&decision.reason).finish()?;
+    let mut tx = s.pool.begin().await?;
+    let extension = store::extension_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("extension {id}")))?;
+    if extension.status != "requested" {
+        return Err(ApiError::conflict("status", format!("the extension was {} already", extension.status)));
+    }
+    let now = s.clock.now();
+    let status = if grant { "granted" } else { "refused" };
+    store::decide_extension(&mut tx, id, status, &decision.reason, now).await?;
+    if grant {
+        let entry = store::entry(&mut tx, extension.problem_id, true)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("problem {}", extension.problem_id)))?;
+        still_with_the_government(&entry, "an extension")?;
+        let previous = entry.deadline.unwrap_or(extension.previous_deadline);
+        let problem_seq = store::extend(&mut tx, entry.problem_id, extension.requested_deadline).await?;
+        let event = ProblemExtended {
+            problem_id: entry.problem_id,
+            problem_seq,
+            city_code: entry.city_code.clone(),
+            jurisdiction: entry.jurisdiction.clone(),
+            previous_deadline: previous,
+            deadline: extension.requested_deadline,
+            reason: decision.reason.clone(),
+            granted_at: now,
+        };
+        s.outbox
+            .publish(&mut tx, &PROBLEM_EXTENDED, Some(&entry.city_code), entry.problem_id.to_string(), &event)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "id": id, "problem_id": extension.problem_id, "status": status })))
+}
+
+async fn grant_extension(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(decision): JsonBody<Decision>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&s, &caller, &id, &decision, true).await
+}
+
+async fn refuse_extension(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(decision): JsonBody<Decision>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&s, &caller, &id, &decision, false).await
+}
+
+async fn list_jurisdictions(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    reading_scope(&caller)?;
+    let items = store::jurisdictions(&mut *s.pool.acquire().await?).await?;
+    Ok(Json(json!({ "count": items.len(), "items": items })))
+}
+
+/// The campaign office adds a jurisdiction the code rules do not know (a development zone, say)
+/// or names one.
+async fn put_jurisdiction(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    JsonBody(request): JsonBody<JurisdictionRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let mut v = Validator::new();
+    v.check(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "code", "a 6-digit code");
+    v.check(!request.name.trim().is_empty(), "name", "the jurisdiction's name");
+    v.check(reference::city(&request.city_code).is_some(), "city_code", "one of the 39 key cities");
+    v.check(reference::city(&code).is_none(), "code", "key cities are reference data");
+    v.finish()?;
+    let mut conn = s.pool.acquire().await?;
+    store::upsert_jurisdiction(&mut conn, &code, &request.name, &request.city_code).await?;
+    Ok(Json(json!({ "code": code, "name": request.name, "city_code": request.city_code })))
 }

@@ -1,18 +1,44 @@
-//! Assignment's rules, free of I/O: who is responsible, by when, and how sheets are numbered.
+//! Assignment's rules, free of I/O: who is responsible, by when, and how sheets are gathered and
+//! numbered.
 
-use std::collections::BTreeMap;
+use serde::Deserialize;
+use shared::error::Validator;
+use time::{Date, Duration, OffsetDateTime, Time, Weekday};
 
-use time::{Date, Duration};
+use crate::config::DeadlinePolicy;
 
 /// The government responsible for a problem: its county when known, else its city.
 pub fn responsible_jurisdiction(city_code: &str, county_code: Option<&str>) -> String {
     county_code.filter(|c| !c.is_empty()).unwrap_or(city_code).to_string()
 }
 
-/// The deadline for a problem handed over on `day` (Asia/Shanghai), from the per-category policy.
-pub fn deadline(policy: &BTreeMap<String, i64>, category: &str, day: Date) -> Date {
-    let days = policy.get(category).or_else(|| policy.get("default")).copied().unwrap_or(30);
-    day + Duration::days(days.max(1))
+fn add_working_days(mut day: Date, days: i64) -> Date {
+    let mut left = days;
+    while left > 0 {
+        day += Duration::days(1);
+        if !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) {
+            left -= 1;
+        }
+    }
+    day
+}
+
+/// The deadline for a problem handed over on `day` (Asia/Shanghai): the most specific rule of
+/// the policy (category and severity, then category, then default), in calendar or working days.
+pub fn deadline(policy: &DeadlinePolicy, category: &str, severity: &str, day: Date) -> Date {
+    let days = policy
+        .days
+        .get(&format!("{category}_{severity}"))
+        .or_else(|| policy.days.get(category))
+        .or_else(|| policy.days.get("default"))
+        .copied()
+        .unwrap_or(30)
+        .max(1);
+    if policy.working_day_categories.iter().any(|c| c == category) {
+        add_working_days(day, days)
+    } else {
+        day + Duration::days(days)
+    }
 }
 
 /// A handover sheet's number: round, city, day (MMDD) and the day's sequence,
@@ -21,19 +47,104 @@ pub fn handover_number(round: &str, city_code: &str, day: Date, seq: i32) -> Str
     format!("{round}-{city_code}-{:02}{:02}-{seq:03}", day.month() as u8, day.day())
 }
 
-/// Whether a city's gathering problems make a sheet now: the sheet is full, or the oldest has
-/// waited the whole window.
-pub fn sheet_is_due(pending: i64, oldest_waited_millis: i64, window_millis: i64, max_problems: i64) -> bool {
-    pending >= max_problems || (pending > 0 && oldest_waited_millis >= window_millis)
+/// Reads a daily cut-off such as `17:30`.
+pub fn parse_cutoff(text: &str) -> anyhow::Result<Time> {
+    let (h, m) = text.split_once(':').ok_or_else(|| anyhow::anyhow!("daily_cutoff {text:?}: expected HH:MM"))?;
+    Ok(Time::from_hms(h.trim().parse()?, m.trim().parse()?, 0)?)
+}
+
+/// Whether a city's gathering problems make a sheet now. A full sheet goes at once. Otherwise,
+/// with a daily cut-off, a sheet goes once the cut-off has passed since the oldest problem came
+/// in; without one, once the oldest has waited the whole window. Times are the deployment
+/// clock's, `now` and `oldest` in Asia/Shanghai.
+pub fn sheet_is_due(
+    pending: i64,
+    oldest: OffsetDateTime,
+    now: OffsetDateTime,
+    window_millis: i64,
+    cutoff: Option<Time>,
+    max_problems: i64,
+) -> bool {
+    if pending <= 0 {
+        return false;
+    }
+    if pending >= max_problems {
+        return true;
+    }
+    match cutoff {
+        None => (now - oldest).whole_milliseconds() >= window_millis as i128,
+        Some(cutoff) => {
+            let oldest = oldest.to_offset(shared::clock::SHANGHAI);
+            // The first cut-off at or after the oldest problem came in.
+            let first = if oldest.time() <= cutoff {
+                oldest.replace_time(cutoff)
+            } else {
+                (oldest + Duration::days(1)).replace_time(cutoff)
+            };
+            now >= first
+        }
+    }
 }
 
 /// The ledger's statuses, in the order a problem moves through them.
 pub const STATUSES: &[&str] = &["reported", "assigned", "acknowledged", "rectification_reported", "reopened", "closed"];
 
+/// Statuses in which a problem is still with its government, so it may be disputed or extended.
+pub const OPEN_FOR_THE_GOVERNMENT: &[&str] = &["assigned", "acknowledged", "reopened"];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DisputeRequest {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RerouteRequest {
+    /// The jurisdiction that is responsible after all.
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExtensionRequest {
+    pub deadline: Date,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Decision {
+    /// `grant` or `refuse` (extensions); `dismiss` a dispute.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct JurisdictionRequest {
+    pub name: String,
+    /// The key city it belongs to.
+    pub city_code: String,
+}
+
+pub fn validate_reason(reason: &str) -> Validator {
+    let mut v = Validator::new();
+    v.check(!reason.trim().is_empty() && reason.len() <= 2000, "reason", "give a reason (at most 2000 bytes)");
+    v
+}
+
+/// An extension must move the deadline later, and not absurdly far.
+pub fn validate_extension(request: &ExtensionRequest, current: Date) -> Validator {
+    let mut v = validate_reason(&request.reason);
+    v.check(request.deadline > current, "deadline", format!("must be after the current deadline {current}"));
+    v.check(
+        request.deadline <= current + Duration::days(366),
+        "deadline",
+        "at most a year beyond the current deadline",
+    );
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::date;
+    use time::macros::{date, datetime, time};
 
     #[test]
     fn the_county_is_responsible_when_known() {
@@ -43,10 +154,13 @@ mod tests {
     }
 
     #[test]
-    fn deadlines_follow_the_category_policy() {
-        let policy: BTreeMap<String, i64> = [("default".to_string(), 30), ("emergency_plan".to_string(), 7)].into();
-        assert_eq!(deadline(&policy, "emergency_plan", date!(2019 - 05 - 09)), date!(2019 - 05 - 16));
-        assert_eq!(deadline(&policy, "dust", date!(2019 - 05 - 09)), date!(2019 - 06 - 08));
+    fn deadlines_follow_the_most_specific_rule() {
+        let policy = DeadlinePolicy::default();
+        assert_eq!(deadline(&policy, "dust", "general", date!(2019 - 05 - 09)), date!(2019 - 05 - 19));
+        assert_eq!(deadline(&policy, "dust", "serious", date!(2019 - 05 - 09)), date!(2019 - 05 - 14));
+        assert_eq!(deadline(&policy, "vocs", "minor", date!(2019 - 05 - 09)), date!(2019 - 06 - 08));
+        // Five working days from Thursday 9 May 2019: Fri, Mon, Tue, Wed, Thu.
+        assert_eq!(deadline(&policy, "emergency_plan", "general", date!(2019 - 05 - 09)), date!(2019 - 05 - 16));
     }
 
     #[test]
@@ -57,9 +171,33 @@ mod tests {
 
     #[test]
     fn a_sheet_is_due_when_full_or_when_the_window_has_passed() {
-        assert!(!sheet_is_due(0, 99_999, 10_000, 500));
-        assert!(!sheet_is_due(3, 9_999, 10_000, 500));
-        assert!(sheet_is_due(3, 10_000, 10_000, 500));
-        assert!(sheet_is_due(500, 0, 10_000, 500));
+        let t0 = datetime!(2019-05-09 02:00 UTC);
+        let later = |ms| t0 + Duration::milliseconds(ms);
+        assert!(!sheet_is_due(0, t0, later(99_999), 10_000, None, 500));
+        assert!(!sheet_is_due(3, t0, later(9_999), 10_000, None, 500));
+        assert!(sheet_is_due(3, t0, later(10_000), 10_000, None, 500));
+        assert!(sheet_is_due(500, t0, t0, 10_000, None, 500));
+    }
+
+    #[test]
+    fn with_a_daily_cutoff_a_sheet_goes_at_the_first_cutoff_after_its_oldest_problem() {
+        let cutoff = Some(time!(17:30));
+        // 10:00 and 17:29 in Shanghai are 02:00 and 09:29 UTC.
+        let morning = datetime!(2019-05-09 02:00 UTC);
+        assert!(!sheet_is_due(3, morning, datetime!(2019-05-09 09:29 UTC), 10_000, cutoff, 500));
+        assert!(sheet_is_due(3, morning, datetime!(2019-05-09 09:30 UTC), 10_000, cutoff, 500));
+        // Reported at 18:00 Shanghai: waits for the next day's cut-off.
+        let evening = datetime!(2019-05-09 10:00 UTC);
+        assert!(!sheet_is_due(3, evening, datetime!(2019-05-10 09:29 UTC), 10_000, cutoff, 500));
+        assert!(sheet_is_due(3, evening, datetime!(2019-05-10 09:30 UTC), 10_000, cutoff, 500));
+    }
+
+    #[test]
+    fn an_extension_moves_the_deadline_later() {
+        let current = date!(2019 - 06 - 01);
+        let ok = ExtensionRequest { deadline: date!(2019 - 06 - 15), reason: "设备到货延迟".into() };
+        assert!(validate_extension(&ok, current).is_clean());
+        let earlier = ExtensionRequest { deadline: date!(2019 - 05 - 30), reason: "x".into() };
+        assert!(!validate_extension(&earlier, current).is_clean());
     }
 }

@@ -1,17 +1,20 @@
 //! Assignment takes reported problems from intake into the ledger, and keeps each entry's
 //! status from verification's events.
 
+use shared::clock::Clock;
 use shared::envelope::Event;
 use shared::events::{
-    PROBLEM_CLOSED, PROBLEM_REOPENED, PROBLEM_REPORTED, ProblemClosed, ProblemReopened, ProblemReported,
-    RECTIFICATION_REPORTED, RectificationReported,
+    PROBLEM_CLOSED, PROBLEM_OVERDUE, PROBLEM_REOPENED, PROBLEM_REPORTED, ProblemClosed, ProblemOverdue,
+    ProblemReopened, ProblemReported, RECTIFICATION_REPORTED, RectificationReported,
 };
 use shared::inbox::EventHandler;
 use sqlx::PgConnection;
 
 use crate::{domain, store};
 
-pub struct Handlers;
+pub struct Handlers {
+    pub clock: Clock,
+}
 
 impl EventHandler for Handlers {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
@@ -19,7 +22,7 @@ impl EventHandler for Handlers {
             Some(PROBLEM_REPORTED) => {
                 let problem: ProblemReported = event.data_as()?;
                 let jurisdiction = domain::responsible_jurisdiction(&problem.city_code, problem.county_code.as_deref());
-                store::receive_problem(conn, &problem, &jurisdiction).await?;
+                store::receive_problem(conn, &problem, &jurisdiction, self.clock.now()).await?;
             }
             Some(RECTIFICATION_REPORTED) => {
                 let r: RectificationReported = event.data_as()?;
@@ -32,6 +35,10 @@ impl EventHandler for Handlers {
             Some(PROBLEM_REOPENED) => {
                 let r: ProblemReopened = event.data_as()?;
                 store::apply_verification(conn, r.problem_id, "reopened", r.problem_seq, Some(r.deadline)).await?;
+            }
+            Some(PROBLEM_OVERDUE) => {
+                let o: ProblemOverdue = event.data_as()?;
+                store::mark_overdue(conn, o.problem_id, o.deadline).await?;
             }
             _ => {}
         }

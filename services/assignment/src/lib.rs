@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub mod handlers;
 pub mod sheets;
 pub mod store;
@@ -22,8 +23,9 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Runs the assignment service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runtime = Runtime::start("assignment", config.common.clone(), &MIGRATIONS, shutdown).await?;
-    runtime.consume("intake", Arc::new(handlers::Handlers));
-    runtime.consume("verification", Arc::new(handlers::Handlers));
+    let handlers = Arc::new(handlers::Handlers { clock: runtime.clock.clone() });
+    runtime.consume("intake", handlers.clone());
+    runtime.consume("verification", handlers);
     let (pool, outbox, clock) = (runtime.pool.clone(), runtime.outbox.clone(), runtime.clock.clone());
     let settings = Arc::new(config.assignment.clone());
     // Look for due sheets several times per window, so a sheet leaves soon after its window.
@@ -32,7 +34,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let (pool, outbox, clock, settings) = (pool.clone(), outbox.clone(), clock.clone(), settings.clone());
         async move { sheets::issue_due_sheets(&pool, &outbox, &clock, &settings).await.map(|_| ()) }
     });
-    let state =
-        api::AppState { pool: runtime.pool.clone(), outbox: runtime.outbox.clone(), clock: runtime.clock.clone() };
+    let state = api::AppState {
+        pool: runtime.pool.clone(),
+        outbox: runtime.outbox.clone(),
+        clock: runtime.clock.clone(),
+        deadlines: config.assignment.deadlines.clone(),
+    };
     runtime.serve(&config.assignment.listen, api::router(state), include_str!("../openapi.json")).await
 }

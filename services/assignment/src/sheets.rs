@@ -19,8 +19,10 @@ pub async fn issue_due_sheets(
 ) -> anyhow::Result<usize> {
     let mut issued = 0;
     let waiting = store::gathering(&mut *pool.acquire().await?).await?;
-    for (round, city, pending, waited) in waiting {
-        if !domain::sheet_is_due(pending, waited, config.gathering_window_millis as i64, config.max_sheet_problems) {
+    let cutoff = config.daily_cutoff.as_deref().map(domain::parse_cutoff).transpose()?;
+    for (round, city, pending, oldest) in waiting {
+        let (window, max) = (config.gathering_window_millis as i64, config.max_sheet_problems);
+        if !domain::sheet_is_due(pending, oldest, clock.now(), window, cutoff, max) {
             continue;
         }
         let mut tx = pool.begin().await?;
@@ -39,7 +41,7 @@ pub async fn issue_due_sheets(
         store::insert_handover(&mut tx, &no, &round, &city, now, problems.len() as i32).await?;
         let mut sheet = Vec::with_capacity(problems.len());
         for p in &problems {
-            let deadline = domain::deadline(&config.deadline_days, &p.category, day);
+            let deadline = domain::deadline(&config.deadlines, &p.category, &p.severity, day);
             let problem_seq = store::assign(&mut tx, p.problem_id, &no, now, deadline).await?;
             let assigned = ProblemAssigned {
                 problem_id: p.problem_id,

@@ -24,21 +24,32 @@ pub struct LedgerEntry {
     #[serde(with = "time::serde::rfc3339::option")]
     pub assigned_at: Option<OffsetDateTime>,
     pub deadline: Option<Date>,
+    pub original_deadline: Option<Date>,
     pub status: String,
+    pub overdue: bool,
+    pub disputed: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
 const LEDGER_COLUMNS: &str =
     "problem_id, round_id, city_code, county_code, jurisdiction, category, severity, site_name,
-     description, rebound_of, handover_no, assigned_at, deadline, status, updated_at";
+     description, rebound_of, handover_no, assigned_at, deadline, original_deadline, status, overdue, disputed,
+     received_at, updated_at";
 
 /// Enters a reported problem in the ledger, to be gathered onto its city's next sheet.
-pub async fn receive_problem(conn: &mut PgConnection, p: &ProblemReported, jurisdiction: &str) -> sqlx::Result<bool> {
+pub async fn receive_problem(
+    conn: &mut PgConnection,
+    p: &ProblemReported,
+    jurisdiction: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "INSERT INTO assignment.ledger (problem_id, round_id, city_code, county_code, jurisdiction, category, severity,
-                                        site_name, description, rebound_of, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported')
+                                        site_name, description, rebound_of, status, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported', $11)
          ON CONFLICT (problem_id) DO NOTHING",
     )
     .bind(p.problem_id)
@@ -51,17 +62,16 @@ pub async fn receive_problem(conn: &mut PgConnection, p: &ProblemReported, juris
     .bind(&p.site.name)
     .bind(&p.description)
     .bind(p.rebound_of)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Cities with problems waiting for a sheet: round, city, how many, and how long the oldest has
-/// waited (milliseconds, by the database's clock).
-pub async fn gathering(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, String, i64, i64)>> {
+/// Cities with problems waiting for a sheet: round, city, how many, and when the oldest came in.
+pub async fn gathering(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, String, i64, OffsetDateTime)>> {
     sqlx::query_as(
-        "SELECT round_id, city_code, count(*),
-                (extract(epoch FROM now() - min(received_at)) * 1000)::bigint
+        "SELECT round_id, city_code, count(*), min(received_at)
          FROM assignment.ledger WHERE handover_no IS NULL GROUP BY round_id, city_code",
     )
     .fetch_all(conn)
@@ -139,7 +149,7 @@ pub async fn assign(
     deadline: Date,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "UPDATE assignment.ledger SET handover_no = $2, assigned_at = $3, deadline = $4, status = 'assigned',
+        "UPDATE assignment.ledger SET handover_no = $2, assigned_at = $3, deadline = $4, original_deadline = $4, status = 'assigned',
                 problem_seq = problem_seq + 1, updated_at = now()
          WHERE problem_id = $1 RETURNING problem_seq",
     )
@@ -232,6 +242,7 @@ pub struct LedgerFilter {
     pub round: Option<String>,
     pub status: Option<String>,
     pub category: Option<String>,
+    pub overdue: Option<bool>,
 }
 
 /// The ledger rows matching `filter`, restricted to `within` (a local government's
@@ -247,6 +258,7 @@ pub async fn ledger(
            AND ($3::text IS NULL OR round_id = $3) AND ($4::text IS NULL OR status = $4)
            AND ($5::text IS NULL OR category = $5)
            AND ($6::text IS NULL OR jurisdiction = $6 OR city_code = $6)
+           AND ($7::boolean IS NULL OR overdue = $7)
          ORDER BY received_at, problem_id"
     )))
     .bind(&filter.city)
@@ -255,6 +267,277 @@ pub async fn ledger(
     .bind(&filter.status)
     .bind(&filter.category)
     .bind(within)
+    .bind(filter.overdue)
     .fetch_all(conn)
     .await
+}
+
+pub async fn entry(conn: &mut PgConnection, problem_id: Uuid, for_update: bool) -> sqlx::Result<Option<LedgerEntry>> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {LEDGER_COLUMNS} FROM assignment.ledger WHERE problem_id = $1{lock}"
+    )))
+    .bind(problem_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Bumps the problem's own counter for an event about it; returns the new value.
+pub async fn next_seq(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE assignment.ledger SET problem_seq = problem_seq + 1, updated_at = now() WHERE problem_id = $1 RETURNING problem_seq",
+    )
+    .bind(problem_id)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn raise_dispute(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    jurisdiction: &str,
+    reason: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO assignment.disputes (id, problem_id, jurisdiction, reason, raised_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(problem_id)
+    .bind(jurisdiction)
+    .bind(reason)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE assignment.ledger SET disputed = true WHERE problem_id = $1")
+        .bind(problem_id)
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// Closes the problem's open dispute, if any, as `rerouted` or `dismissed`.
+pub async fn resolve_dispute(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    status: &str,
+    resolution: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE assignment.disputes SET status = $2, resolution = $3, resolved_at = $4 WHERE problem_id = $1 AND status = 'open'",
+    )
+    .bind(problem_id)
+    .bind(status)
+    .bind(resolution)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE assignment.ledger SET disputed = false WHERE problem_id = $1")
+        .bind(problem_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Dispute {
+    pub id: Uuid,
+    pub problem_id: Uuid,
+    pub jurisdiction: String,
+    pub reason: String,
+    pub status: String,
+    pub resolution: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub raised_at: OffsetDateTime,
+}
+
+pub async fn disputes(conn: &mut PgConnection, status: Option<&str>) -> sqlx::Result<Vec<Dispute>> {
+    sqlx::query_as(
+        "SELECT id, problem_id, jurisdiction, reason, status, resolution, raised_at FROM assignment.disputes
+         WHERE ($1::text IS NULL OR status = $1) ORDER BY raised_at",
+    )
+    .bind(status)
+    .fetch_all(conn)
+    .await
+}
+
+pub struct Reroute<'a> {
+    pub problem_id: Uuid,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub city_code: &'a str,
+    pub county_code: Option<&'a str>,
+    pub reason: &'a str,
+    pub deadline: Date,
+    pub at: OffsetDateTime,
+}
+
+/// Hands the problem to another government with a new deadline; returns the new counter.
+pub async fn reroute(conn: &mut PgConnection, r: &Reroute<'_>) -> sqlx::Result<i64> {
+    sqlx::query(
+        "INSERT INTO assignment.reroutes (id, problem_id, from_jurisdiction, to_jurisdiction, reason, deadline, rerouted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(r.problem_id)
+    .bind(r.from)
+    .bind(r.to)
+    .bind(r.reason)
+    .bind(r.deadline)
+    .bind(r.at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar(
+        "UPDATE assignment.ledger SET jurisdiction = $2, city_code = $3, county_code = $4, deadline = $5, overdue = false,
+                status = CASE WHEN status = 'acknowledged' THEN 'assigned' ELSE status END,
+                problem_seq = problem_seq + 1, updated_at = now()
+         WHERE problem_id = $1 RETURNING problem_seq",
+    )
+    .bind(r.problem_id)
+    .bind(r.to)
+    .bind(r.city_code)
+    .bind(r.county_code)
+    .bind(r.deadline)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn request_extension(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    by: &str,
+    reason: &str,
+    previous: Date,
+    requested: Date,
+    at: OffsetDateTime,
+) -> sqlx::Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO assignment.extensions (id, problem_id, requested_by, reason, previous_deadline, requested_deadline, requested_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(problem_id)
+    .bind(by)
+    .bind(reason)
+    .bind(previous)
+    .bind(requested)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Extension {
+    pub id: Uuid,
+    pub problem_id: Uuid,
+    pub requested_by: String,
+    pub reason: String,
+    pub previous_deadline: Date,
+    pub requested_deadline: Date,
+    pub status: String,
+    pub decision_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
+pub async fn extensions(
+    conn: &mut PgConnection,
+    status: Option<&str>,
+    problem_id: Option<Uuid>,
+) -> sqlx::Result<Vec<Extension>> {
+    sqlx::query_as(
+        "SELECT id, problem_id, requested_by, reason, previous_deadline, requested_deadline, status, decision_reason, requested_at
+         FROM assignment.extensions WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR problem_id = $2)
+         ORDER BY requested_at",
+    )
+    .bind(status)
+    .bind(problem_id)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn extension_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Extension>> {
+    sqlx::query_as(
+        "SELECT id, problem_id, requested_by, reason, previous_deadline, requested_deadline, status, decision_reason, requested_at
+         FROM assignment.extensions WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn decide_extension(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    reason: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE assignment.extensions SET status = $2, decision_reason = $3, decided_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .bind(reason)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves the deadline in force (the original stays); returns the new counter.
+pub async fn extend(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE assignment.ledger SET deadline = $2, overdue = false, problem_seq = problem_seq + 1, updated_at = now()
+         WHERE problem_id = $1 RETURNING problem_seq",
+    )
+    .bind(problem_id)
+    .bind(deadline)
+    .fetch_one(conn)
+    .await
+}
+
+/// Verification's word that a problem is past its deadline.
+pub async fn mark_overdue(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE assignment.ledger SET overdue = true, updated_at = now() WHERE problem_id = $1 AND deadline = $2",
+    )
+    .bind(problem_id)
+    .bind(deadline)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Jurisdiction {
+    pub code: String,
+    pub name: String,
+    pub city_code: String,
+}
+
+pub async fn upsert_jurisdiction(conn: &mut PgConnection, code: &str, name: &str, city_code: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO assignment.jurisdictions (code, name, city_code) VALUES ($1, $2, $3)
+         ON CONFLICT (code) DO UPDATE SET name = $2, city_code = $3, updated_at = now()",
+    )
+    .bind(code)
+    .bind(name)
+    .bind(city_code)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn jurisdiction(conn: &mut PgConnection, code: &str) -> sqlx::Result<Option<Jurisdiction>> {
+    sqlx::query_as("SELECT code, name, city_code FROM assignment.jurisdictions WHERE code = $1")
+        .bind(code)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn jurisdictions(conn: &mut PgConnection) -> sqlx::Result<Vec<Jurisdiction>> {
+    sqlx::query_as("SELECT code, name, city_code FROM assignment.jurisdictions ORDER BY code").fetch_all(conn).await
 }

@@ -6,6 +6,8 @@ use shared::error::{ApiError, Validator};
 use shared::reference;
 use time::{Date, Duration, OffsetDateTime};
 
+use crate::config::{EscalationLadder, Thresholds};
+
 /// Statuses from which a government may report rectification.
 pub const RECTIFIABLE: &[&str] = &["assigned", "acknowledged", "reopened"];
 
@@ -83,10 +85,101 @@ pub fn after_verdict(result: &str, today: Date, reopened_deadline_days: i64) -> 
     }
 }
 
+/// What a city's record looks like to the escalation ladder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CityCounts {
+    pub overdue: i64,
+    pub reopened: i64,
+    pub rebounds: i64,
+}
+
+/// The ladder's steps, lowest first; a step's rank is its position plus one.
+pub const LEVELS: [&str; 4] = ["reminder", "listed_supervision", "summons", "special_inspection"];
+
+fn reached(counts: CityCounts, t: Thresholds) -> bool {
+    let hit = |count: i64, threshold: i64| threshold > 0 && count >= threshold;
+    hit(counts.overdue, t.overdue) || hit(counts.reopened, t.reopened) || hit(counts.rebounds, t.rebounds)
+}
+
+/// The highest step of the ladder the counts reach (rank 1 to 4), if any.
+pub fn ladder_rank(counts: CityCounts, ladder: &EscalationLadder) -> Option<usize> {
+    let steps = [ladder.reminder, ladder.listed_supervision, ladder.summons, ladder.special_inspection];
+    steps.iter().rposition(|t| reached(counts, *t)).map(|i| i + 1)
+}
+
+/// Whether a problem in `status` with `deadline` is overdue on `today`: past its deadline
+/// while still with its government (a rectification reported in time stops the clock).
+pub fn is_overdue(status: &str, deadline: Option<Date>, today: Date) -> bool {
+    RECTIFIABLE.contains(&status) && deadline.is_some_and(|d| d < today)
+}
+
+/// Whether a re-check sweep visits a closed problem: a stable sample by the problem's id, so a
+/// sweep run twice picks the same problems.
+pub fn in_sample(problem_id: uuid::Uuid, percent: i64) -> bool {
+    let bucket = problem_id.as_u128() % 100;
+    (bucket as i64) < percent.clamp(0, 100)
+}
+
+/// Rounds that end a sweep period: every `every`-th round by start date (1-based).
+pub fn ends_sweep_period(ordinal: i64, every: i64) -> bool {
+    every > 0 && ordinal > 0 && ordinal % every == 0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProgressRequest {
+    pub stage: String,
+    #[serde(default)]
+    pub percent_done: Option<u8>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub fn validate_progress(p: &ProgressRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(!p.stage.trim().is_empty() && p.stage.len() <= 500, "stage", "name the stage reached (at most 500 bytes)");
+    v.check(p.percent_done.is_none_or(|pct| pct <= 100), "percent_done", "between 0 and 100");
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::date;
+
+    #[test]
+    fn a_city_climbs_the_ladder_as_its_counts_grow() {
+        let ladder = EscalationLadder::default();
+        let counts = |overdue, reopened, rebounds| CityCounts { overdue, reopened, rebounds };
+        assert_eq!(ladder_rank(counts(0, 0, 0), &ladder), None);
+        assert_eq!(ladder_rank(counts(1, 0, 0), &ladder), Some(1));
+        assert_eq!(ladder_rank(counts(3, 0, 0), &ladder), Some(2));
+        assert_eq!(ladder_rank(counts(2, 5, 0), &ladder), Some(3), "any count can lift a city");
+        assert_eq!(ladder_rank(counts(10, 0, 0), &ladder), Some(4));
+        let no_rebounds = EscalationLadder { reminder: Thresholds { overdue: 1, reopened: 0, rebounds: 0 }, ..ladder };
+        assert_eq!(ladder_rank(counts(0, 0, 1), &no_rebounds), None, "a zero threshold is left out");
+        assert_eq!(LEVELS[ladder_rank(counts(5, 0, 0), &ladder).unwrap() - 1], "summons");
+    }
+
+    #[test]
+    fn a_problem_is_overdue_past_its_deadline_until_rectification_is_reported() {
+        let today = date!(2019 - 06 - 02);
+        assert!(is_overdue("assigned", Some(date!(2019 - 06 - 01)), today));
+        assert!(is_overdue("reopened", Some(date!(2019 - 06 - 01)), today));
+        assert!(!is_overdue("assigned", Some(date!(2019 - 06 - 02)), today), "the deadline day itself is in time");
+        assert!(!is_overdue("rectification_reported", Some(date!(2019 - 06 - 01)), today));
+        assert!(!is_overdue("closed", Some(date!(2019 - 06 - 01)), today));
+    }
+
+    #[test]
+    fn sweeps_come_every_nth_round_and_sample_stably() {
+        assert!(!ends_sweep_period(1, 2));
+        assert!(ends_sweep_period(2, 2));
+        assert!(ends_sweep_period(4, 2));
+        let id = uuid::Uuid::now_v7();
+        assert!(in_sample(id, 100));
+        assert!(!in_sample(id, 0));
+        assert_eq!(in_sample(id, 50), in_sample(id, 50));
+    }
 
     #[test]
     fn the_finder_and_teams_of_the_citys_province_may_not_verify() {

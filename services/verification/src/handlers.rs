@@ -1,10 +1,12 @@
 //! Verification keeps, from intake's and assignment's events, the teams (with their provinces)
-//! and each problem's finder, jurisdiction, sheet and deadline.
+//! and rounds, and each problem's finder, jurisdiction, sheet and deadline, with the reroutes and
+//! extensions that change them.
 
 use shared::envelope::Event;
 use shared::events::{
-    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_ASSIGNED, PROBLEM_REPORTED, ProblemAssigned, ProblemReported,
-    TEAM_REGISTERED, TeamRegistered,
+    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_ASSIGNED, PROBLEM_EXTENDED, PROBLEM_REPORTED,
+    PROBLEM_REROUTED, ProblemAssigned, ProblemExtended, ProblemReported, ProblemRerouted, ROUND_CONFIGURED,
+    RoundConfigured, TEAM_REGISTERED, TeamRegistered,
 };
 use shared::inbox::EventHandler;
 use sqlx::PgConnection;
@@ -27,6 +29,15 @@ impl EventHandler for Handlers {
                 for p in ack.problems {
                     store::problem_acknowledged(conn, p.problem_id).await?;
                 }
+            }
+            Some(PROBLEM_REROUTED) => store::problem_rerouted(conn, &event.data_as::<ProblemRerouted>()?).await?,
+            Some(PROBLEM_EXTENDED) => {
+                let extended: ProblemExtended = event.data_as()?;
+                store::problem_extended(conn, extended.problem_id, extended.deadline).await?;
+            }
+            Some(ROUND_CONFIGURED) => {
+                let round: RoundConfigured = event.data_as()?;
+                store::upsert_round(conn, &round.round, round.starts_on, round.ends_on).await?;
             }
             _ => {}
         }

@@ -5,9 +5,11 @@ use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use shared::events::{ProblemAssigned, ProblemReported};
+use std::collections::HashMap;
 
-use crate::domain::{RectificationRequest, VerdictRequest};
+use shared::events::{ProblemAssigned, ProblemReported, ProblemRerouted};
+
+use crate::domain::{CityCounts, ProgressRequest, RectificationRequest, VerdictRequest};
 
 pub async fn upsert_team(conn: &mut PgConnection, team: &str, home_province: &str) -> sqlx::Result<()> {
     sqlx::query(
@@ -31,9 +33,10 @@ pub async fn team_province(conn: &mut PgConnection, team: &str) -> sqlx::Result<
 /// Keeps what intake said of a problem; intake's and assignment's events may come in any order.
 pub async fn problem_reported(conn: &mut PgConnection, p: &ProblemReported) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO verification.problems (problem_id, round_id, city_code, county_code, category, finder_team)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (problem_id) DO UPDATE SET round_id = $2, county_code = $4, category = $5, finder_team = $6",
+        "INSERT INTO verification.problems (problem_id, round_id, city_code, county_code, category, finder_team, rebound)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (problem_id) DO UPDATE SET round_id = $2, county_code = $4, category = $5, finder_team = $6,
+             rebound = verification.problems.rebound OR $7",
     )
     .bind(p.problem_id)
     .bind(&p.round)
@@ -41,6 +44,7 @@ pub async fn problem_reported(conn: &mut PgConnection, p: &ProblemReported) -> s
     .bind(&p.county_code)
     .bind(&p.category)
     .bind(&p.team)
+    .bind(p.rebound_of.is_some())
     .execute(conn)
     .await?;
     Ok(())
@@ -112,22 +116,308 @@ pub async fn problem(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<
     .await
 }
 
-/// Moves a problem to `status`; returns its new counter.
+/// Moves a problem to `status` (a reopening with its new deadline, which clears the overdue
+/// flag; a closing with its time); returns its new counter.
 pub async fn set_status(
     conn: &mut PgConnection,
     problem_id: Uuid,
     status: &str,
     deadline: Option<Date>,
+    at: OffsetDateTime,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "UPDATE verification.problems SET status = $2, deadline = coalesce($3, deadline), problem_seq = problem_seq + 1,
-                updated_at = now()
+        "UPDATE verification.problems SET status = $2, deadline = coalesce($3, deadline),
+                overdue_since = CASE WHEN $3::date IS NULL THEN overdue_since END,
+                reopened_count = reopened_count + CASE WHEN $2 = 'reopened' THEN 1 ELSE 0 END,
+                closed_at = CASE WHEN $2 = 'closed' THEN $4 ELSE closed_at END,
+                problem_seq = problem_seq + 1, updated_at = now()
          WHERE problem_id = $1 RETURNING problem_seq",
     )
     .bind(problem_id)
     .bind(status)
     .bind(deadline)
+    .bind(at)
     .fetch_one(conn)
+    .await
+}
+
+/// A re-check found the problem back: it counts as a rebound.
+pub async fn mark_rebound(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE verification.problems SET rebound = true WHERE problem_id = $1")
+        .bind(problem_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Keeps assignment's reroute: a new government, a new deadline.
+pub async fn problem_rerouted(conn: &mut PgConnection, r: &ProblemRerouted) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE verification.problems SET jurisdiction = $2, city_code = $3, deadline = $4, overdue_since = NULL,
+                status = CASE WHEN status = 'acknowledged' THEN 'assigned' ELSE status END, updated_at = now()
+         WHERE problem_id = $1",
+    )
+    .bind(r.problem_id)
+    .bind(&r.to_jurisdiction)
+    .bind(&r.city_code)
+    .bind(r.deadline)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Keeps an extension granted by the campaign office.
+pub async fn problem_extended(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<()> {
+    sqlx::query("UPDATE verification.problems SET deadline = $2, overdue_since = NULL, updated_at = now() WHERE problem_id = $1")
+        .bind(problem_id)
+        .bind(deadline)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Problems past their deadline on `today` and not yet flagged, locked for flagging.
+pub async fn newly_overdue(conn: &mut PgConnection, today: Date, limit: i64) -> sqlx::Result<Vec<Problem>> {
+    sqlx::query_as(
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+         FROM verification.problems
+         WHERE overdue_since IS NULL AND deadline < $1 AND status IN ('assigned', 'acknowledged', 'reopened')
+         ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(today)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn mark_overdue(conn: &mut PgConnection, problem_id: Uuid, since: Date) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE verification.problems SET overdue_since = $2, problem_seq = problem_seq + 1, updated_at = now()
+         WHERE problem_id = $1 RETURNING problem_seq",
+    )
+    .bind(problem_id)
+    .bind(since)
+    .fetch_one(conn)
+    .await
+}
+
+/// Each city's overdue, reopened and rebound counts.
+pub async fn city_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, CityCounts)>> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT city_code,
+                count(*) FILTER (WHERE overdue_since IS NOT NULL AND status IN ('assigned', 'acknowledged', 'reopened')),
+                coalesce(sum(reopened_count), 0)::bigint,
+                count(*) FILTER (WHERE rebound)
+         FROM verification.problems GROUP BY city_code",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(city, overdue, reopened, rebounds)| (city, CityCounts { overdue, reopened, rebounds }))
+        .collect())
+}
+
+/// The highest step each city has reached.
+pub async fn current_ranks(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, i32>> {
+    let rows: Vec<(String, i32)> =
+        sqlx::query_as("SELECT city_code, max(rank) FROM verification.escalations GROUP BY city_code")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub async fn record_escalation(
+    conn: &mut PgConnection,
+    city: &str,
+    rank: i32,
+    level: &str,
+    counts: CityCounts,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO verification.escalations (city_code, rank, level, overdue, reopened, rebounds, escalated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (city_code, rank) DO NOTHING",
+    )
+    .bind(city)
+    .bind(rank)
+    .bind(level)
+    .bind(counts.overdue)
+    .bind(counts.reopened)
+    .bind(counts.rebounds)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Escalation {
+    pub city_code: String,
+    pub rank: i32,
+    pub level: String,
+    pub overdue: i64,
+    pub reopened: i64,
+    pub rebounds: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub escalated_at: OffsetDateTime,
+}
+
+pub async fn escalations(conn: &mut PgConnection, city: Option<&str>) -> sqlx::Result<Vec<Escalation>> {
+    sqlx::query_as(
+        "SELECT city_code, rank, level, overdue, reopened, rebounds, escalated_at FROM verification.escalations
+         WHERE ($1::text IS NULL OR city_code = $1) ORDER BY city_code, rank",
+    )
+    .bind(city)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn insert_progress(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    p: &ProgressRequest,
+    by: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO verification.progress (id, problem_id, stage, percent_done, note, reported_by, reported_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(problem_id)
+    .bind(&p.stage)
+    .bind(p.percent_done.map(i32::from))
+    .bind(&p.note)
+    .bind(by)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+pub async fn upsert_round(conn: &mut PgConnection, id: &str, starts_on: Date, ends_on: Date) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO verification.rounds (id, starts_on, ends_on) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET starts_on = $2, ends_on = $3",
+    )
+    .bind(id)
+    .bind(starts_on)
+    .bind(ends_on)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Round {
+    pub id: String,
+    pub starts_on: Date,
+    pub ends_on: Date,
+    pub swept_at: Option<OffsetDateTime>,
+}
+
+/// Every round, by start date.
+pub async fn rounds(conn: &mut PgConnection) -> sqlx::Result<Vec<Round>> {
+    sqlx::query_as("SELECT id, starts_on, ends_on, swept_at FROM verification.rounds ORDER BY starts_on, id")
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn mark_swept(conn: &mut PgConnection, round: &str, at: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query("UPDATE verification.rounds SET swept_at = $2 WHERE id = $1")
+        .bind(round)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Closed problems of the given rounds.
+pub async fn closed_of_rounds(conn: &mut PgConnection, rounds: &[String]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar("SELECT problem_id FROM verification.problems WHERE status = 'closed' AND round_id = ANY($1)")
+        .bind(rounds)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn insert_recheck(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    after_round: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO verification.rechecks (id, problem_id, after_round, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (problem_id, after_round) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(problem_id)
+    .bind(after_round)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Recheck {
+    pub id: Uuid,
+    pub problem_id: Uuid,
+    pub after_round: String,
+    pub result: Option<String>,
+    #[serde(skip)]
+    pub city_code: String,
+    #[serde(skip)]
+    pub finder_team: Option<String>,
+}
+
+pub async fn open_rechecks(conn: &mut PgConnection) -> sqlx::Result<Vec<Recheck>> {
+    sqlx::query_as(
+        "SELECT r.id, r.problem_id, r.after_round, r.result, p.city_code, p.finder_team
+         FROM verification.rechecks r JOIN verification.problems p USING (problem_id)
+         WHERE r.result IS NULL ORDER BY r.created_at",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn recheck_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Recheck>> {
+    sqlx::query_as(
+        "SELECT r.id, r.problem_id, r.after_round, r.result, p.city_code, p.finder_team
+         FROM verification.rechecks r JOIN verification.problems p USING (problem_id)
+         WHERE r.id = $1 FOR UPDATE OF r",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn record_recheck(
+    conn: &mut PgConnection,
+    id: Uuid,
+    v: &VerdictRequest,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE verification.rechecks SET result = $2, team = $3, note = $4, verified_at = $5 WHERE id = $1")
+        .bind(id)
+        .bind(&v.result)
+        .bind(&v.team)
+        .bind(&v.note)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Problems whose rectification waits for a verdict.
+pub async fn awaiting_verdict(conn: &mut PgConnection) -> sqlx::Result<Vec<Problem>> {
+    sqlx::query_as(
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+         FROM verification.problems WHERE status = 'rectification_reported' ORDER BY updated_at",
+    )
+    .fetch_all(conn)
     .await
 }
 

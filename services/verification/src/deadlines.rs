@@ -1,0 +1,83 @@
+//! Deadlines and the escalation ladder, driven by the deployment's clock (real or simulated):
+//! problems past their deadline are flagged overdue, and a city whose overdue, reopened or
+//! rebound counts reach a step of the ladder climbs to it.
+
+use shared::clock::Clock;
+use shared::events::{CITY_ESCALATED, CityEscalated, PROBLEM_OVERDUE, ProblemOverdue};
+use shared::outbox::Outbox;
+use sqlx::PgPool;
+use time::Duration;
+
+use crate::config::EscalationLadder;
+use crate::{domain, store};
+
+/// Flags every problem that went past its deadline; returns how many.
+pub async fn flag_overdue(pool: &PgPool, outbox: &Outbox, clock: &Clock) -> anyhow::Result<usize> {
+    let today = clock.today();
+    let mut flagged = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let due = store::newly_overdue(&mut tx, today, 500).await?;
+        if due.is_empty() {
+            return Ok(flagged);
+        }
+        for problem in &due {
+            let Some(deadline) = problem.deadline else { continue };
+            let overdue_on = deadline + Duration::days(1);
+            let problem_seq = store::mark_overdue(&mut tx, problem.problem_id, overdue_on).await?;
+            let event = ProblemOverdue {
+                problem_id: problem.problem_id,
+                problem_seq,
+                city_code: problem.city_code.clone(),
+                jurisdiction: problem.jurisdiction.clone().unwrap_or_else(|| problem.city_code.clone()),
+                deadline,
+                overdue_on,
+            };
+            outbox
+                .publish(&mut tx, &PROBLEM_OVERDUE, Some(&problem.city_code), problem.problem_id.to_string(), &event)
+                .await?;
+        }
+        tx.commit().await?;
+        flagged += due.len();
+    }
+}
+
+/// Moves each city up the ladder as far as its counts reach; a city never steps down during
+/// the campaign. Returns how many steps were taken.
+pub async fn climb_ladder(
+    pool: &PgPool,
+    outbox: &Outbox,
+    clock: &Clock,
+    ladder: &EscalationLadder,
+) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    // One climber at a time, so two instances never announce the same step.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('verification.ladder', 0))").execute(&mut *tx).await?;
+    let current = store::current_ranks(&mut tx).await?;
+    let mut steps = 0;
+    for (city, counts) in store::city_counts(&mut tx).await? {
+        let Some(rank) = domain::ladder_rank(counts, ladder) else { continue };
+        let reached = current.get(&city).copied().unwrap_or(0);
+        if rank as i32 <= reached {
+            continue;
+        }
+        let level = domain::LEVELS[rank - 1];
+        let now = clock.now();
+        if store::record_escalation(&mut tx, &city, rank as i32, level, counts, now).await? {
+            let event = CityEscalated {
+                city_code: city.clone(),
+                level: level.to_string(),
+                previous_level: (reached > 0).then(|| domain::LEVELS[reached as usize - 1].to_string()),
+                overdue: counts.overdue,
+                reopened: counts.reopened,
+                rebounds: counts.rebounds,
+                escalated_at: now,
+            };
+            outbox.publish(&mut tx, &CITY_ESCALATED, Some(&city), &city, &event).await?;
+            tracing::info!(city = %city, level, "city escalated");
+            steps += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(steps)
+}
