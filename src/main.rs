@@ -2,6 +2,7 @@
 //! (`up`), and the admin commands.
 
 mod demo;
+mod import;
 mod supervisor;
 
 use std::path::PathBuf;
@@ -32,6 +33,20 @@ enum Command {
         /// Where the services' logs and the demo files go.
         #[arg(long, default_value = "var")]
         var_dir: PathBuf,
+    },
+    /// Import last year's ledger (CSV or XLSX: id, city_code, county_code, category, site_name,
+    /// closed_on) so each of its problems is re-verified one by one.
+    ImportLedger {
+        file: PathBuf,
+        /// What last year's ledger is called, e.g. 2018.
+        #[arg(long)]
+        round: String,
+        /// The verification service; by default the configured one.
+        #[arg(long)]
+        url: Option<String>,
+        /// An admin token; by default one signed with the deployment's key.
+        #[arg(long, env = "SKYLEDGER_TOKEN")]
+        token: Option<String>,
     },
     /// Tokens signed with the deployment's key.
     Token {
@@ -90,12 +105,39 @@ async fn serve(service: &str) -> anyhow::Result<()> {
     result
 }
 
+/// An hour's admin token signed with the deployment's key, for the admin commands.
+fn admin_token() -> anyhow::Result<String> {
+    let (common, ()) = shared::config::load::<()>("token")?;
+    let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;
+    signer.issue(Role::Admin, None, None, time::OffsetDateTime::now_utc().unix_timestamp(), 3600)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::install_crypto_provider();
     match Cli::parse().command {
         Command::Serve { service } => serve(&service).await,
         Command::Up { no_demo, var_dir } => supervisor::up(&var_dir, !no_demo, shutdown_on_signal()).await,
+        Command::ImportLedger { file, round, url, token } => {
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", verification::Config::load()?.verification.listen),
+            };
+            let token = match token {
+                Some(token) => token,
+                None => admin_token()?,
+            };
+            let summary =
+                import::legacy_ledger(&file, &round, &format!("{url}/v1/legacy-problems/batch"), &token).await?;
+            println!(
+                "{} created, {} already had, {} refused (see {})",
+                summary.created,
+                summary.already_had,
+                summary.refused,
+                import::report_path(&file).display()
+            );
+            Ok(())
+        }
         Command::Token { command: TokenCommand::Create { role, team, jurisdiction, ttl_days } } => {
             let (common, ()) = shared::config::load::<()>("token")?;
             let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;

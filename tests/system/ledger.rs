@@ -358,3 +358,53 @@ async fn disputes_reroutes_extensions_progress_and_rechecks() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn last_years_ledger_is_imported_for_re_verification_one_by_one() {
+    let stack = start().await;
+    let dir = std::env::temp_dir().join(format!("skyledger-legacy-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ledger-2018.csv");
+    let mut csv = String::from("id,city_code,county_code,category,site_name,closed_on\n");
+    for i in 0..4 {
+        csv.push_str(&format!("{},{XINGTAI},130502,dust,\"工地 {i}, 东区\",2018-11-0{}\n", Uuid::now_v7(), i + 1));
+    }
+    csv.push_str(&format!("{},999900,,dust,无名,2018-11-01\n", Uuid::now_v7()));
+    std::fs::write(&file, csv).unwrap();
+    let import = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_skyledger"))
+            .args([
+                "import-ledger",
+                file.to_str().unwrap(),
+                "--round",
+                "2018",
+                "--url",
+                &stack.url("verification"),
+                "--token",
+                &stack.admin(),
+            ])
+            .output()
+            .expect("run skyledger")
+    };
+    let first = import();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("4 created, 0 already had, 1 refused"),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let report = std::fs::read_to_string(dir.join("ledger-2018.errors.csv")).unwrap();
+    assert!(report.lines().any(|l| l.starts_with("6,city_code,")), "line 6 named: {report}");
+    let again = import();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 created, 4 already had, 1 refused"),
+        "safe to run twice"
+    );
+
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let (_, tasks) = get(&stack, "verification", "/v1/tasks", Some(&verifier)).await;
+    let rechecks = tasks["rechecks"].as_array().unwrap();
+    assert_eq!(rechecks.len(), 4, "{tasks}");
+    assert!(rechecks.iter().all(|r| r["after_round"] == "2018"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rechecks/sweep", post(post_sweep))
         .route("/v1/rechecks/{id}/verdict", post(post_recheck_verdict))
         .route("/v1/escalations", get(list_escalations))
+        .route("/v1/legacy-problems/batch", post(import_legacy))
         .with_state(state)
 }
 
@@ -354,4 +355,45 @@ async fn list_escalations(
         current.insert(e.city_code.clone(), json!(e.level));
     }
     Ok(Json(json!({ "current": current, "steps": items })))
+}
+
+#[derive(Deserialize)]
+struct LegacyBatch {
+    /// What last year's ledger is called, e.g. `2018`; its problems' re-checks carry it.
+    round: String,
+    items: Vec<Value>,
+}
+
+/// Last year's ledger, a batch at a time (at most 1,000): each problem entered as closed with a
+/// re-check to visit it again. Items are judged one by one; sending a batch again changes nothing.
+async fn import_legacy(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(batch): JsonBody<LegacyBatch>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let mut v = shared::error::Validator::new();
+    v.check(!batch.round.trim().is_empty() && batch.round.len() <= 64, "round", "name last year's ledger, e.g. 2018");
+    v.check(batch.items.len() <= 1000, "items", "at most 1000 items in one batch");
+    v.finish()?;
+    let mut tx = s.pool.begin().await?;
+    let mut results = Vec::with_capacity(batch.items.len());
+    for item in batch.items {
+        let id = item.get("id").cloned().unwrap_or(Value::Null);
+        let problem: domain::LegacyProblem = match shared::http::parse_value(item) {
+            Ok(p) => p,
+            Err(e) => {
+                results.push(json!({ "id": id, "status": "refused", "errors": e.field_errors() }));
+                continue;
+            }
+        };
+        if let Err(e) = domain::validate_legacy(&problem).finish() {
+            results.push(json!({ "id": id, "status": "refused", "errors": e.field_errors() }));
+            continue;
+        }
+        let created = store::import_legacy(&mut tx, &batch.round, &problem, s.clock.now()).await?;
+        results.push(json!({ "id": id, "status": if created { "created" } else { "already_had" } }));
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "results": results })))
 }

@@ -125,6 +125,33 @@ pub fn ends_sweep_period(ordinal: i64, every: i64) -> bool {
     every > 0 && ordinal > 0 && ordinal % every == 0
 }
 
+/// A problem of last year's ledger, imported to be re-verified.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LegacyProblem {
+    pub id: uuid::Uuid,
+    pub city_code: String,
+    #[serde(default)]
+    pub county_code: Option<String>,
+    pub category: String,
+    pub site_name: String,
+    pub closed_on: Date,
+}
+
+pub fn validate_legacy(p: &LegacyProblem) -> Validator {
+    let mut v = Validator::new();
+    v.check(reference::city(&p.city_code).is_some(), "city_code", "not one of the 39 key cities");
+    if let Some(county) = &p.county_code {
+        v.check(
+            reference::city_of_county(county).is_some_and(|c| c.code == p.city_code),
+            "county_code",
+            format!("{county} is not a county of {}", p.city_code),
+        );
+    }
+    v.check(reference::category(&p.category).is_some(), "category", "not a known category");
+    v.check(!p.site_name.trim().is_empty(), "site_name", "the site's name");
+    v
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProgressRequest {
     pub stage: String,

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use shared::events::{ProblemAssigned, ProblemReported, ProblemRerouted};
 
-use crate::domain::{CityCounts, ProgressRequest, RectificationRequest, VerdictRequest};
+use crate::domain::{CityCounts, LegacyProblem, ProgressRequest, RectificationRequest, VerdictRequest};
 
 pub async fn upsert_team(conn: &mut PgConnection, team: &str, home_province: &str) -> sqlx::Result<()> {
     sqlx::query(
@@ -466,4 +466,34 @@ pub async fn insert_verdict(
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// Enters a problem of last year's ledger as closed, with a re-check to visit it again; false
+/// when it was imported before.
+pub async fn import_legacy(
+    conn: &mut PgConnection,
+    round: &str,
+    p: &LegacyProblem,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let jurisdiction = p.county_code.clone().unwrap_or_else(|| p.city_code.clone());
+    let done = sqlx::query(
+        "INSERT INTO verification.problems (problem_id, round_id, city_code, county_code, category, jurisdiction,
+                                            status, legacy, site_name, closed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'closed', true, $7, $8) ON CONFLICT (problem_id) DO NOTHING",
+    )
+    .bind(p.id)
+    .bind(round)
+    .bind(&p.city_code)
+    .bind(&p.county_code)
+    .bind(&p.category)
+    .bind(&jurisdiction)
+    .bind(&p.site_name)
+    .bind(p.closed_on.midnight().assume_offset(shared::clock::SHANGHAI))
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_recheck(conn, p.id, round, at).await
 }
