@@ -53,7 +53,8 @@ CREATE TABLE {s}.outbox (
     position     bigserial PRIMARY KEY,
     event_id     uuid NOT NULL UNIQUE,
     nats_subject text NOT NULL,
-    payload      jsonb NOT NULL,
+    -- The CloudEvent as sent, kept as text: the relay sends it as it is.
+    payload      text NOT NULL,
     traceparent  text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     sent_at      timestamptz

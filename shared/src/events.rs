@@ -34,6 +34,8 @@ kind!(TEAM_REGISTERED, "intake", "team", "registered");
 kind!(TEAM_ASSIGNED, "intake", "team", "assigned");
 kind!(INSPECTION_RECORDED, "intake", "inspection", "recorded");
 kind!(PROBLEM_REPORTED, "intake", "problem", "reported");
+kind!(PROBLEM_WITHDRAWN, "intake", "problem", "withdrawn");
+kind!(PROBLEM_MERGED, "intake", "problem", "merged");
 kind!(PROBLEM_ASSIGNED, "assignment", "problem", "assigned");
 kind!(HANDOVER_ISSUED, "assignment", "handover", "issued");
 kind!(HANDOVER_ACKNOWLEDGED, "assignment", "handover", "acknowledged");
@@ -56,6 +58,8 @@ pub const ALL: &[EventKind] = &[
     TEAM_ASSIGNED,
     INSPECTION_RECORDED,
     PROBLEM_REPORTED,
+    PROBLEM_WITHDRAWN,
+    PROBLEM_MERGED,
     PROBLEM_ASSIGNED,
     HANDOVER_ISSUED,
     HANDOVER_ACKNOWLEDGED,
@@ -142,6 +146,30 @@ pub struct ProblemReported {
     pub checked_at: OffsetDateTime,
     /// Set when the same site and category had a problem that was closed: a rebound.
     pub rebound_of: Option<Uuid>,
+}
+
+/// The campaign office withdraws a report entered in error; the ledger entry goes with it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProblemWithdrawn {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    pub city_code: String,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub withdrawn_at: OffsetDateTime,
+}
+
+/// The campaign office finds two entries to be one problem: `problem_id` becomes a duplicate of
+/// `into` and leaves the ledger.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProblemMerged {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    pub into: Uuid,
+    pub city_code: String,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub merged_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -21,6 +21,19 @@ use crate::telemetry;
 /// Events relayed in one round trip.
 const RELAY_BATCH: i64 = 500;
 
+/// An event to record with `publish_many`.
+pub struct Outgoing {
+    pub kind: EventKind,
+    pub partition: Option<String>,
+    pub event: Event,
+}
+
+impl Outgoing {
+    pub fn new(kind: EventKind, partition: Option<&str>, subject: impl Into<String>, data: &impl Serialize) -> Self {
+        Self { kind, partition: partition.map(str::to_owned), event: Event::new(&kind, subject, data) }
+    }
+}
+
 #[derive(Clone)]
 pub struct Outbox {
     namespace: Arc<str>,
@@ -59,10 +72,34 @@ impl Outbox {
         sqlx::query(AssertSqlSafe(sql))
             .bind(event.id)
             .bind(subject)
-            .bind(sqlx::types::Json(event))
+            .bind(serde_json::to_string(event).expect("an event serialises"))
             .bind(telemetry::current_traceparent())
             .execute(conn)
             .await?;
+        Ok(())
+    }
+
+    /// Records many events in one statement (a batch of site checks, say), to be published
+    /// once the caller's transaction commits.
+    pub async fn publish_many(&self, conn: &mut PgConnection, events: Vec<Outgoing>) -> Result<(), sqlx::Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let traceparent = telemetry::current_traceparent();
+        let mut ids = Vec::with_capacity(events.len());
+        let mut subjects = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        for outgoing in events {
+            ids.push(outgoing.event.id);
+            subjects.push(nats_subject(&self.namespace, &outgoing.kind, outgoing.partition.as_deref()));
+            payloads.push(serde_json::to_string(&outgoing.event).expect("an event serialises"));
+        }
+        let sql = format!(
+            "INSERT INTO {}.outbox (event_id, nats_subject, payload, traceparent)
+             SELECT id, subject, payload, $4 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(id, subject, payload)",
+            self.schema
+        );
+        sqlx::query(AssertSqlSafe(sql)).bind(&ids).bind(&subjects).bind(&payloads).bind(traceparent).execute(conn).await?;
         Ok(())
     }
 
@@ -71,7 +108,7 @@ impl Outbox {
         let mut tx = pool.begin().await?;
         // SKIP LOCKED lets several instances relay side by side without waiting on each other.
         let select = format!(
-            "SELECT position, event_id, nats_subject, payload::text, traceparent FROM {}.outbox
+            "SELECT position, event_id, nats_subject, payload, traceparent FROM {}.outbox
              WHERE sent_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
             self.schema
         );

@@ -129,7 +129,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored_or_publishe
     // Nothing stored, nothing in the outbox, nothing in the stream, nothing public.
     assert_eq!(count(&stack, "SELECT count(*) FROM intake.inspections").await, 0);
     assert_eq!(count(&stack, "SELECT count(*) FROM intake.problems").await, 0);
-    assert_eq!(count(&stack, "SELECT count(*) FROM intake.outbox WHERE payload->>'type' LIKE '%inspection%' OR payload->>'type' LIKE '%problem%'").await, 0);
+    assert_eq!(count(&stack, "SELECT count(*) FROM intake.outbox WHERE payload::jsonb->>'type' LIKE '%inspection%' OR payload::jsonb->>'type' LIKE '%problem%'").await, 0);
     assert!(stream_events(&stack, "intake", &PROBLEM_REPORTED).await.is_empty());
     assert!(stream_events(&stack, "intake", &INSPECTION_RECORDED).await.is_empty());
     let (_, stats) = get(&stack, "publication", "/v1/stats", None).await;
