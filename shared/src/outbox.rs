@@ -99,7 +99,13 @@ impl Outbox {
              SELECT id, subject, payload, $4 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(id, subject, payload)",
             self.schema
         );
-        sqlx::query(AssertSqlSafe(sql)).bind(&ids).bind(&subjects).bind(&payloads).bind(traceparent).execute(conn).await?;
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&ids)
+            .bind(&subjects)
+            .bind(&payloads)
+            .bind(traceparent)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 

@@ -4,20 +4,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{post, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::{Caller, Role};
-use shared::error::{ApiError, FieldError};
-use shared::events::{
-    INSPECTION_RECORDED, InspectionRecorded, PROBLEM_REPORTED, ProblemReported, ROUND_CONFIGURED, RoundConfigured,
-    TEAM_ASSIGNED, TEAM_REGISTERED, TeamAssigned, TeamRegistered,
-};
+use std::collections::HashMap;
+
+use shared::error::ApiError;
+use shared::events::{ROUND_CONFIGURED, RoundConfigured, TEAM_ASSIGNED, TEAM_REGISTERED, TeamAssigned, TeamRegistered};
 use shared::http::{JsonBody, parse_value};
 use shared::outbox::Outbox;
-use sqlx::{Acquire, PgConnection, PgPool};
-use uuid::Uuid;
+use sqlx::PgPool;
 
-use crate::domain::{self, InspectionRequest, Outcome, RoundRequest, RoundTeamRequest, TeamRequest};
+use crate::domain::{self, InspectionRequest, RoundRequest, RoundTeamRequest, TeamRequest};
+use crate::recording::{self, Recorded};
 use crate::store;
 
 #[derive(Clone)]
@@ -99,152 +98,6 @@ async fn put_round_team(
     Ok(Json(json!({ "round": round, "team": team, "cities": request.cities })))
 }
 
-/// What the inspector is told about each problem of an inspection.
-#[derive(Debug, Serialize, Deserialize)]
-struct ProblemResult {
-    id: Uuid,
-    #[serde(flatten)]
-    outcome: Value,
-}
-
-/// The first answer given for an inspection, kept and given again for a resend.
-#[derive(Debug, Serialize, Deserialize)]
-struct InspectionResult {
-    id: Uuid,
-    status: String,
-    problems: Vec<ProblemResult>,
-}
-
-enum Recorded {
-    Created(InspectionResult),
-    AlreadyHad(InspectionResult),
-}
-
-/// Records one inspection within `conn`'s transaction: checks it, recognises duplicates and
-/// rebounds, stores it and its problems, and puts its events in the outbox.
-async fn record(
-    conn: &mut PgConnection,
-    outbox: &Outbox,
-    caller_team: &str,
-    inspection: &InspectionRequest,
-) -> Result<Recorded, ApiError> {
-    if let Some(stored) = store::inspection_result(conn, inspection.id).await? {
-        let mut result: InspectionResult = serde_json::from_value(stored).map_err(anyhow::Error::from)?;
-        result.status = "already_had".into();
-        return Ok(Recorded::AlreadyHad(result));
-    }
-    if inspection.team != caller_team {
-        return Err(ApiError::forbidden("team", format!("your token is for team {caller_team}")));
-    }
-    domain::validate_inspection(inspection).finish()?;
-    match store::covered_cities(conn, &inspection.round, &inspection.team).await? {
-        Some(cities) if cities.contains(&inspection.city_code) => {}
-        Some(_) => {
-            return Err(ApiError::forbidden(
-                "city_code",
-                format!(
-                    "team {} does not cover {} in round {}",
-                    inspection.team, inspection.city_code, inspection.round
-                ),
-            ));
-        }
-        None if store::round_cities(conn, &inspection.round).await?.is_none() => {
-            return Err(ApiError::invalid("round", format!("no round {}", inspection.round)));
-        }
-        None => {
-            return Err(ApiError::forbidden(
-                "team",
-                format!("team {} has no cities in round {}", inspection.team, inspection.round),
-            ));
-        }
-    }
-    for (i, problem) in inspection.problems.iter().enumerate() {
-        if let Some(other) = store::problem_inspection(conn, problem.id).await? {
-            return Err(ApiError::conflict(
-                format!("problems[{i}].id"),
-                format!("already reported with inspection {other}"),
-            ));
-        }
-    }
-
-    let site_key = domain::site_key(&inspection.site);
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(inspection.problems.len());
-    for (i, problem) in inspection.problems.iter().enumerate() {
-        // A second problem of the same category in the same check repeats the first.
-        let same_check = inspection.problems[..i].iter().position(|p| p.category == problem.category);
-        let outcome = match same_check {
-            Some(j) => match outcomes[j] {
-                Outcome::Duplicate { duplicate_of } => Outcome::Duplicate { duplicate_of },
-                _ => Outcome::Duplicate { duplicate_of: inspection.problems[j].id },
-            },
-            None => {
-                store::lock_site_category(conn, &site_key, &problem.category).await?;
-                domain::classify(store::latest_entry(conn, &site_key, &problem.category).await?)
-            }
-        };
-        outcomes.push(outcome);
-    }
-    let result = InspectionResult {
-        id: inspection.id,
-        status: "created".into(),
-        problems: inspection
-            .problems
-            .iter()
-            .zip(&outcomes)
-            .map(|(p, o)| ProblemResult { id: p.id, outcome: serde_json::to_value(o).expect("outcome serialises") })
-            .collect(),
-    };
-    store::insert_inspection(conn, inspection, &site_key, &serde_json::to_value(&result).map_err(anyhow::Error::from)?)
-        .await?;
-
-    let city = Some(inspection.city_code.as_str());
-    let mut duplicates = 0;
-    for (index, (problem, outcome)) in inspection.problems.iter().zip(&outcomes).enumerate() {
-        let (duplicate_of, rebound_of) = match *outcome {
-            Outcome::Reported => (None, None),
-            Outcome::Duplicate { duplicate_of } => (Some(duplicate_of), None),
-            Outcome::Rebound { rebound_of } => (None, Some(rebound_of)),
-        };
-        store::insert_problem(
-            conn,
-            store::NewProblem { inspection, index, site_key: &site_key, duplicate_of, rebound_of },
-        )
-        .await?;
-        if duplicate_of.is_some() {
-            duplicates += 1;
-            continue;
-        }
-        let event = ProblemReported {
-            problem_id: problem.id,
-            problem_seq: 1,
-            inspection_id: inspection.id,
-            round: inspection.round.clone(),
-            team: inspection.team.clone(),
-            city_code: inspection.city_code.clone(),
-            county_code: inspection.county_code.clone(),
-            category: problem.category.clone(),
-            severity: problem.severity.clone(),
-            description: problem.description.clone(),
-            site: inspection.site.clone(),
-            checked_at: inspection.checked_at,
-            rebound_of,
-        };
-        outbox.publish(conn, &PROBLEM_REPORTED, city, problem.id.to_string(), &event).await?;
-    }
-    let recorded = InspectionRecorded {
-        inspection_id: inspection.id,
-        round: inspection.round.clone(),
-        team: inspection.team.clone(),
-        city_code: inspection.city_code.clone(),
-        county_code: inspection.county_code.clone(),
-        checked_at: inspection.checked_at,
-        problems_reported: (inspection.problems.len() - duplicates) as u32,
-        duplicates: duplicates as u32,
-    };
-    outbox.publish(conn, &INSPECTION_RECORDED, city, inspection.id.to_string(), &recorded).await?;
-    Ok(Recorded::Created(result))
-}
-
 async fn post_inspection(
     State(s): State<AppState>,
     caller: Caller,
@@ -252,34 +105,36 @@ async fn post_inspection(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Role::Inspector)?;
     let team = caller.team()?.to_string();
+    let (id, round) = (inspection.id, inspection.round.clone());
     let mut tx = s.pool.begin().await?;
-    let answer = match record(&mut tx, &s.outbox, &team, &inspection).await {
-        Ok(answer) => answer,
+    let recorded = match recording::record(&mut tx, &s.outbox, &team, vec![Ok(inspection)]).await {
+        Ok(mut answers) => answers.pop().expect("one answer for one item"),
         Err(ApiError::Internal(e)) => {
             // The same id sent twice at once: the loser of the race answers with what was stored.
             drop(tx);
             let mut conn = s.pool.acquire().await?;
-            return match store::inspection_result(&mut conn, inspection.id).await? {
-                Some(stored) => Ok((StatusCode::OK, Json(with_status(stored, "already_had")))),
+            return match store::inspection_results(&mut conn, &[id]).await?.pop() {
+                Some((_, mut stored)) => {
+                    stored["status"] = "already_had".into();
+                    Ok((StatusCode::OK, Json(stored)))
+                }
                 None => Err(ApiError::Internal(e)),
             };
         }
         Err(other) => return Err(other),
     };
-    match answer {
-        Recorded::Created(result) => {
+    match recorded {
+        Recorded::Created(answer) => {
             tx.commit().await?;
-            Ok((StatusCode::CREATED, Json(serde_json::to_value(result).map_err(anyhow::Error::from)?)))
+            Ok((StatusCode::CREATED, Json(answer)))
         }
-        Recorded::AlreadyHad(result) => {
-            Ok((StatusCode::OK, Json(serde_json::to_value(result).map_err(anyhow::Error::from)?)))
+        Recorded::AlreadyHad(answer) => Ok((StatusCode::OK, Json(answer))),
+        Recorded::Refused(e) => {
+            drop(tx);
+            store::count_refusals(&mut *s.pool.acquire().await?, &round, &team, 1).await?;
+            Err(e)
         }
     }
-}
-
-fn with_status(mut stored: Value, status: &str) -> Value {
-    stored["status"] = status.into();
-    stored
 }
 
 #[derive(Deserialize)]
@@ -287,18 +142,8 @@ struct BatchRequest {
     items: Vec<Value>,
 }
 
-#[derive(Serialize)]
-struct BatchItemResult {
-    id: Option<String>,
-    status: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<FieldError>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    problems: Option<Vec<ProblemResult>>,
-}
-
-/// Offline sync: each item is recorded or refused on its own (a savepoint each), in one
-/// transaction; a resend of the same batch answers `already_had` and stores nothing new.
+/// Offline sync: each item is recorded or refused on its own, in one transaction; a resend of
+/// the same batch answers `already_had` and stores nothing new.
 async fn post_batch(
     State(s): State<AppState>,
     caller: Caller,
@@ -309,44 +154,33 @@ async fn post_batch(
     if batch.items.len() > s.max_batch_items {
         return Err(ApiError::invalid("items", format!("at most {} items in one batch", s.max_batch_items)));
     }
-    let mut tx = s.pool.begin().await?;
-    let mut results = Vec::with_capacity(batch.items.len());
+    let mut ids = Vec::with_capacity(batch.items.len());
+    let mut rounds = Vec::with_capacity(batch.items.len());
+    let mut items = Vec::with_capacity(batch.items.len());
     for item in batch.items {
-        let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
-        let inspection: InspectionRequest = match parse_value(item) {
-            Ok(inspection) => inspection,
-            Err(e) => {
-                results.push(BatchItemResult { id, status: "refused", errors: e.field_errors(), problems: None });
-                continue;
+        ids.push(item.get("id").cloned().unwrap_or(Value::Null));
+        rounds.push(item.get("round").and_then(Value::as_str).unwrap_or_default().to_string());
+        items.push(parse_value::<InspectionRequest>(item));
+    }
+    let mut tx = s.pool.begin().await?;
+    let answers = recording::record(&mut tx, &s.outbox, &team, items).await?;
+    let mut refused: HashMap<&str, i64> = HashMap::new();
+    let results: Vec<Value> = answers
+        .into_iter()
+        .zip(&ids)
+        .zip(&rounds)
+        .map(|((recorded, id), round)| match recorded {
+            Recorded::Created(answer) | Recorded::AlreadyHad(answer) => {
+                json!({ "id": id, "status": answer["status"], "problems": answer["problems"] })
             }
-        };
-        let mut savepoint = tx.begin().await?;
-        match record(&mut savepoint, &s.outbox, &team, &inspection).await {
-            Ok(Recorded::Created(result)) => {
-                savepoint.commit().await?;
-                results.push(BatchItemResult {
-                    id,
-                    status: "created",
-                    errors: vec![],
-                    problems: Some(result.problems),
-                });
+            Recorded::Refused(e) => {
+                *refused.entry(round.as_str()).or_default() += 1;
+                json!({ "id": id, "status": "refused", "errors": e.field_errors() })
             }
-            Ok(Recorded::AlreadyHad(result)) => {
-                savepoint.rollback().await?;
-                results.push(BatchItemResult {
-                    id,
-                    status: "already_had",
-                    errors: vec![],
-                    problems: Some(result.problems),
-                });
-            }
-            // Not the item's fault: the whole batch fails and can be sent again.
-            Err(e @ (ApiError::Internal(_) | ApiError::Unavailable { .. })) => return Err(e),
-            Err(e) => {
-                savepoint.rollback().await?;
-                results.push(BatchItemResult { id, status: "refused", errors: e.field_errors(), problems: None });
-            }
-        }
+        })
+        .collect();
+    for (round, n) in refused {
+        store::count_refusals(&mut tx, round, &team, n).await?;
     }
     tx.commit().await?;
     Ok(Json(json!({ "results": results })))

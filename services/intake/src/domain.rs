@@ -124,6 +124,101 @@ fn general() -> String {
     "general".into()
 }
 
+/// Coordinates as the field device gives them: WGS 84 (GPS), or GCJ-02 (most Chinese map apps),
+/// which intake converts to WGS 84 before anything is stored.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CoordinateSystem {
+    #[default]
+    Wgs84,
+    Gcj02,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteInput {
+    pub name: String,
+    #[serde(default)]
+    pub credit_code: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub coordinate_system: CoordinateSystem,
+}
+
+impl SiteInput {
+    /// The site as stored and published: WGS 84.
+    pub fn to_wgs84(&self) -> Site {
+        let (lat, lon) = match self.coordinate_system {
+            CoordinateSystem::Wgs84 => (self.lat, self.lon),
+            CoordinateSystem::Gcj02 => gcj02_to_wgs84(self.lat, self.lon),
+        };
+        Site { name: self.name.clone(), credit_code: self.credit_code.clone(), address: self.address.clone(), lat, lon }
+    }
+}
+
+const GCJ_A: f64 = 6_378_245.0;
+const GCJ_EE: f64 = 0.006_693_421_622_965_943;
+
+fn outside_china(lat: f64, lon: f64) -> bool {
+    !(72.004..=137.8347).contains(&lon) || !(0.8293..=55.8271).contains(&lat)
+}
+
+fn gcj_shift(x: f64, y: f64) -> (f64, f64) {
+    use std::f64::consts::PI;
+    let common = (20.0 * (6.0 * x * PI).sin() + 20.0 * (2.0 * x * PI).sin()) * 2.0 / 3.0;
+    let lat = -100.0
+        + 2.0 * x
+        + 3.0 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * x.abs().sqrt()
+        + common
+        + (20.0 * (y * PI).sin() + 40.0 * (y / 3.0 * PI).sin()) * 2.0 / 3.0
+        + (160.0 * (y / 12.0 * PI).sin() + 320.0 * (y * PI / 30.0).sin()) * 2.0 / 3.0;
+    let lon = 300.0
+        + x
+        + 2.0 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * x.abs().sqrt()
+        + common
+        + (20.0 * (x * PI).sin() + 40.0 * (x / 3.0 * PI).sin()) * 2.0 / 3.0
+        + (150.0 * (x / 12.0 * PI).sin() + 300.0 * (x / 30.0 * PI).sin()) * 2.0 / 3.0;
+    (lat, lon)
+}
+
+/// WGS 84 to GCJ-02 (the published obfuscation).
+pub fn wgs84_to_gcj02(lat: f64, lon: f64) -> (f64, f64) {
+    use std::f64::consts::PI;
+    if outside_china(lat, lon) {
+        return (lat, lon);
+    }
+    let (d_lat, d_lon) = gcj_shift(lon - 105.0, lat - 35.0);
+    let rad = lat / 180.0 * PI;
+    let magic = 1.0 - GCJ_EE * rad.sin() * rad.sin();
+    let sqrt_magic = magic.sqrt();
+    let d_lat = (d_lat * 180.0) / ((GCJ_A * (1.0 - GCJ_EE)) / (magic * sqrt_magic) * PI);
+    let d_lon = (d_lon * 180.0) / (GCJ_A / sqrt_magic * rad.cos() * PI);
+    (lat + d_lat, lon + d_lon)
+}
+
+/// GCJ-02 back to WGS 84, by iterating the forward transform to well under a metre.
+pub fn gcj02_to_wgs84(lat: f64, lon: f64) -> (f64, f64) {
+    let (mut w_lat, mut w_lon) = (lat, lon);
+    for _ in 0..30 {
+        let (g_lat, g_lon) = wgs84_to_gcj02(w_lat, w_lon);
+        let (e_lat, e_lon) = (g_lat - lat, g_lon - lon);
+        w_lat -= e_lat;
+        w_lon -= e_lon;
+        if e_lat.abs() < 1e-9 && e_lon.abs() < 1e-9 {
+            break;
+        }
+    }
+    (w_lat, w_lon)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InspectionRequest {
     pub id: Uuid,
@@ -134,7 +229,7 @@ pub struct InspectionRequest {
     pub county_code: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub checked_at: OffsetDateTime,
-    pub site: Site,
+    pub site: SiteInput,
     #[serde(default)]
     pub problems: Vec<ProblemInput>,
 }
@@ -330,10 +425,30 @@ mod tests {
     }
 
     #[test]
-    fn sites_are_known_by_credit_code_else_by_name_and_place() {
+    fn gcj02_input_is_converted_to_wgs84() {
+        // Tian'anmen: about 600 m between the two systems.
+        let (wgs_lat, wgs_lon) = (39.908_692, 116.397_477);
+        let (gcj_lat, gcj_lon) = wgs84_to_gcj02(wgs_lat, wgs_lon);
+        assert!((gcj_lat - wgs_lat).abs() > 0.001 && (gcj_lon - wgs_lon).abs() > 0.005, "{gcj_lat},{gcj_lon}");
+        let (back_lat, back_lon) = gcj02_to_wgs84(gcj_lat, gcj_lon);
+        assert!((back_lat - wgs_lat).abs() < 1e-7 && (back_lon - wgs_lon).abs() < 1e-7);
         let mut site = sample().site;
+        site.coordinate_system = CoordinateSystem::Gcj02;
+        site.lat = gcj_lat;
+        site.lon = gcj_lon;
+        let stored = site.to_wgs84();
+        assert!((stored.lat - wgs_lat).abs() < 1e-7);
+        // Outside China there is no offset.
+        assert_eq!(wgs84_to_gcj02(51.5, -0.12), (51.5, -0.12));
+    }
+
+    #[test]
+    fn sites_are_known_by_credit_code_else_by_name_and_place() {
+        let mut site = sample().site.to_wgs84();
         assert_eq!(site_key(&site), "credit:91350100M000100Y43");
         site.credit_code = None;
         assert_eq!(site_key(&site), "place:某某铸造厂@37.0700,114.5000");
+        site.name = "  某某   铸造厂 ".into();
+        assert_eq!(site_key(&site), "place:某某 铸造厂@37.0700,114.5000");
     }
 }

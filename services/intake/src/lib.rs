@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod handlers;
+pub mod recording;
 pub mod store;
 
 use std::sync::Arc;

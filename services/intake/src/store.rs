@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{EarlierEntry, InspectionRequest, RoundRequest, TeamRequest};
+use crate::domain::{EarlierEntry, RoundRequest, TeamRequest};
 
 pub async fn upsert_round(conn: &mut PgConnection, id: &str, round: &RoundRequest) -> sqlx::Result<()> {
     sqlx::query(
@@ -62,110 +62,166 @@ pub async fn upsert_round_team(
     Ok(())
 }
 
-/// The cities a team covers in a round, if it was assigned to the round.
-pub async fn covered_cities(conn: &mut PgConnection, round: &str, team: &str) -> sqlx::Result<Option<Vec<String>>> {
-    sqlx::query_scalar("SELECT cities FROM intake.round_teams WHERE round_id = $1 AND team_id = $2")
-        .bind(round)
+/// The first answers given for those of `ids` already recorded.
+pub async fn inspection_results(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Value)>> {
+    sqlx::query_as("SELECT id, result FROM intake.inspections WHERE id = ANY($1)").bind(ids).fetch_all(conn).await
+}
+
+/// Those of `rounds` that exist.
+pub async fn known_rounds(conn: &mut PgConnection, rounds: &[String]) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT id FROM intake.rounds WHERE id = ANY($1)").bind(rounds).fetch_all(conn).await
+}
+
+/// The cities `team` covers in each of `rounds` it is assigned to.
+pub async fn coverage(
+    conn: &mut PgConnection,
+    team: &str,
+    rounds: &[String],
+) -> sqlx::Result<Vec<(String, Vec<String>)>> {
+    sqlx::query_as("SELECT round_id, cities FROM intake.round_teams WHERE team_id = $1 AND round_id = ANY($2)")
         .bind(team)
-        .fetch_optional(conn)
+        .bind(rounds)
+        .fetch_all(conn)
         .await
 }
 
-/// What was answered when this inspection was first recorded.
-pub async fn inspection_result(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Value>> {
-    sqlx::query_scalar("SELECT result FROM intake.inspections WHERE id = $1").bind(id).fetch_optional(conn).await
+/// The inspection each of `ids` already belongs to, for those taken.
+pub async fn problem_owners(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as("SELECT id, inspection_id FROM intake.problems WHERE id = ANY($1)").bind(ids).fetch_all(conn).await
 }
 
-/// The inspection a problem id already belongs to, if any.
-pub async fn problem_inspection(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("SELECT inspection_id FROM intake.problems WHERE id = $1")
-        .bind(problem_id)
-        .fetch_optional(conn)
-        .await
-}
-
-/// Serialises reports of the same site and category until the transaction ends, so two
-/// concurrent reports cannot both become new entries.
-pub async fn lock_site_category(conn: &mut PgConnection, site_key: &str, category: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 0))")
-        .bind(site_key)
-        .bind(category)
+/// Serialises reports of the same sites and categories until the transaction ends, so two
+/// concurrent batches cannot both make new entries of one. `keys` come sorted, so batches take
+/// their locks in the same order and never deadlock.
+pub async fn lock_site_categories(conn: &mut PgConnection, keys: &[(String, String)]) -> sqlx::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let joined: Vec<String> = keys.iter().map(|(site, category)| format!("{site}|{category}")).collect();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n")
+        .bind(&joined)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-/// The latest ledger entry (not a duplicate) for a site and category, and whether it is closed.
-pub async fn latest_entry(
+/// The latest ledger entry (not a duplicate) of each site and category, and whether it is closed.
+pub async fn latest_entries(
     conn: &mut PgConnection,
-    site_key: &str,
-    category: &str,
-) -> sqlx::Result<Option<EarlierEntry>> {
-    let row: Option<(Uuid, Option<bool>)> = sqlx::query_as(
-        "SELECT p.id, s.closed FROM intake.problems p
+    keys: &[(String, String)],
+) -> sqlx::Result<Vec<((String, String), EarlierEntry)>> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let (sites, categories): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
+    let rows: Vec<(String, String, Uuid, Option<bool>)> = sqlx::query_as(
+        "SELECT DISTINCT ON (p.site_key, p.category) p.site_key, p.category, p.id, s.closed
+         FROM intake.problems p
+         JOIN unnest($1::text[], $2::text[]) AS k(site_key, category) ON k.site_key = p.site_key AND k.category = p.category
          LEFT JOIN intake.problem_status s ON s.problem_id = p.id
-         WHERE p.site_key = $1 AND p.category = $2 AND p.duplicate_of IS NULL
-         ORDER BY p.reported_at DESC, p.id DESC LIMIT 1",
+         WHERE p.duplicate_of IS NULL AND p.withdrawn_at IS NULL
+         ORDER BY p.site_key, p.category, p.reported_at DESC, p.id DESC",
     )
-    .bind(site_key)
-    .bind(category)
-    .fetch_optional(conn)
+    .bind(&sites)
+    .bind(&categories)
+    .fetch_all(conn)
     .await?;
-    Ok(row.map(|(problem_id, closed)| EarlierEntry { problem_id, closed: closed.unwrap_or(false) }))
+    Ok(rows
+        .into_iter()
+        .map(|(site, category, problem_id, closed)| {
+            ((site, category), EarlierEntry { problem_id, closed: closed.unwrap_or(false) })
+        })
+        .collect())
 }
 
-pub async fn insert_inspection(
-    conn: &mut PgConnection,
-    inspection: &InspectionRequest,
-    site_key: &str,
-    result: &Value,
-) -> sqlx::Result<()> {
+pub struct InspectionRow {
+    pub id: Uuid,
+    pub round_id: String,
+    pub team_id: String,
+    pub city_code: String,
+    pub county_code: Option<String>,
+    pub checked_at: time::OffsetDateTime,
+    pub site_key: String,
+    pub site: Value,
+    pub result: Value,
+}
+
+pub async fn insert_inspections(conn: &mut PgConnection, rows: &[InspectionRow]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO intake.inspections (id, round_id, team_id, city_code, county_code, checked_at, site_key, site, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
+                              $8::jsonb[], $9::jsonb[])",
     )
-    .bind(inspection.id)
-    .bind(&inspection.round)
-    .bind(&inspection.team)
-    .bind(&inspection.city_code)
-    .bind(&inspection.county_code)
-    .bind(inspection.checked_at)
-    .bind(site_key)
-    .bind(sqlx::types::Json(&inspection.site))
-    .bind(result)
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.round_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.team_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.city_code.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.county_code.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.checked_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.site_key.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.site.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.result.clone()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub struct NewProblem<'a> {
-    pub inspection: &'a InspectionRequest,
-    pub index: usize,
-    pub site_key: &'a str,
+pub struct ProblemRow {
+    pub id: Uuid,
+    pub inspection_id: Uuid,
+    pub round_id: String,
+    pub team_id: String,
+    pub city_code: String,
+    pub county_code: Option<String>,
+    pub site_key: String,
+    pub category: String,
+    pub severity: String,
+    pub description: String,
+    pub evidence: Value,
     pub duplicate_of: Option<Uuid>,
     pub rebound_of: Option<Uuid>,
 }
 
-pub async fn insert_problem(conn: &mut PgConnection, p: NewProblem<'_>) -> sqlx::Result<()> {
-    let problem = &p.inspection.problems[p.index];
+pub async fn insert_problems(conn: &mut PgConnection, rows: &[ProblemRow]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO intake.problems (id, inspection_id, round_id, team_id, city_code, county_code, site_key,
-                                      category, severity, description, evidence, duplicate_of, rebound_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO intake.problems (id, inspection_id, round_id, team_id, city_code, county_code, site_key, category,
+                                      severity, description, evidence, duplicate_of, rebound_of)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                              $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::uuid[], $13::uuid[])",
     )
-    .bind(problem.id)
-    .bind(p.inspection.id)
-    .bind(&p.inspection.round)
-    .bind(&p.inspection.team)
-    .bind(&p.inspection.city_code)
-    .bind(&p.inspection.county_code)
-    .bind(p.site_key)
-    .bind(&problem.category)
-    .bind(&problem.severity)
-    .bind(&problem.description)
-    .bind(sqlx::types::Json(&problem.evidence))
-    .bind(p.duplicate_of)
-    .bind(p.rebound_of)
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.inspection_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.round_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.team_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.city_code.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.county_code.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.site_key.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.category.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.severity.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.description.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.evidence.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.duplicate_of).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.rebound_of).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts items refused for a team in a round, for its quality figures.
+pub async fn count_refusals(conn: &mut PgConnection, round: &str, team: &str, refused: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO intake.refusals (round_id, team_id, refused) VALUES ($1, $2, $3)
+         ON CONFLICT (round_id, team_id) DO UPDATE SET refused = intake.refusals.refused + $3",
+    )
+    .bind(round)
+    .bind(team)
+    .bind(refused)
     .execute(conn)
     .await?;
     Ok(())

@@ -1,0 +1,269 @@
+//! Recording site checks, one or a thousand at a time. A batch costs a fixed number of
+//! statements whatever its size: everything is read with one query per kind of fact, checked in
+//! memory, and written with one multi-row insert per table. Each item is judged on its own: a
+//! bad one is refused with its fields named and never sinks the others.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+use shared::error::ApiError;
+use shared::events::{INSPECTION_RECORDED, InspectionRecorded, PROBLEM_REPORTED, ProblemReported};
+use shared::outbox::{Outbox, Outgoing};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{self, EarlierEntry, InspectionRequest, Outcome};
+use crate::store::{self, InspectionRow, ProblemRow};
+
+/// What became of one item.
+pub enum Recorded {
+    /// Stored now; the answer kept for resends.
+    Created(Value),
+    /// Stored before (a resend): the first answer.
+    AlreadyHad(Value),
+    Refused(ApiError),
+}
+
+impl Recorded {
+    pub fn status(&self) -> &'static str {
+        match self {
+            Recorded::Created(_) => "created",
+            Recorded::AlreadyHad(_) => "already_had",
+            Recorded::Refused(_) => "refused",
+        }
+    }
+}
+
+fn with_status(mut answer: Value, status: &str) -> Value {
+    answer["status"] = status.into();
+    answer
+}
+
+/// Records `items` (each parsed, or the reason it could not be) for an inspector of `team`,
+/// within the caller's transaction. The answers come back in item order.
+pub async fn record(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    team: &str,
+    items: Vec<Result<InspectionRequest, ApiError>>,
+) -> Result<Vec<Recorded>, ApiError> {
+    let mut answers: Vec<Option<Recorded>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    let mut pending: Vec<(usize, InspectionRequest)> = Vec::with_capacity(items.len());
+    // What needs no stored state: shape, the caller's team, the fields' rules, repeats.
+    let mut first_of: HashMap<Uuid, usize> = HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Err(e) => answers[i] = Some(Recorded::Refused(e)),
+            Ok(inspection) => {
+                if let Some(&first) = first_of.get(&inspection.id) {
+                    repeats.push((i, first));
+                    continue;
+                }
+                first_of.insert(inspection.id, i);
+                pending.push((i, inspection));
+            }
+        }
+    }
+
+    // Resends answer what was stored.
+    let ids: Vec<Uuid> = pending.iter().map(|(_, p)| p.id).collect();
+    let stored: HashMap<Uuid, Value> = store::inspection_results(conn, &ids).await?.into_iter().collect();
+    pending.retain(|(i, inspection)| match stored.get(&inspection.id) {
+        Some(answer) => {
+            answers[*i] = Some(Recorded::AlreadyHad(with_status(answer.clone(), "already_had")));
+            false
+        }
+        None => true,
+    });
+    pending.retain(|(i, inspection)| {
+        let refusal = if inspection.team != team {
+            Some(ApiError::forbidden("team", format!("your token is for team {team}")))
+        } else {
+            domain::validate_inspection(inspection).finish().err()
+        };
+        match refusal {
+            Some(e) => {
+                answers[*i] = Some(Recorded::Refused(e));
+                false
+            }
+            None => true,
+        }
+    });
+
+    // The rounds and the cities the team covers in each.
+    let rounds: Vec<String> =
+        pending.iter().map(|(_, p)| p.round.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let known: HashSet<String> = store::known_rounds(conn, &rounds).await?.into_iter().collect();
+    let covered: HashMap<String, Vec<String>> = store::coverage(conn, team, &rounds).await?.into_iter().collect();
+    pending.retain(|(i, p)| {
+        let refusal = match covered.get(&p.round) {
+            Some(cities) if cities.contains(&p.city_code) => None,
+            Some(_) => Some(ApiError::forbidden(
+                "city_code",
+                format!("team {team} does not cover {} in round {}", p.city_code, p.round),
+            )),
+            None if !known.contains(&p.round) => Some(ApiError::invalid("round", format!("no round {}", p.round))),
+            None => Some(ApiError::forbidden("team", format!("team {team} has no cities in round {}", p.round))),
+        };
+        match refusal {
+            Some(e) => {
+                answers[*i] = Some(Recorded::Refused(e));
+                false
+            }
+            None => true,
+        }
+    });
+
+    // Problem ids are the client's: one already taken, here or earlier, is a conflict.
+    let problem_ids: Vec<Uuid> = pending.iter().flat_map(|(_, p)| p.problems.iter().map(|q| q.id)).collect();
+    let owners: HashMap<Uuid, Uuid> = store::problem_owners(conn, &problem_ids).await?.into_iter().collect();
+    let mut taken: HashSet<Uuid> = HashSet::new();
+    pending.retain(|(i, p)| {
+        let clash = p.problems.iter().enumerate().find_map(|(j, q)| {
+            owners
+                .get(&q.id)
+                .map(|other| format!("already reported with inspection {other}"))
+                .or_else(|| taken.contains(&q.id).then(|| "reported by another item of this batch".to_string()))
+                .map(|why| (j, why))
+        });
+        match clash {
+            Some((j, why)) => {
+                answers[*i] = Some(Recorded::Refused(ApiError::conflict(format!("problems[{j}].id"), why)));
+                false
+            }
+            None => {
+                taken.extend(p.problems.iter().map(|q| q.id));
+                true
+            }
+        }
+    });
+
+    // Duplicates and rebounds: the latest entry of each site and category, locked so that a
+    // concurrent batch cannot make a second entry of the same one.
+    let sites: Vec<(shared::events::Site, String)> = pending
+        .iter()
+        .map(|(_, p)| {
+            let site = p.site.to_wgs84();
+            let key = domain::site_key(&site);
+            (site, key)
+        })
+        .collect();
+    let mut keys: Vec<(String, String)> = pending
+        .iter()
+        .zip(&sites)
+        .flat_map(|((_, p), (_, key))| p.problems.iter().map(move |q| (key.clone(), q.category.clone())))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    keys.sort();
+    store::lock_site_categories(conn, &keys).await?;
+    let mut entries: HashMap<(String, String), EarlierEntry> =
+        store::latest_entries(conn, &keys).await?.into_iter().collect();
+
+    let mut inspections = Vec::with_capacity(pending.len());
+    let mut problems = Vec::new();
+    let mut events = Vec::new();
+    for ((i, p), (site, key)) in pending.into_iter().zip(sites) {
+        let mut results = Vec::with_capacity(p.problems.len());
+        let mut duplicates = 0u32;
+        for q in &p.problems {
+            let slot = (key.clone(), q.category.clone());
+            let outcome = domain::classify(entries.get(&slot).copied());
+            let (duplicate_of, rebound_of) = match outcome {
+                Outcome::Reported => (None, None),
+                Outcome::Duplicate { duplicate_of } => (Some(duplicate_of), None),
+                Outcome::Rebound { rebound_of } => (None, Some(rebound_of)),
+            };
+            if duplicate_of.is_none() {
+                // Later reports of this site and category in the batch repeat this entry.
+                entries.insert(slot, EarlierEntry { problem_id: q.id, closed: false });
+                events.push(Outgoing::new(
+                    PROBLEM_REPORTED,
+                    Some(&p.city_code),
+                    q.id.to_string(),
+                    &ProblemReported {
+                        problem_id: q.id,
+                        problem_seq: 1,
+                        inspection_id: p.id,
+                        round: p.round.clone(),
+                        team: p.team.clone(),
+                        city_code: p.city_code.clone(),
+                        county_code: p.county_code.clone(),
+                        category: q.category.clone(),
+                        severity: q.severity.clone(),
+                        description: q.description.clone(),
+                        site: site.clone(),
+                        checked_at: p.checked_at,
+                        rebound_of,
+                    },
+                ));
+            } else {
+                duplicates += 1;
+            }
+            let mut result = serde_json::to_value(outcome).expect("an outcome serialises");
+            result["id"] = json!(q.id);
+            results.push(result);
+            problems.push(ProblemRow {
+                id: q.id,
+                inspection_id: p.id,
+                round_id: p.round.clone(),
+                team_id: p.team.clone(),
+                city_code: p.city_code.clone(),
+                county_code: p.county_code.clone(),
+                site_key: key.clone(),
+                category: q.category.clone(),
+                severity: q.severity.clone(),
+                description: q.description.clone(),
+                evidence: serde_json::to_value(&q.evidence).expect("evidence serialises"),
+                duplicate_of,
+                rebound_of,
+            });
+        }
+        events.push(Outgoing::new(
+            INSPECTION_RECORDED,
+            Some(&p.city_code),
+            p.id.to_string(),
+            &InspectionRecorded {
+                inspection_id: p.id,
+                round: p.round.clone(),
+                team: p.team.clone(),
+                city_code: p.city_code.clone(),
+                county_code: p.county_code.clone(),
+                checked_at: p.checked_at,
+                problems_reported: p.problems.len() as u32 - duplicates,
+                duplicates,
+            },
+        ));
+        let answer = json!({ "id": p.id, "status": "created", "problems": results });
+        inspections.push(InspectionRow {
+            id: p.id,
+            round_id: p.round,
+            team_id: p.team,
+            city_code: p.city_code,
+            county_code: p.county_code,
+            checked_at: p.checked_at,
+            site_key: key,
+            site: serde_json::to_value(&site).expect("a site serialises"),
+            result: answer.clone(),
+        });
+        answers[i] = Some(Recorded::Created(answer));
+    }
+    store::insert_inspections(conn, &inspections).await?;
+    store::insert_problems(conn, &problems).await?;
+    outbox.publish_many(conn, events).await?;
+
+    // An id sent twice in one batch: the second gets what the first got.
+    for (i, first) in repeats {
+        answers[i] = Some(match &answers[first] {
+            Some(Recorded::Created(answer) | Recorded::AlreadyHad(answer)) => {
+                Recorded::AlreadyHad(with_status(answer.clone(), "already_had"))
+            }
+            _ => Recorded::Refused(ApiError::conflict(
+                "id",
+                "the same inspection id twice in one batch, and the first was refused",
+            )),
+        });
+    }
+    Ok(answers.into_iter().map(|a| a.expect("every item is answered")).collect())
+}
