@@ -5,6 +5,8 @@ mod bad_input;
 mod clock;
 mod crash;
 mod dead_letters;
+mod import;
+mod intake;
 mod ledger;
 mod lifecycle;
 mod roles;

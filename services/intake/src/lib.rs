@@ -25,6 +25,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let state = api::AppState {
         pool: runtime.pool.clone(),
         outbox: runtime.outbox.clone(),
+        clock: runtime.clock.clone(),
         max_batch_items: config.intake.max_batch_items,
     };
     runtime.serve(&config.intake.listen, api::router(state), include_str!("../openapi.json")).await
