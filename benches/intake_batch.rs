@@ -177,8 +177,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 async fn main() {
     let checks = arg("--checks", 60_000);
     let runs = arg("--runs", 3);
-    let mut options = StackOptions::default();
-    options.only = Some(vec!["intake"]);
+    let options = StackOptions { only: Some(vec!["intake"]), ..Default::default() };
     let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
     setup(&stack).await;
     let floor_db = TestDatabase::create().await;
