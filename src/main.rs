@@ -3,6 +3,7 @@
 
 mod demo;
 mod supervisor;
+mod verify_feed;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,15 @@ enum Command {
         /// Where the services' logs and the demo files go.
         #[arg(long, default_value = "var")]
         var_dir: PathBuf,
+    },
+    /// Check a publication service's public log: signatures, checkpoints, inclusion and
+    /// consistency proofs. Names the first entry that does not match and exits 1.
+    VerifyFeed {
+        /// The publication service, e.g. http://127.0.0.1:8085
+        url: String,
+        /// The log's public key (hex) to trust, instead of the one the service announces.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Tokens signed with the deployment's key.
     Token {
@@ -96,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { service } => serve(&service).await,
         Command::Up { no_demo, var_dir } => supervisor::up(&var_dir, !no_demo, shutdown_on_signal()).await,
+        Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),
         Command::Token { command: TokenCommand::Create { role, team, jurisdiction, ttl_days } } => {
             let (common, ()) = shared::config::load::<()>("token")?;
             let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;

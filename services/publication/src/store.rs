@@ -752,9 +752,30 @@ pub struct ProblemFilter {
     /// Matches the site's name.
     pub q: Option<String>,
     /// Only typical cases.
+    #[serde(default, deserialize_with = "flag")]
     pub typical: Option<bool>,
     /// Only problems that have been overdue.
+    #[serde(default, deserialize_with = "flag")]
     pub overdue: Option<bool>,
+}
+
+/// A `true`/`false` query parameter: flattened query structs see every value as text.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match <Option<Flag> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(Flag::Bool(b)) => Ok(Some(b)),
+        Some(Flag::Text(t)) => match t.as_str() {
+            "true" | "1" => Ok(Some(true)),
+            "false" | "0" => Ok(Some(false)),
+            other => Err(serde::de::Error::custom(format!("expected true or false, not {other:?}"))),
+        },
+    }
 }
 
 /// Where a page of problems starts: strictly after this (updated_at, id) in newest-first order.
