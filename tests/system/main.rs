@@ -7,6 +7,7 @@ mod crash;
 mod dead_letters;
 mod lifecycle;
 mod publication;
+mod publication_browser;
 mod publication_chain;
 mod publication_stats;
 mod roles;

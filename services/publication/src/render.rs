@@ -410,6 +410,14 @@ pub fn front_page(v: &FrontPage) -> String {
     body.push_str("</dl></section>");
 
     body.push_str(&format!(
+        "<div class=\"row\"><figure id=\"map-section\"><h2>{}</h2>{}</figure><figure id=\"chart-section\"><h2>{}</h2>{}</figure></div>",
+        lang.t("39 个重点城市", "The 39 key cities"),
+        map_svg(v.stats, lang),
+        lang.t("发现与销号（累计）", "Problems found and closed (cumulative)"),
+        chart_svg(v.daily, lang),
+    ));
+
+    body.push_str(&format!(
         "<section id=\"league-table\"><h2>{}</h2><table id=\"league\"><thead><tr><th class=\"n\">#</th><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th>{}</th></tr></thead><tbody>",
         lang.t("城市排名（按排查力度折算）", "City league table (normalised by inspection effort)"),
         lang.t("城市", "City"),
@@ -440,14 +448,6 @@ pub fn front_page(v: &FrontPage) -> String {
         ));
     }
     body.push_str("</tbody></table></section>");
-
-    body.push_str(&format!(
-        "<div class=\"row\"><figure id=\"map-section\"><h2>{}</h2>{}</figure><figure id=\"chart-section\"><h2>{}</h2>{}</figure></div>",
-        lang.t("39 个重点城市", "The 39 key cities"),
-        map_svg(v.stats, lang),
-        lang.t("发现与销号（累计）", "Problems found and closed (cumulative)"),
-        chart_svg(v.daily, lang),
-    ));
 
     body.push_str(&format!(
         "<section id=\"search\"><h2>{}</h2><form method=\"get\" action=\"/\"><label>{} <select name=\"city\"><option value=\"\">{}</option>",
@@ -544,7 +544,8 @@ fn map_svg(stats: &Value, lang: Lang) -> String {
         north = north.max(c.lat);
     }
     let pad = 0.6;
-    let (west, east, south, north) = (west - pad, east + pad, south - pad, north + pad);
+    // Labels sit right of their circles: more room east.
+    let (west, east, south, north) = (west - pad, east + 1.6, south - pad, north + pad);
     let kx = ((south + north) / 2.0).to_radians().cos();
     let width = 640.0;
     let height = (width * (north - south) / ((east - west) * kx)).round();
