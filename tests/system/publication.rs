@@ -349,3 +349,52 @@ async fn nothing_internal_reaches_any_public_format_and_the_feeds_parse() {
     assert_eq!(status, 200);
     assert!(page.contains("点位信息有误"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn where_the_office_must_approve_a_problem_waits_and_a_correction_is_a_new_entry() {
+    let mut options = shared::testing::StackOptions::default();
+    options.env.push(("SKYLEDGER__PUBLICATION__REQUIRE_APPROVAL".into(), "true".into()));
+    let stack = Stack::start(std::path::Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let id = report(&stack, XINGTAI, None, "某某钢厂", &["industrial_kiln"]).await.remove(0);
+
+    // Handed over, yet waiting for the campaign office.
+    let admin = stack.admin();
+    eventually("the problem to await approval", WAIT, || async {
+        let (_, pending) = get(&stack, "publication", "/v1/admin/pending", Some(&admin)).await;
+        pending["items"].as_array().is_some_and(|items| items.iter().any(|p| p["id"] == id.as_str())).then_some(())
+    })
+    .await;
+    assert_eq!(get(&stack, "publication", &format!("/v1/problems/{id}"), None).await.0, 404);
+    assert_eq!(get(&stack, "publication", "/v1/admin/pending", None).await.0, 401);
+    let (status, _) =
+        post(&stack, "publication", &format!("/v1/admin/problems/{id}/approval"), &admin, json!({})).await;
+    assert_eq!(status, 200);
+    let public = wait_public(&stack, &id).await;
+    assert_eq!(public["site_name"], "某某钢厂");
+
+    // A correction keeps the old value in the record and says why.
+    let (status, corrected) = post(
+        &stack,
+        "publication",
+        &format!("/v1/admin/problems/{id}/correction"),
+        &admin,
+        json!({ "field": "site_name", "value": "某某钢铁厂", "reason": "名称笔误" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{corrected}");
+    assert_eq!(corrected["site_name"], "某某钢铁厂");
+    let last = corrected["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["kind"].as_str(), last["status"].as_str()), (Some("correction"), Some("corrected")));
+    assert!(last["what"].as_str().unwrap().contains("某某钢厂") && last["what"].as_str().unwrap().contains("名称笔误"));
+    let (status, bad) = post(
+        &stack,
+        "publication",
+        &format!("/v1/admin/problems/{id}/correction"),
+        &admin,
+        json!({ "field": "team", "value": "x", "reason": "y" }),
+    )
+    .await;
+    assert_eq!((status.as_u16(), bad["errors"][0]["field"].as_str()), (422, Some("field")));
+}

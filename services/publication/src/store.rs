@@ -447,7 +447,7 @@ pub async fn checkpoint_if_grown(
     now: OffsetDateTime,
 ) -> sqlx::Result<Option<Checkpoint>> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.log', 0))").execute(&mut *conn).await?;
-    let size: i64 = sqlx::query_scalar("SELECT count(*) FROM publication.log_entries").fetch_one(&mut *conn).await?;
+    let size = log_size(conn).await?;
     let last: i64 = sqlx::query_scalar("SELECT coalesce(max(tree_size), 0) FROM publication.checkpoints")
         .fetch_one(&mut *conn)
         .await?;
