@@ -690,6 +690,12 @@ fn chart_svg(daily: &[(Date, i64, i64)], lang: Lang) -> String {
     svg
 }
 
+/// A moment as people in the campaign read it: Beijing time, to the minute.
+fn when(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    at.to_offset(time::macros::offset!(+8)).format(&format).unwrap_or_default()
+}
+
 pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> String {
     let mut body = format!(
         "<p><a id=\"back\" href=\"/{}\">← {}</a></p><h2 id=\"problem-title\">{} — {}（{}）</h2>",
@@ -703,7 +709,7 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
         body.push_str(&format!(
             "<p class=\"notice\" id=\"retraction\">{} {}: {}</p>",
             lang.t("已撤回公开", "Retracted on"),
-            shared::csv::timestamp(at),
+            when(at),
             xml_escape(reason)
         ));
     }
@@ -714,7 +720,7 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
             xml_escape(narrative)
         ));
     }
-    let ts = |t: Option<time::OffsetDateTime>| t.map(shared::csv::timestamp).unwrap_or_else(|| "—".into());
+    let ts = |t: Option<time::OffsetDateTime>| t.map(when).unwrap_or_else(|| "—".into());
     let rows = [
         (lang.t("问题编号", "Problem"), p.id.to_string()),
         (lang.t("状态", "Status"), status_name(&p.status, lang).to_string()),
@@ -756,7 +762,7 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
     body.push_str(&format!(
         "<h2>{}</h2><table id=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
         lang.t("过程", "History"),
-        lang.t("时间", "When"),
+        lang.t("时间（北京时间）", "When (Beijing time)"),
         lang.t("事项", "Step"),
         lang.t("内容", "What"),
         lang.t("记录号", "Entry"),
@@ -769,7 +775,7 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
         };
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-            shared::csv::timestamp(h.at),
+            when(h.at),
             status_name(&h.status, lang),
             xml_escape(&what),
             h.entry_index
