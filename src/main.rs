@@ -5,6 +5,7 @@ mod demo;
 mod import;
 mod setup;
 mod supervisor;
+mod verify_feed;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,15 @@ enum Command {
         /// An admin token; by default one signed with the deployment's key.
         #[arg(long, env = "SKYLEDGER_TOKEN")]
         token: Option<String>,
+    },
+    /// Check a publication service's public log: signatures, checkpoints, inclusion and
+    /// consistency proofs. Names the first entry that does not match and exits 1.
+    VerifyFeed {
+        /// The publication service, e.g. http://127.0.0.1:8085
+        url: String,
+        /// The log's public key (hex) to trust, instead of the one the service announces.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Tokens signed with the deployment's key.
     Token {
@@ -198,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),
         Command::Token { command: TokenCommand::Create { role, team, jurisdiction, ttl_days } } => {
             let (common, ()) = shared::config::load::<()>("token")?;
             let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;

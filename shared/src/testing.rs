@@ -218,7 +218,13 @@ pub struct StackOptions {
 impl Default for StackOptions {
     fn default() -> Self {
         // Short gathering windows keep the tests quick without sleeping for correctness.
-        Self { env: vec![("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), "300".into())], only: None }
+        Self {
+            env: vec![
+                ("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), "300".into()),
+                ("SKYLEDGER__PUBLICATION__CHECKPOINT_INTERVAL_MILLIS".into(), "300".into()),
+            ],
+            only: None,
+        }
     }
 }
 
@@ -284,6 +290,7 @@ impl Stack {
             .env("SKYLEDGER__AUTH__PUBLIC_KEY", self.signer.public_key_hex())
             .env(format!("SKYLEDGER__{}__LISTEN", name.to_uppercase()), format!("127.0.0.1:{port}"))
             .env("SKYLEDGER__PUBLICATION__PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .env("SKYLEDGER__PUBLICATION__CHECKPOINT_KEY_FILE", self.dir.path().join("publication-log.key"))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log handle"))
             .stderr(file);
