@@ -6,6 +6,7 @@ mod clock;
 mod crash;
 mod dead_letters;
 mod lifecycle;
+mod notification;
 mod roles;
 mod schemas;
 mod support;

@@ -182,3 +182,23 @@ pub async fn batch(stack: &Stack, items: Vec<Value>) -> Value {
     assert_eq!(status, 200, "{answer}");
     answer
 }
+
+/// Publishes an event into its producer's stream as that producer would, for consumers whose
+/// producer does not emit it yet (or to script a situation precisely).
+pub async fn publish_event(
+    stack: &Stack,
+    kind: &shared::events::EventKind,
+    entity: &str,
+    partition: &str,
+    data: &impl serde::Serialize,
+) -> shared::envelope::Event {
+    let event = shared::envelope::Event::new(kind, entity, data);
+    let client = async_nats::connect(stack.nats.url()).await.expect("connect to the test's NATS");
+    let js = async_nats::jetstream::new(client);
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(serde_json::to_vec(&event).expect("event JSON").into())
+        .message_id(event.id.to_string());
+    let subject = shared::envelope::nats_subject(&stack.namespace, kind, Some(partition));
+    js.send_publish(subject, message).await.expect("publish").await.expect("ack");
+    event
+}
