@@ -26,7 +26,8 @@ pub struct NotificationConfig {
     pub receipt_raise_after_secs: u64,
     /// A notice held by quiet hours is looked at again at least this often.
     pub quiet_recheck_secs: u64,
-    /// Where recipients reach this service: receipt links in notices start with it.
+    /// Where recipients reach this service: receipt links in notices start with it. Empty:
+    /// `http://{listen}`.
     pub public_base_url: String,
     pub smtp: SmtpConfig,
     pub sms: SmsConfig,
@@ -36,6 +37,10 @@ impl NotificationConfig {
     /// How long a claimed delivery stays with its worker: longer than the longest try, so
     /// nobody else takes it while it is in flight, short enough that a crashed worker's
     /// deliveries are soon free again.
+    pub fn receipt_base_url(&self) -> String {
+        if self.public_base_url.is_empty() { format!("http://{}", self.listen) } else { self.public_base_url.clone() }
+    }
+
     pub fn lease_secs(&self) -> u64 {
         self.webhook_timeout_secs.max(self.smtp.timeout_secs) + 5
     }
@@ -55,7 +60,7 @@ impl Default for NotificationConfig {
             receipt_resend_after_secs: 24 * 3600,
             receipt_raise_after_secs: 24 * 3600,
             quiet_recheck_secs: 60,
-            public_base_url: "http://127.0.0.1:8084".into(),
+            public_base_url: String::new(),
             smtp: SmtpConfig::default(),
             sms: SmsConfig::default(),
         }

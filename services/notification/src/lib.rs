@@ -27,7 +27,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let runtime = Runtime::start("notification", config.common.clone(), &MIGRATIONS, shutdown).await?;
     let settings = config.notification.clone();
     let key = store::receipt_key(&mut *runtime.pool.acquire().await?).await?;
-    let receipts = domain::Receipts::new(key, &settings.public_base_url);
+    let receipts = domain::Receipts::new(key, &settings.receipt_base_url());
     let sms = !settings.sms.url.is_empty();
     let handlers = Arc::new(handlers::Handlers { receipts: receipts.clone(), sms });
     runtime.consume("assignment", handlers.clone());
