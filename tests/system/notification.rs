@@ -521,7 +521,7 @@ async fn deadline_reminders_follow_the_simulated_clock_and_stop_once_a_problem_i
     .await;
     let listed: Vec<String> =
         reminder.json()["problems"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(listed, [open_id.clone()]);
+    assert_eq!(listed, vec![open_id.clone()]);
     assert_eq!(reminder.path, format!("/hooks/{XINGTAI}"));
     let (_, clock) = get(&stack, "notification", "/v1/admin/clock", Some(&stack.admin())).await;
     assert_eq!(reminder.json()["deadline"].as_str().map(|d| d > clock["today"].as_str().unwrap()), Some(true));

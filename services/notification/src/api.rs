@@ -50,7 +50,7 @@ async fn put_recipient(
     let queued = store::queue_deliveries(&mut tx, None, Some(&domain::city_of(&code)), s.sms).await?;
     let recipient = store::recipient(&mut tx, &code).await?.map(|r| r.view());
     tx.commit().await?;
-    Ok(Json(json!({ "recipient": recipient, "queued_deliveries": queued })))
+    Ok(Json(json!({ "recipient": recipient, "queued_notices": queued })))
 }
 
 async fn get_recipient(
@@ -87,7 +87,7 @@ async fn put_package_units(
     let queued = store::queue_deliveries(&mut tx, None, Some(&city), s.sms).await?;
     let units: Vec<Value> = store::package_units(&mut tx, &city).await?.iter().map(|u| u.view()).collect();
     tx.commit().await?;
-    Ok(Json(json!({ "city": city, "units": units, "queued_deliveries": queued })))
+    Ok(Json(json!({ "city": city, "units": units, "queued_notices": queued })))
 }
 
 async fn get_package_units(
