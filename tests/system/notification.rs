@@ -502,7 +502,7 @@ async fn deadline_reminders_follow_the_simulated_clock_and_stop_once_a_problem_i
     .await;
     assert_eq!(status, 201, "{verdict}");
     let result = eventually("the verification result notice", WAIT, || async {
-        of_type(&receiver, "verification.result").into_iter().next()
+        of_type(&receiver, "problem.verified").into_iter().next()
     })
     .await;
     assert_eq!(

@@ -89,7 +89,7 @@ impl Kind {
             Kind::Handover => "handover.issued",
             Kind::DeadlineReminder => "deadline.reminder",
             Kind::Overdue => "problem.overdue",
-            Kind::VerificationResult => "verification.result",
+            Kind::VerificationResult => "problem.verified",
             Kind::Reroute => "problem.rerouted",
             Kind::Escalation => "city.escalated",
             Kind::Unacknowledged => "handover.unacknowledged",
