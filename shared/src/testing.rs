@@ -18,6 +18,9 @@ use tempfile::TempDir;
 
 use crate::auth::{Role, TokenSigner};
 
+pub mod smtp;
+pub use smtp::{Mail, SmtpReceiver};
+
 pub const SERVICES: [&str; 5] = ["intake", "assignment", "verification", "notification", "publication"];
 
 /// A port nobody listens on right now.
@@ -376,6 +379,9 @@ struct ReceiverState {
     received: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in order; after them, 204.
     script: Arc<Mutex<Vec<u16>>>,
+    /// How long to wait before answering (after recording), so a test can kill a sender while
+    /// its request is in flight.
+    delay: Arc<Mutex<Duration>>,
 }
 
 /// A real HTTP server that records every request and answers as scripted.
@@ -386,7 +392,11 @@ pub struct WebhookReceiver {
 
 impl WebhookReceiver {
     pub async fn start(script: Vec<u16>) -> Self {
-        let state = ReceiverState { received: Arc::default(), script: Arc::new(Mutex::new(script)) };
+        let state = ReceiverState {
+            received: Arc::default(),
+            script: Arc::new(Mutex::new(script)),
+            delay: Arc::new(Mutex::new(Duration::ZERO)),
+        };
         let app = axum::Router::new().fallback(receive).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -397,6 +407,11 @@ impl WebhookReceiver {
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().expect("receiver lock").clone()
     }
+
+    /// Answers each request only after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().expect("delay lock") = delay;
+    }
 }
 
 async fn receive(
@@ -406,7 +421,13 @@ async fn receive(
     body: Bytes,
 ) -> StatusCode {
     state.received.lock().expect("receiver lock").push(Received { path: uri.path().to_string(), headers, body });
-    let mut script = state.script.lock().expect("script lock");
-    let status = if script.is_empty() { 204 } else { script.remove(0) };
+    let status = {
+        let mut script = state.script.lock().expect("script lock");
+        if script.is_empty() { 204 } else { script.remove(0) }
+    };
+    let delay = *state.delay.lock().expect("delay lock");
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT)
 }

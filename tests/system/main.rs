@@ -9,6 +9,7 @@ mod import;
 mod intake;
 mod ledger;
 mod lifecycle;
+mod notification;
 mod publication;
 mod publication_browser;
 mod publication_chain;

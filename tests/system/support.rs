@@ -190,7 +190,7 @@ pub async fn publish_event(
     kind: &shared::events::EventKind,
     subject: &str,
     partition: Option<&str>,
-    data: &Value,
+    data: &impl serde::Serialize,
 ) -> shared::envelope::Event {
     let event = shared::envelope::Event::new(kind, subject, data);
     let client = async_nats::connect(stack.nats.url()).await.expect("connect to the test's NATS");

@@ -1,12 +1,16 @@
 //! Delivery: claims due deliveries, sends each on its own task (so one recipient's dead endpoint
-//! never holds up another's), and records every try. Retries back off; a notice that runs out
-//! of tries is dead and shown on `GET /v1/notices`.
+//! never holds up another's), and records every try. Three channels: signed webhooks, e-mail
+//! over SMTP (the handover sheet attached as XLSX and CSV), and SMS through an HTTP gateway for
+//! urgent notices. Retries back off; a notice that runs out of tries is dead and shown on
+//! `GET /v1/notices`. Non-urgent notices wait out the recipient's quiet hours.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use shared::clock::{Clock, SHANGHAI};
 use shared::events::{NOTICE_DELIVERED, NOTICE_FAILED, NoticeOutcome};
 use shared::outbox::Outbox;
 use sqlx::PgPool;
@@ -25,6 +29,7 @@ pub struct Deliverer {
     mailer: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     config: NotificationConfig,
+    clock: Clock,
     in_flight: Arc<Semaphore>,
     tasks: TaskTracker,
 }
@@ -43,7 +48,7 @@ fn mailer(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor
         _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
     }
     .port(smtp.port)
-    .timeout(Some(Duration::from_secs(20)));
+    .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
     if !smtp.username.is_empty() {
         builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
             smtp.username.clone(),
@@ -54,7 +59,13 @@ fn mailer(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor
 }
 
 impl Deliverer {
-    pub fn new(pool: PgPool, outbox: Outbox, config: NotificationConfig, tasks: TaskTracker) -> anyhow::Result<Self> {
+    pub fn new(
+        pool: PgPool,
+        outbox: Outbox,
+        config: NotificationConfig,
+        clock: Clock,
+        tasks: TaskTracker,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.webhook_timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
@@ -68,6 +79,7 @@ impl Deliverer {
             from: config.smtp.from.parse()?,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             config,
+            clock,
             tasks,
         })
     }
@@ -78,8 +90,7 @@ impl Deliverer {
         if free == 0 {
             return Ok(());
         }
-        // The lease outlasts the longest try, so nobody else takes a delivery in flight.
-        let lease = (self.config.webhook_timeout_secs + 60) as f64;
+        let lease = self.config.lease_secs() as f64;
         let due = store::claim_due(&mut *self.pool.acquire().await?, free as i64, lease).await?;
         for delivery in due {
             let permit = self.in_flight.clone().acquire_owned().await?;
@@ -93,10 +104,24 @@ impl Deliverer {
     }
 
     async fn deliver(&self, d: DueDelivery) {
+        // Quiet hours hold non-urgent notices back without spending a try.
+        let now = self.clock.now().to_offset(SHANGHAI).time();
+        let recheck = Duration::from_secs(self.config.quiet_recheck_secs.max(1));
+        if let Some(wait) = domain::quiet_wait(d.quiet_hours(), now, d.urgent, recheck) {
+            let held = async {
+                let mut conn = self.pool.acquire().await?;
+                store::hold_delivery(&mut conn, d.id, wait.as_secs_f64(), "quiet hours").await
+            };
+            if let Err(e) = held.await {
+                tracing::warn!(error = %e, delivery = d.id, "cannot hold delivery for quiet hours");
+            }
+            return;
+        }
         let started = Instant::now();
         let tried = match d.channel.as_str() {
             "webhook" => self.send_webhook(&d).await,
             "email" => self.send_email(&d).await,
+            "sms" => self.send_sms(&d).await,
             other => {
                 Try { answer: Answer::Refused, status_code: None, error: Some(format!("unknown channel {other}")) }
             }
@@ -116,7 +141,7 @@ impl Deliverer {
             Answer::Refused => ("dead", None),
             Answer::RetryLater(_) if attempts >= self.config.max_attempts => ("dead", None),
             Answer::RetryLater(asked) => {
-                let wait = domain::retry_delay(attempts, rand::random::<f64>())
+                let wait = domain::retry_delay(attempts, rand::random::<f64>(), self.config.retry_scale)
                     .max(asked.unwrap_or_default().min(Duration::from_secs(3600)));
                 ("retry", Some(OffsetDateTime::now_utc() + wait))
             }
@@ -143,13 +168,14 @@ impl Deliverer {
             attempts,
             detail: tried.error.clone(),
         };
-        let city = shared::reference::city_of_county(&d.jurisdiction)
-            .map(|c| c.code.clone())
-            .unwrap_or_else(|| d.jurisdiction.clone());
+        let city = d.city_code.clone();
         match next {
             Some(at) => store::retry_delivery(&mut tx, d.id, at, tried.error.as_deref().unwrap_or("")).await?,
             None if outcome == "delivered" => {
                 store::finish_delivery(&mut tx, d.id, "delivered", None).await?;
+                if !d.cc {
+                    store::mark_notice_delivered(&mut tx, d.notice_id, self.clock.now()).await?;
+                }
                 self.outbox.publish(&mut tx, &NOTICE_DELIVERED, Some(&city), d.notice_id.to_string(), &event).await?;
             }
             None => {
@@ -164,18 +190,8 @@ impl Deliverer {
 
     async fn send_webhook(&self, d: &DueDelivery) -> Try {
         let failed = |answer, error: String| Try { answer, status_code: None, error: Some(error) };
-        let secrets = match store::recipient(
-            &mut *match self.pool.acquire().await {
-                Ok(c) => c,
-                Err(e) => return failed(Answer::RetryLater(None), e.to_string()),
-            },
-            &d.jurisdiction,
-        )
-        .await
-        {
-            Ok(Some(r)) => r.webhook_secrets,
-            Ok(None) => return failed(Answer::Refused, "the recipient is gone".into()),
-            Err(e) => return failed(Answer::RetryLater(None), e.to_string()),
+        let Some(secrets) = d.webhook_secrets.clone() else {
+            return failed(Answer::Refused, "the recipient is gone".into());
         };
         let body = serde_json::to_vec(&d.payload).expect("JSON value serialises");
         let msg_id = d.notice_id.to_string();
@@ -197,13 +213,7 @@ impl Deliverer {
         match response {
             Ok(r) => {
                 let status = r.status().as_u16();
-                let retry_after = r
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let answer = domain::judge_status(status, retry_after);
+                let answer = domain::judge_status(status, retry_after(r.headers()));
                 let error = (answer != Answer::Delivered).then(|| format!("HTTP {status}"));
                 Try { answer, status_code: Some(status as i32), error }
             }
@@ -213,31 +223,14 @@ impl Deliverer {
 
     async fn send_email(&self, d: &DueDelivery) -> Try {
         let failed = |answer, error: String| Try { answer, status_code: None, error: Some(error) };
-        let recipient = match self.pool.acquire().await {
-            Ok(mut conn) => store::recipient(&mut conn, &d.jurisdiction).await,
-            Err(e) => Err(e),
-        };
-        let (name, language) = match recipient {
-            Ok(Some(r)) => (r.name, r.language),
-            Ok(None) => return failed(Answer::Refused, "the recipient is gone".into()),
-            Err(e) => return failed(Answer::RetryLater(None), e.to_string()),
+        let (Some(name), Some(language)) = (&d.recipient_name, &d.language) else {
+            return failed(Answer::Refused, "the recipient is gone".into());
         };
         let to: Mailbox = match d.target.parse() {
             Ok(to) => to,
             Err(e) => return failed(Answer::Refused, format!("bad address: {e}")),
         };
-        let (subject, text) = domain::handover_email(&language, &name, &d.payload);
-        let html =
-            format!("<html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>", escape_html(&text));
-        // One Message-ID per notice and address, so a re-send after a crash is recognisably the same mail.
-        let message_id = format!("<{}.{}@skyledger>", d.notice_id, d.id);
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
-            .message_id(Some(message_id))
-            .multipart(MultiPart::alternative_plain_html(text, html));
-        let message = match message {
+        let message = match self.email(d, name, language, to) {
             Ok(m) => m,
             Err(e) => return failed(Answer::Refused, format!("cannot build the e-mail: {e}")),
         };
@@ -247,6 +240,75 @@ impl Deliverer {
             Err(e) => failed(Answer::RetryLater(None), e.to_string()),
         }
     }
+
+    /// Text and HTML from the templates; a handover sheet also attached as XLSX and CSV.
+    fn email(&self, d: &DueDelivery, name: &str, language: &str, to: Mailbox) -> anyhow::Result<Message> {
+        let rendered = domain::render(&d.payload, language, name);
+        let html = format!(
+            "<html><body><pre style=\"font-family:sans-serif;white-space:pre-wrap\">{}</pre></body></html>",
+            escape_html(&rendered.text)
+        );
+        let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(rendered.text, html));
+        if d.kind == "handover"
+            && let Some(handover_no) = &d.handover_no
+        {
+            let rows = domain::sheet_rows(&d.payload, language);
+            let xlsx = domain::sheet_xlsx(&rows, handover_no)?;
+            let xlsx_type = ContentType::parse("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")?;
+            body = body.singlepart(Attachment::new(format!("{handover_no}.xlsx")).body(xlsx, xlsx_type)).singlepart(
+                Attachment::new(format!("{handover_no}.csv"))
+                    .body(domain::sheet_csv(&rows), ContentType::parse("text/csv; charset=utf-8")?),
+            );
+        }
+        // One Message-ID per notice and address, so a re-send after a crash is recognisably the
+        // same mail.
+        let message_id = format!("<{}.{}@skyledger>", d.notice_id, d.id);
+        Ok(Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(message_id))
+            .multipart(body)?)
+    }
+
+    /// `POST {url}` with `{"to", "text", "sender", "reference"}`; the reference (the notice id
+    /// and number) lets the gateway drop a repeat.
+    async fn send_sms(&self, d: &DueDelivery) -> Try {
+        let failed = |answer, error: String| Try { answer, status_code: None, error: Some(error) };
+        let sms = &self.config.sms;
+        if sms.url.is_empty() {
+            return failed(Answer::Refused, "no SMS gateway is configured".into());
+        }
+        let (Some(name), Some(language)) = (&d.recipient_name, &d.language) else {
+            return failed(Answer::Refused, "the recipient is gone".into());
+        };
+        let text = domain::render(&d.payload, language, name).sms;
+        let reference = format!("{}:{}", d.notice_id, d.target);
+        let mut request =
+            self.http.post(&sms.url).header("idempotency-key", &reference).json(
+                &serde_json::json!({ "to": d.target, "text": text, "sender": sms.sender, "reference": reference }),
+            );
+        if !sms.username.is_empty() {
+            request = request.basic_auth(&sms.username, Some(&sms.password));
+        }
+        match request.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let answer = domain::judge_status(status, retry_after(r.headers()));
+                let error = (answer != Answer::Delivered).then(|| format!("HTTP {status}"));
+                Try { answer, status_code: Some(status as i32), error }
+            }
+            Err(e) => failed(Answer::RetryLater(None), format!("{e}")),
+        }
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 fn escape_html(text: &str) -> String {

@@ -3,10 +3,10 @@
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgConnection;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime, Time};
 use uuid::Uuid;
 
-use crate::domain::RecipientRequest;
+use crate::domain::{NewNotice, ProblemFacts, QuietHours, RecipientRequest};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Recipient {
@@ -16,82 +16,158 @@ pub struct Recipient {
     #[serde(skip)]
     pub webhook_secrets: Vec<String>,
     pub emails: Vec<String>,
+    pub phones: Vec<String>,
     pub language: String,
+    #[serde(skip)]
+    pub quiet_from: Option<Time>,
+    #[serde(skip)]
+    pub quiet_to: Option<Time>,
+    /// For a package unit: its city, and its role in the city package.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cc_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
-pub async fn upsert_recipient(conn: &mut PgConnection, code: &str, r: &RecipientRequest) -> sqlx::Result<()> {
+impl Recipient {
+    pub fn quiet_hours(&self) -> Option<QuietHours> {
+        Some(QuietHours { from: self.quiet_from?, to: self.quiet_to? })
+    }
+
+    /// The recipient as the API shows it (secrets never leave the service).
+    pub fn view(&self) -> Value {
+        let mut view = serde_json::to_value(self).unwrap_or_default();
+        let fmt = time::macros::format_description!("[hour]:[minute]");
+        view["quiet_hours"] = match self.quiet_hours() {
+            Some(q) => serde_json::json!({
+                "from": q.from.format(&fmt).unwrap_or_default(), "to": q.to.format(&fmt).unwrap_or_default() }),
+            None => Value::Null,
+        };
+        view["webhook_secrets"] = serde_json::json!(self.webhook_secrets.len());
+        view
+    }
+}
+
+const RECIPIENT_COLUMNS: &str =
+    "code, name, webhook_url, webhook_secrets, emails, phones, language, quiet_from, quiet_to, cc_of, role";
+
+pub async fn upsert_recipient(
+    conn: &mut PgConnection,
+    code: &str,
+    r: &RecipientRequest,
+    cc_of: Option<&str>,
+    role: Option<&str>,
+) -> sqlx::Result<()> {
     let secrets = r.webhook.as_ref().map(|w| w.all_secrets()).unwrap_or_default();
+    let quiet = r.quiet();
     sqlx::query(
-        "INSERT INTO notification.recipients (code, name, webhook_url, webhook_secrets, emails, language)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (code) DO UPDATE SET name = $2, webhook_url = $3, webhook_secrets = $4, emails = $5,
-             language = $6, updated_at = now()",
+        "INSERT INTO notification.recipients
+             (code, name, webhook_url, webhook_secrets, emails, phones, language, quiet_from, quiet_to, cc_of, role)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (code) DO UPDATE SET name = $2, webhook_url = $3, webhook_secrets = $4, emails = $5, phones = $6,
+             language = $7, quiet_from = $8, quiet_to = $9, cc_of = $10, role = $11, updated_at = now()",
     )
     .bind(code)
     .bind(&r.name)
     .bind(r.webhook.as_ref().map(|w| &w.url))
     .bind(&secrets)
     .bind(&r.emails)
+    .bind(&r.phones)
     .bind(&r.language)
+    .bind(quiet.map(|q| q.from))
+    .bind(quiet.map(|q| q.to))
+    .bind(cc_of)
+    .bind(role)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Removes the package units of `city` other than `keep`.
+pub async fn remove_package_units_except(conn: &mut PgConnection, city: &str, keep: &[String]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM notification.recipients WHERE cc_of = $1 AND NOT (code = ANY($2))")
+        .bind(city)
+        .bind(keep)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn recipient(conn: &mut PgConnection, code: &str) -> sqlx::Result<Option<Recipient>> {
-    sqlx::query_as("SELECT code, name, webhook_url, webhook_secrets, emails, language FROM notification.recipients WHERE code = $1")
-        .bind(code)
-        .fetch_optional(conn)
-        .await
+    let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM notification.recipients WHERE code = $1");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(code).fetch_optional(conn).await
 }
 
-pub async fn insert_notice(
-    conn: &mut PgConnection,
-    id: Uuid,
-    kind: &str,
-    source_event_id: Uuid,
-    jurisdiction: &str,
-    handover_no: Option<&str>,
-    payload: &Value,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO notification.notices (id, kind, source_event_id, jurisdiction, handover_no, payload)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+pub async fn package_units(conn: &mut PgConnection, city: &str) -> sqlx::Result<Vec<Recipient>> {
+    let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM notification.recipients WHERE cc_of = $1 ORDER BY role");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(city).fetch_all(conn).await
+}
+
+/// Stores a notice unless one came from the same source before; returns whether it is new.
+pub async fn insert_notice(conn: &mut PgConnection, notice: &NewNotice, source_event_id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO notification.notices
+             (id, kind, source_event_id, jurisdiction, city_code, handover_no, payload, urgent, audience, resend_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (source_event_id) DO NOTHING",
     )
-    .bind(id)
-    .bind(kind)
+    .bind(notice.id)
+    .bind(notice.kind.as_str())
     .bind(source_event_id)
-    .bind(jurisdiction)
-    .bind(handover_no)
-    .bind(payload)
+    .bind(&notice.jurisdiction)
+    .bind(&notice.city_code)
+    .bind(&notice.handover_no)
+    .bind(&notice.payload)
+    .bind(notice.kind.urgent())
+    .bind(notice.kind.audience().as_str())
+    .bind(notice.payload["resend_of"].as_str().and_then(|s| s.parse::<Uuid>().ok()))
     .execute(conn)
     .await?;
-    Ok(())
+    metrics::counter!("notices_total", "kind" => notice.kind.as_str()).increment(done.rows_affected());
+    Ok(done.rows_affected() == 1)
 }
 
-/// Queues a notice's deliveries to every channel its jurisdiction's recipient has, for the
-/// notices of `jurisdiction` that have none yet (a recipient registered late still gets them).
-pub async fn queue_deliveries(conn: &mut PgConnection, jurisdiction: &str) -> sqlx::Result<u64> {
+/// Queues deliveries to every channel of every addressee: for the notice `notice` (just made),
+/// or for the notices of `city` that have none yet (a recipient registered late still gets
+/// them). The owner is the jurisdiction's recipient, else its city's; package units are the
+/// city's CC. SMS only for urgent notices, and only with a gateway.
+pub async fn queue_deliveries(
+    conn: &mut PgConnection,
+    notice: Option<Uuid>,
+    city: Option<&str>,
+    sms: bool,
+) -> sqlx::Result<u64> {
     let done = sqlx::query(
-        "INSERT INTO notification.deliveries (notice_id, channel, target)
-         SELECT n.id, t.channel, t.target
+        "INSERT INTO notification.deliveries (notice_id, addressee, cc, channel, target)
+         SELECT n.id, a.code, a.cc, t.channel, t.target
          FROM notification.notices n
-         JOIN notification.recipients r ON r.code = n.jurisdiction
+         CROSS JOIN LATERAL (
+             (SELECT r.code, false AS cc FROM notification.recipients r
+              WHERE n.audience <> 'units' AND r.code IN (n.jurisdiction, n.city_code)
+              ORDER BY r.code = n.jurisdiction DESC LIMIT 1)
+             UNION ALL
+             (SELECT r.code, true FROM notification.recipients r WHERE n.audience <> 'owner' AND r.cc_of = n.city_code)
+         ) a
+         JOIN notification.recipients r ON r.code = a.code
          CROSS JOIN LATERAL (
              SELECT 'webhook' AS channel, r.webhook_url AS target WHERE r.webhook_url IS NOT NULL
              UNION ALL SELECT 'email', e FROM unnest(r.emails) AS e
+             UNION ALL SELECT 'sms', p FROM unnest(r.phones) AS p WHERE n.urgent AND $3
          ) t
-         WHERE n.jurisdiction = $1
-           AND NOT EXISTS (SELECT 1 FROM notification.deliveries d WHERE d.notice_id = n.id)
+         WHERE n.id = $1::uuid
+            OR (n.city_code = $2::text
+                AND NOT EXISTS (SELECT 1 FROM notification.deliveries d WHERE d.notice_id = n.id))
          ON CONFLICT (notice_id, channel, target) DO NOTHING",
     )
-    .bind(jurisdiction)
+    .bind(notice)
+    .bind(city)
+    .bind(sms)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
 
-/// A delivery claimed for one try.
+/// A delivery claimed for one try, with what it takes to make it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DueDelivery {
     pub id: i64,
@@ -99,10 +175,26 @@ pub struct DueDelivery {
     pub channel: String,
     pub target: String,
     pub attempts: i32,
+    pub addressee: String,
+    pub cc: bool,
     pub kind: String,
+    pub urgent: bool,
     pub jurisdiction: String,
+    pub city_code: String,
     pub handover_no: Option<String>,
     pub payload: Value,
+    /// The addressee's settings; `None` when it was removed meanwhile.
+    pub recipient_name: Option<String>,
+    pub language: Option<String>,
+    pub webhook_secrets: Option<Vec<String>>,
+    pub quiet_from: Option<Time>,
+    pub quiet_to: Option<Time>,
+}
+
+impl DueDelivery {
+    pub fn quiet_hours(&self) -> Option<QuietHours> {
+        Some(QuietHours { from: self.quiet_from?, to: self.quiet_to? })
+    }
 }
 
 /// Claims up to `limit` due deliveries for `lease_secs`; a worker that dies leaves them to be
@@ -113,16 +205,37 @@ pub async fn claim_due(conn: &mut PgConnection, limit: i64, lease_secs: f64) -> 
              SELECT id FROM notification.deliveries
              WHERE status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
+         ), claimed AS (
+             UPDATE notification.deliveries d SET lease_until = now() + make_interval(secs => $2)
+             FROM due WHERE d.id = due.id
+             RETURNING d.*
          )
-         UPDATE notification.deliveries d SET lease_until = now() + make_interval(secs => $2)
-         FROM due, notification.notices n
-         WHERE d.id = due.id AND n.id = d.notice_id
-         RETURNING d.id, d.notice_id, d.channel, d.target, d.attempts, n.kind, n.jurisdiction, n.handover_no, n.payload",
+         SELECT c.id, c.notice_id, c.channel, c.target, c.attempts, c.addressee, c.cc,
+                n.kind, n.urgent, n.jurisdiction, n.city_code, n.handover_no, n.payload,
+                r.name AS recipient_name, r.language, r.webhook_secrets, r.quiet_from, r.quiet_to
+         FROM claimed c
+         JOIN notification.notices n ON n.id = c.notice_id
+         LEFT JOIN notification.recipients r ON r.code = c.addressee",
     )
     .bind(limit)
     .bind(lease_secs)
     .fetch_all(conn)
     .await
+}
+
+/// Holds a delivery back without counting a try (quiet hours).
+pub async fn hold_delivery(conn: &mut PgConnection, id: i64, wait_secs: f64, why: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notification.deliveries
+         SET next_attempt_at = now() + make_interval(secs => $2), lease_until = NULL, waiting_for = $3
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(wait_secs)
+    .bind(why)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub struct AttemptRecord<'a> {
@@ -151,7 +264,7 @@ pub async fn record_attempt(conn: &mut PgConnection, a: &AttemptRecord<'_>) -> s
 pub async fn finish_delivery(conn: &mut PgConnection, id: i64, status: &str, error: Option<&str>) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE notification.deliveries SET status = $2, attempts = attempts + 1, lease_until = NULL, last_error = $3,
-                delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
+                waiting_for = NULL, delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
          WHERE id = $1",
     )
     .bind(id)
@@ -164,7 +277,8 @@ pub async fn finish_delivery(conn: &mut PgConnection, id: i64, status: &str, err
 
 pub async fn retry_delivery(conn: &mut PgConnection, id: i64, at: OffsetDateTime, error: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE notification.deliveries SET attempts = attempts + 1, next_attempt_at = $2, lease_until = NULL, last_error = $3
+        "UPDATE notification.deliveries
+         SET attempts = attempts + 1, next_attempt_at = $2, lease_until = NULL, last_error = $3, waiting_for = NULL
          WHERE id = $1",
     )
     .bind(id)
@@ -175,41 +289,355 @@ pub async fn retry_delivery(conn: &mut PgConnection, id: i64, at: OffsetDateTime
     Ok(())
 }
 
+/// The first time the owner got the notice, on the deployment's clock (receipts count from it).
+pub async fn mark_notice_delivered(conn: &mut PgConnection, notice_id: Uuid, at: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query("UPDATE notification.notices SET delivered_at = coalesce(delivered_at, $2) WHERE id = $1")
+        .bind(notice_id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Dead deliveries of a notice go back to pending with a fresh budget; returns how many.
+pub async fn replay_dead(conn: &mut PgConnection, notice_id: Uuid) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE notification.deliveries
+         SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL, delivered_at = NULL
+         WHERE notice_id = $1 AND status = 'dead'",
+    )
+    .bind(notice_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NoticeHead {
+    pub id: Uuid,
+    pub kind: String,
+    pub jurisdiction: String,
+    pub city_code: String,
+    pub acknowledged_at: Option<OffsetDateTime>,
+}
+
+pub async fn notice_head(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<NoticeHead>> {
+    sqlx::query_as("SELECT id, kind, jurisdiction, city_code, acknowledged_at FROM notification.notices WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records the receipt of a notice; a re-sent handover notice and its first share it.
+pub async fn acknowledge_notice(conn: &mut PgConnection, id: Uuid, at: OffsetDateTime, by: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH family AS (
+             SELECT coalesce(resend_of, id) AS first FROM notification.notices WHERE id = $1
+         )
+         UPDATE notification.notices n SET acknowledged_at = $2, acknowledged_by = $3
+         FROM family
+         WHERE (n.id = family.first OR n.resend_of = family.first) AND n.acknowledged_at IS NULL",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The sheet was acknowledged at assignment (签收): its notices count as received.
+pub async fn acknowledge_handover(
+    conn: &mut PgConnection,
+    handover_no: &str,
+    at: OffsetDateTime,
+    by: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notification.notices SET acknowledged_at = $2, acknowledged_by = $3
+         WHERE handover_no = $1 AND kind = 'handover' AND acknowledged_at IS NULL",
+    )
+    .bind(handover_no)
+    .bind(at)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AwaitingReceipt {
+    pub id: Uuid,
+    pub jurisdiction: String,
+    pub payload: Value,
+}
+
+/// First handover notices delivered before `delivered_before` and still unacknowledged, not
+/// re-sent yet; marked re-sent at `now`.
+pub async fn take_to_resend(
+    conn: &mut PgConnection,
+    delivered_before: OffsetDateTime,
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<AwaitingReceipt>> {
+    sqlx::query_as(
+        "UPDATE notification.notices SET resent_at = $2
+         WHERE id IN (
+             SELECT id FROM notification.notices
+             WHERE kind = 'handover' AND resend_of IS NULL AND acknowledged_at IS NULL AND raised_at IS NULL
+               AND resent_at IS NULL AND delivered_at <= $1
+             LIMIT 500 FOR UPDATE SKIP LOCKED)
+         RETURNING id, jurisdiction, payload",
+    )
+    .bind(delivered_before)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
+/// Handover notices re-sent before `resent_before` and still unacknowledged; marked raised.
+pub async fn take_to_raise(
+    conn: &mut PgConnection,
+    resent_before: OffsetDateTime,
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<AwaitingReceipt>> {
+    sqlx::query_as(
+        "UPDATE notification.notices SET raised_at = $2
+         WHERE id IN (
+             SELECT id FROM notification.notices
+             WHERE kind = 'handover' AND resend_of IS NULL AND acknowledged_at IS NULL AND raised_at IS NULL
+               AND resent_at <= $1
+             LIMIT 500 FOR UPDATE SKIP LOCKED)
+         RETURNING id, jurisdiction, payload",
+    )
+    .bind(resent_before)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
+/// The key that signs receipt links: made on first start, the same ever after.
+pub async fn receipt_key(conn: &mut PgConnection) -> sqlx::Result<Vec<u8>> {
+    let fresh: [u8; 32] = rand::random();
+    sqlx::query("INSERT INTO notification.keys (name, value) VALUES ('receipts', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(&fresh[..])
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar("SELECT value FROM notification.keys WHERE name = 'receipts'").fetch_one(conn).await
+}
+
+// ---- Problems and their deadlines ----
+
+/// What a handover sheet says of a problem: where, what, whose.
+pub async fn note_problem(
+    conn: &mut PgConnection,
+    facts: &ProblemFacts,
+    city: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO notification.problems
+             (problem_id, city_code, jurisdiction, category, site_name, description, deadline, deadline_set_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (problem_id) DO UPDATE SET category = EXCLUDED.category, site_name = EXCLUDED.site_name,
+             description = EXCLUDED.description,
+             deadline = coalesce(notification.problems.deadline, EXCLUDED.deadline),
+             deadline_set_at = coalesce(notification.problems.deadline_set_at, EXCLUDED.deadline_set_at)",
+    )
+    .bind(facts.problem_id)
+    .bind(city)
+    .bind(&facts.jurisdiction)
+    .bind(&facts.category)
+    .bind(&facts.site_name)
+    .bind(&facts.description)
+    .bind(facts.deadline)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An assignment event sets the owner and the deadline (assigned, extended, rerouted). Stale
+/// events (an older `problem_seq` of assignment's) change nothing; of two deadlines from the two
+/// producers, the one set later stands. Returns whether the event was news.
+pub async fn apply_assignment(
+    conn: &mut PgConnection,
+    facts: &ProblemFacts,
+    city: &str,
+    seq: i64,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let row: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO notification.problems AS p
+             (problem_id, city_code, jurisdiction, category, site_name, description, deadline, deadline_set_at, assignment_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (problem_id) DO UPDATE SET
+             city_code = EXCLUDED.city_code, jurisdiction = EXCLUDED.jurisdiction,
+             category = coalesce(EXCLUDED.category, p.category),
+             site_name = coalesce(EXCLUDED.site_name, p.site_name),
+             description = coalesce(EXCLUDED.description, p.description),
+             deadline = CASE WHEN p.deadline_set_at IS NULL OR EXCLUDED.deadline_set_at >= p.deadline_set_at
+                             THEN EXCLUDED.deadline ELSE p.deadline END,
+             deadline_set_at = greatest(p.deadline_set_at, EXCLUDED.deadline_set_at),
+             assignment_seq = EXCLUDED.assignment_seq
+         WHERE p.assignment_seq < EXCLUDED.assignment_seq
+         RETURNING true",
+    )
+    .bind(facts.problem_id)
+    .bind(city)
+    .bind(&facts.jurisdiction)
+    .bind(&facts.category)
+    .bind(&facts.site_name)
+    .bind(&facts.description)
+    .bind(facts.deadline)
+    .bind(at)
+    .bind(seq)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// A verification event closes or reopens a problem (with a new deadline). Returns whether it
+/// was news.
+pub async fn apply_verification(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    city: &str,
+    seq: i64,
+    closed: bool,
+    deadline: Option<Date>,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let row: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO notification.problems AS p
+             (problem_id, city_code, jurisdiction, deadline, deadline_set_at, verification_seq, closed)
+         VALUES ($1, $2, $2, $3, CASE WHEN $3::date IS NOT NULL THEN $4::timestamptz END, $5, $6)
+         ON CONFLICT (problem_id) DO UPDATE SET
+             closed = EXCLUDED.closed, verification_seq = EXCLUDED.verification_seq,
+             deadline = CASE WHEN EXCLUDED.deadline IS NOT NULL
+                              AND (p.deadline_set_at IS NULL OR EXCLUDED.deadline_set_at >= p.deadline_set_at)
+                             THEN EXCLUDED.deadline ELSE p.deadline END,
+             deadline_set_at = greatest(p.deadline_set_at, EXCLUDED.deadline_set_at)
+         WHERE p.verification_seq < EXCLUDED.verification_seq
+         RETURNING true",
+    )
+    .bind(problem_id)
+    .bind(city)
+    .bind(deadline)
+    .bind(at)
+    .bind(seq)
+    .bind(closed)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProblemRow {
+    pub problem_id: Uuid,
+    pub jurisdiction: String,
+    pub category: Option<String>,
+    pub site_name: Option<String>,
+    pub description: Option<String>,
+    pub deadline: Option<Date>,
+    pub deadline_set_at: Option<OffsetDateTime>,
+}
+
+impl ProblemRow {
+    pub fn facts(&self) -> ProblemFacts {
+        ProblemFacts {
+            problem_id: self.problem_id,
+            jurisdiction: self.jurisdiction.clone(),
+            category: self.category.clone(),
+            site_name: self.site_name.clone(),
+            description: self.description.clone(),
+            deadline: self.deadline,
+        }
+    }
+}
+
+pub async fn problem(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<ProblemRow>> {
+    sqlx::query_as(
+        "SELECT problem_id, jurisdiction, category, site_name, description, deadline, deadline_set_at
+         FROM notification.problems WHERE problem_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Open problems whose deadline falls within `[today, today + days]` and has had no reminder,
+/// locked for this run.
+pub async fn reminder_candidates(conn: &mut PgConnection, today: Date, days: u32) -> sqlx::Result<Vec<ProblemRow>> {
+    sqlx::query_as(
+        "SELECT problem_id, jurisdiction, category, site_name, description, deadline, deadline_set_at
+         FROM notification.problems
+         WHERE NOT closed AND deadline BETWEEN $1 AND $1 + $2::int AND reminded_for IS DISTINCT FROM deadline
+         ORDER BY jurisdiction, deadline LIMIT 5000 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(today)
+    .bind(days as i32)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn mark_reminded(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<()> {
+    sqlx::query("UPDATE notification.problems SET reminded_for = $2 WHERE problem_id = $1")
+        .bind(problem_id)
+        .bind(deadline)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+// ---- Reading notices ----
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct NoticeRow {
     pub id: Uuid,
     pub kind: String,
     pub jurisdiction: String,
+    pub city_code: String,
     pub handover_no: Option<String>,
+    pub urgent: bool,
+    pub resend_of: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<OffsetDateTime>,
     pub problem_count: Option<i32>,
-    /// Each delivery: channel, target, status, attempts, last error.
+    /// Each delivery: addressee, channel, target, status, attempts, last error.
     pub deliveries: Value,
 }
 
-pub async fn notices(
-    conn: &mut PgConnection,
-    jurisdiction: Option<&str>,
-    status: Option<&str>,
-    limit: i64,
-) -> sqlx::Result<Vec<NoticeRow>> {
+pub struct NoticeFilter<'a> {
+    pub jurisdiction: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub limit: i64,
+}
+
+pub async fn notices(conn: &mut PgConnection, f: &NoticeFilter<'_>) -> sqlx::Result<Vec<NoticeRow>> {
     sqlx::query_as(
-        "SELECT n.id, n.kind, n.jurisdiction, n.handover_no, n.created_at,
-                jsonb_array_length(n.payload -> 'problems') AS problem_count,
-                coalesce(jsonb_agg(jsonb_build_object('channel', d.channel, 'target', d.target, 'status', d.status,
-                    'attempts', d.attempts, 'last_error', d.last_error, 'delivered_at', d.delivered_at) ORDER BY d.id)
+        "SELECT n.id, n.kind, n.jurisdiction, n.city_code, n.handover_no, n.urgent, n.resend_of, n.created_at,
+                n.acknowledged_at,
+                jsonb_array_length(CASE WHEN jsonb_typeof(n.payload -> 'problems') = 'array'
+                                        THEN n.payload -> 'problems' END) AS problem_count,
+                coalesce(jsonb_agg(jsonb_build_object('addressee', d.addressee, 'cc', d.cc, 'channel', d.channel,
+                    'target', d.target, 'status', d.status, 'attempts', d.attempts, 'last_error', d.last_error,
+                    'waiting_for', d.waiting_for, 'delivered_at', d.delivered_at) ORDER BY d.id)
                     FILTER (WHERE d.id IS NOT NULL), '[]') AS deliveries
          FROM notification.notices n
          LEFT JOIN notification.deliveries d ON d.notice_id = n.id
-         WHERE ($1::text IS NULL OR n.jurisdiction = $1)
+         WHERE ($1::text IS NULL OR n.jurisdiction = $1 OR n.city_code = $1)
+           AND ($3::text IS NULL OR n.kind = $3)
          GROUP BY n.id
          HAVING $2::text IS NULL OR bool_or(d.status = $2)
-         ORDER BY n.created_at DESC LIMIT $3",
+         ORDER BY n.created_at DESC LIMIT $4",
     )
-    .bind(jurisdiction)
-    .bind(status)
-    .bind(limit)
+    .bind(f.jurisdiction)
+    .bind(f.status)
+    .bind(f.kind)
+    .bind(f.limit)
     .fetch_all(conn)
     .await
 }
