@@ -61,16 +61,20 @@ nats_answers() {
     (exec 3<>"/dev/tcp/127.0.0.1/4222") 2>/dev/null
 }
 
-# NATS with JetStream on 127.0.0.1:4222: the one running, else one started here.
+# NATS with JetStream on 127.0.0.1:4222: the one running, else one started here with a user
+# per service (`skyledger nats-config`; each may publish only its own subjects), whose
+# passwords `skyledger up` hands to the services. Needs target/release/skyledger.
 ensure_nats() {
     if nats_answers; then
         return 0
     fi
     ensure_nats_binary
     mkdir -p var/nats
-    say "starting nats-server with JetStream on 127.0.0.1:4222 (store var/nats)"
+    target/release/skyledger nats-config --dir var/nats >/dev/null
+    export SKYLEDGER_NATS_PASSWORDS="$PWD/var/nats/passwords.json"
+    say "starting nats-server with JetStream and a user per service on 127.0.0.1:4222 (var/nats)"
     # Its own session, so Ctrl-C reaches the services first and NATS is stopped after them.
-    setsid "$NATS_SERVER_BIN" -a 127.0.0.1 -p 4222 -js -sd var/nats -l var/nats/nats.log &
+    setsid "$NATS_SERVER_BIN" -c var/nats/nats.conf -l var/nats/nats.log &
     STARTED_NATS=$!
     for _ in $(seq 1 50); do nats_answers && return 0; sleep 0.2; done
     echo "nats-server did not start; see var/nats/nats.log" >&2

@@ -84,6 +84,14 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Write a nats-server configuration with a user per service (each may publish only its own
+    /// subjects) and their passwords (created once, kept in DIR/passwords.json).
+    NatsConfig {
+        #[arg(long, default_value = "var/nats")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 4222)]
+        port: u16,
+    },
     /// Tokens signed with the deployment's key.
     Token {
         #[command(subcommand)]
@@ -105,6 +113,15 @@ enum TokenCommand {
         jurisdiction: Option<String>,
         #[arg(long, default_value_t = 30)]
         ttl_days: i64,
+    },
+    /// Revoke a token (given as the token or its id) for every service of the deployment.
+    Revoke {
+        token: String,
+        #[arg(long)]
+        reason: String,
+        /// Any service of the deployment; by default the configured intake.
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -209,11 +226,37 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),
+        Command::NatsConfig { dir, port } => {
+            let (common, ()) = shared::config::load::<()>("nats")?;
+            let passwords = supervisor::nats_passwords(&dir.join("passwords.json"))?;
+            let store = dir.join("store");
+            let config =
+                shared::messaging::server_config(&common.namespace, port, &store.to_string_lossy(), &passwords);
+            std::fs::write(dir.join("nats.conf"), config)?;
+            println!("{}", dir.join("nats.conf").display());
+            Ok(())
+        }
         Command::Token { command: TokenCommand::Create { role, team, jurisdiction, ttl_days } } => {
             let (common, ()) = shared::config::load::<()>("token")?;
             let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             println!("{}", signer.issue(role, team, jurisdiction, now, ttl_days * 86_400)?);
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Revoke { token, reason, url } } => {
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", intake::Config::load()?.intake.listen),
+            };
+            let response = reqwest::Client::new()
+                .post(format!("{url}/v1/admin/tokens/revoke"))
+                .bearer_auth(deployment_token(Role::Admin, None)?)
+                .json(&serde_json::json!({ "token": token, "reason": reason }))
+                .send()
+                .await?;
+            let status = response.status();
+            println!("{}", response.text().await?);
+            anyhow::ensure!(status.is_success(), "the revocation was refused: {status}");
             Ok(())
         }
     }

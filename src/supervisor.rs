@@ -19,9 +19,35 @@ struct Supervised {
     restart_at: Option<Instant>,
 }
 
+/// The NATS users' passwords kept at `path`, created (mode 0600) on first use.
+pub fn nats_passwords(path: &Path) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(serde_json::from_str(&text)?);
+    }
+    let passwords: std::collections::BTreeMap<String, String> = shared::messaging::NATS_USERS
+        .iter()
+        .map(|u| (u.to_string(), uuid::Uuid::new_v4().simple().to_string()))
+        .collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(serde_json::to_string_pretty(&passwords)?.as_bytes())?;
+    Ok(passwords)
+}
+
 fn spawn(exe: &Path, service: &str, log_dir: &Path) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(format!("{service}.log")))?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // Where deploy/up started a NATS server with users, each service connects as its own.
+    if let Ok(path) = std::env::var("SKYLEDGER_NATS_PASSWORDS") {
+        let passwords = nats_passwords(Path::new(&path))?;
+        command.env("SKYLEDGER__NATS_USER", service);
+        command.env("SKYLEDGER__NATS_PASSWORD", passwords.get(service).cloned().unwrap_or_default());
+    }
+    let child = command
         .arg("serve")
         .arg(service)
         .stdin(Stdio::null())

@@ -96,6 +96,8 @@ pub enum TokenError {
     BadSignature,
     #[error("the token has expired")]
     Expired,
+    #[error("the token has been revoked")]
+    Revoked,
 }
 
 fn signing_key_from_seed_hex(seed: &str) -> anyhow::Result<SigningKey> {
@@ -132,6 +134,18 @@ pub fn load_or_create_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     }
 }
 
+/// The id (`jti`) of a token given as its id or as the token itself; the signature is not
+/// checked (revoking a token needs only to name it).
+pub fn token_id(token_or_id: &str) -> Option<Uuid> {
+    let text = token_or_id.trim();
+    if let Ok(id) = Uuid::parse_str(text) {
+        return Some(id);
+    }
+    let body = text.strip_prefix(PREFIX)?.split('.').next()?;
+    let claims: Claims = serde_json::from_slice(&B64.decode(body).ok()?).ok()?;
+    Some(claims.jti)
+}
+
 /// The deployment's signing key; only `skyledger token create` (and tests) need it.
 pub struct TokenSigner {
     key: SigningKey,
@@ -161,7 +175,7 @@ impl TokenSigner {
     }
 
     pub fn verifier(&self) -> TokenVerifier {
-        TokenVerifier { key: self.key.verifying_key() }
+        TokenVerifier::new(self.key.verifying_key())
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
@@ -186,10 +200,11 @@ impl TokenSigner {
     }
 }
 
-/// Checks tokens with the public key.
+/// Checks tokens with the public key, and against the revocations heard so far.
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: VerifyingKey,
+    revoked: Arc<std::sync::RwLock<std::collections::HashSet<Uuid>>>,
 }
 
 impl TokenVerifier {
@@ -197,7 +212,16 @@ impl TokenVerifier {
         let bytes: [u8; 32] = hex::decode(hex_key.trim())?
             .try_into()
             .map_err(|_| anyhow::anyhow!("a public key is 32 bytes (64 hex digits)"))?;
-        Ok(Self { key: VerifyingKey::from_bytes(&bytes)? })
+        Ok(Self::new(VerifyingKey::from_bytes(&bytes)?))
+    }
+
+    fn new(key: VerifyingKey) -> Self {
+        Self { key, revoked: Arc::default() }
+    }
+
+    /// From now on, the token with this id is refused.
+    pub fn revoke(&self, token_id: Uuid) {
+        self.revoked.write().expect("revocation lock").insert(token_id);
     }
 
     /// The configured public key, or the one derived from the deployment's key file.
@@ -209,7 +233,13 @@ impl TokenVerifier {
         }
     }
 
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+    /// A token's claims if its signature verifies, expired or revoked or not: for the audit
+    /// log, which records who tried.
+    pub fn claims_even_if_stale(&self, token: &str) -> Option<Claims> {
+        self.signed_claims(token).ok()
+    }
+
+    fn signed_claims(&self, token: &str) -> Result<Claims, TokenError> {
         let rest = token.strip_prefix(PREFIX).ok_or(TokenError::Malformed)?;
         let (body, signature) = rest.split_once('.').ok_or(TokenError::Malformed)?;
         let signature: [u8; 64] =
@@ -217,10 +247,16 @@ impl TokenVerifier {
         self.key
             .verify(&token.as_bytes()[..PREFIX.len() + body.len()], &Signature::from_bytes(&signature))
             .map_err(|_| TokenError::BadSignature)?;
-        let claims: Claims =
-            B64.decode(body).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
+        B64.decode(body).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)
+    }
+
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let claims = self.signed_claims(token)?;
         if claims.exp <= now {
             return Err(TokenError::Expired);
+        }
+        if self.revoked.read().expect("revocation lock").contains(&claims.jti) {
+            return Err(TokenError::Revoked);
         }
         Ok(claims)
     }
@@ -298,6 +334,11 @@ mod tests {
         let forged = format!("{PREFIX}{}.{sig}", B64.encode(forged));
         assert_eq!(signer.verifier().verify(&forged, 1_010), Err(TokenError::BadSignature));
         assert_eq!(signer.verifier().verify("garbage", 1_010), Err(TokenError::Malformed));
+        let verifier = signer.verifier();
+        let claims = verifier.verify(&token, 1_010).unwrap();
+        verifier.revoke(claims.jti);
+        assert_eq!(verifier.verify(&token, 1_010), Err(TokenError::Revoked));
+        assert_eq!(verifier.claims_even_if_stale(&token).map(|c| c.jti), Some(claims.jti));
     }
 
     #[test]

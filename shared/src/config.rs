@@ -15,6 +15,10 @@ pub struct CommonConfig {
     pub database_url: String,
     pub database_max_connections: u32,
     pub nats_url: String,
+    /// The service's own NATS user, where the server has users (`skyledger nats-config`);
+    /// empty for a server without them.
+    pub nats_user: String,
+    pub nats_password: String,
     pub auth: AuthConfig,
     pub consumer: ConsumerConfig,
     pub outbox: OutboxConfig,
@@ -32,6 +36,8 @@ impl Default for CommonConfig {
             database_url: "postgres://postgres@127.0.0.1:5432/skyledger".into(),
             database_max_connections: 10,
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_user: String::new(),
+            nats_password: String::new(),
             auth: AuthConfig::default(),
             consumer: ConsumerConfig::default(),
             outbox: OutboxConfig::default(),

@@ -95,13 +95,48 @@ CREATE TABLE {s}.dead_letters (
 "#,
         s = schema
     );
-    vec![Migration::new(
-        1,
-        Cow::Borrowed("plumbing: outbox, inbox, dead letters"),
-        MigrationType::Simple,
-        AssertSqlSafe(sql).into_sql_str(),
-        false,
-    )]
+    let audit = format!(
+        r#"
+-- Who did what, when, from where: every write and every refused request.
+CREATE TABLE {s}.audit (
+    id           bigserial PRIMARY KEY,
+    at           timestamptz NOT NULL DEFAULT now(),
+    method       text NOT NULL,
+    route        text NOT NULL,
+    status       integer NOT NULL,
+    role         text,
+    team         text,
+    jurisdiction text,
+    token_id     uuid,
+    remote       text
+);
+CREATE INDEX audit_at ON {s}.audit (at);
+"#,
+        s = schema
+    );
+    let migration = |version, description, sql: String| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )
+    };
+    let replays = format!(
+        r#"
+-- A dead letter is replayed by its own consumer when the admin asks.
+ALTER TABLE {s}.dead_letters
+    ADD COLUMN replay_requested_at timestamptz,
+    ADD COLUMN replay_outcome      text;
+"#,
+        s = schema
+    );
+    vec![
+        migration(1, "plumbing: outbox, inbox, dead letters", sql),
+        migration(2, "plumbing: audit log", audit),
+        migration(3, "plumbing: dead-letter replays", replays),
+    ]
 }
 
 /// Runs the plumbing migrations and the service's own (from `sqlx::migrate!`) in the schema

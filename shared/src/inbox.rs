@@ -93,9 +93,14 @@ impl<H: EventHandler> Inbox<H> {
                 }
             };
             let mut batches = messages.ready_chunks(self.config.batch_size);
+            let mut replays = tokio::time::interval(Duration::from_secs(1));
             loop {
                 let next = tokio::select! {
                     next = batches.next() => next,
+                    _ = replays.tick() => {
+                        self.replay_requested().await;
+                        continue;
+                    }
                     _ = shutdown.cancelled() => return,
                 };
                 let Some(chunk) = next else { break };
@@ -172,7 +177,18 @@ impl<H: EventHandler> Inbox<H> {
 
     /// Applies one message within `tx`, unless the inbox says it was applied before.
     async fn apply(&self, tx: &mut PgConnection, message: &Message) -> Result<(), Failure> {
-        let event: Event = serde_json::from_slice(&message.payload)
+        let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string());
+        self.apply_payload(tx, &message.payload, traceparent.as_deref()).await
+    }
+
+    /// Applies one event within `tx`, unless the inbox says it was applied before.
+    async fn apply_payload(
+        &self,
+        tx: &mut PgConnection,
+        payload: &[u8],
+        traceparent: Option<&str>,
+    ) -> Result<(), Failure> {
+        let event: Event = serde_json::from_slice(payload)
             .map_err(|e| Failure::Poison(format!("not a CloudEvents JSON event: {e}")))?;
         let insert =
             format!("INSERT INTO {}.inbox (event_id, stream) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.schema());
@@ -189,10 +205,47 @@ impl<H: EventHandler> Inbox<H> {
             return Ok(());
         }
         let span = tracing::info_span!("consume", event.type = %event.event_type, event.id = %event.id, trace_id = tracing::field::Empty);
-        let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string());
-        telemetry::continue_trace(&span, traceparent.as_deref());
+        telemetry::continue_trace(&span, traceparent);
         span.record("trace_id", telemetry::trace_id(&span));
         self.handler.handle(tx, &event).instrument(span).await.map_err(classify)
+    }
+
+    /// Tries again the dead letters of this stream the admin asked to replay, each in its own
+    /// transaction, through the same inbox: applied now, or kept with the new reason.
+    async fn replay_requested(&self) {
+        let select = format!(
+            "SELECT id, payload FROM {}.dead_letters
+             WHERE stream = $1 AND replay_requested_at IS NOT NULL AND (replayed_at IS NULL OR replayed_at < replay_requested_at)
+             ORDER BY id LIMIT 100",
+            self.schema()
+        );
+        let stream = messaging::stream_name(&self.namespace, self.producer);
+        let Ok(letters) =
+            sqlx::query_as::<_, (i64, Vec<u8>)>(AssertSqlSafe(select)).bind(&stream).fetch_all(&self.pool).await
+        else {
+            return;
+        };
+        for (id, payload) in letters {
+            let outcome = async {
+                let mut tx = self.pool.begin().await.map_err(|e| Failure::Transient(e.into()))?;
+                self.apply_payload(&mut tx, &payload, None).await?;
+                tx.commit().await.map_err(|e| classify(e.into()))
+            }
+            .await;
+            let result = match outcome {
+                Ok(()) => "applied".to_string(),
+                Err(Failure::Transient(_)) => continue,
+                Err(Failure::Handler(e)) => format!("failed again: {e:#}"),
+                Err(Failure::Poison(reason)) => format!("failed again: {reason}"),
+            };
+            let update = format!(
+                "UPDATE {}.dead_letters SET replayed_at = now(), replay_outcome = $2 WHERE id = $1",
+                self.schema()
+            );
+            if let Err(e) = sqlx::query(AssertSqlSafe(update)).bind(id).bind(&result).execute(&self.pool).await {
+                tracing::warn!(error = %e, "cannot record a replay's outcome");
+            }
+        }
     }
 
     async fn dead_letter(&self, message: &Message, reason: &str, delivered: i64) -> Result<(), async_nats::Error> {

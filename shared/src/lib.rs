@@ -5,6 +5,7 @@
 //! domain (envelope, outbox relay, inbox consumer, dead letters, config, telemetry, problem+json
 //! errors, tokens, reference data) lives here.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod messaging;
 pub mod openapi_doc;
 pub mod outbox;
 pub mod reference;
+pub mod revocation;
 pub mod runtime;
 pub mod telemetry;
 #[cfg(feature = "testing")]

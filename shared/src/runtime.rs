@@ -22,6 +22,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::auth::{Caller, Role, TokenVerifier};
 use crate::clock::Clock;
 use crate::config::CommonConfig;
@@ -61,8 +62,7 @@ impl Runtime {
         let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::migrate(&pool, service, migrations).await?;
-        let nats =
-            messaging::connect(&config.nats_url, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
+        let nats = messaging::connect_as(&config, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
         messaging::ensure_stream(&jetstream, &config.namespace, service).await?;
         let clock = Clock::start(config.clock.simulated, &jetstream, &config.namespace, shutdown.clone()).await?;
@@ -86,6 +86,12 @@ impl Runtime {
             runtime.shutdown.clone(),
         ));
         runtime.start_pruning();
+        runtime.tasks.spawn(crate::revocation::follow(
+            runtime.jetstream.clone(),
+            runtime.config.namespace.clone(),
+            runtime.verifier.clone(),
+            runtime.shutdown.clone(),
+        ));
         Ok(runtime)
     }
 
@@ -158,7 +164,14 @@ impl Runtime {
             clock: self.clock.clone(),
             namespace: self.config.namespace.clone(),
         };
-        let router = api.merge(system_routes(system)).layer(Extension(self.verifier.clone()));
+        // The audit writer outlives the HTTP server, to record the last requests.
+        let audit_shutdown = CancellationToken::new();
+        let (audit, audit_writer) =
+            AuditLog::start(self.pool.clone(), self.service, self.verifier.clone(), audit_shutdown.clone());
+        let router = api
+            .merge(system_routes(system))
+            .layer(axum::middleware::from_fn_with_state(audit, crate::audit::record))
+            .layer(Extension(self.verifier.clone()));
         let router = http::with_standard_layers(
             router,
             self.config.max_body_bytes,
@@ -169,7 +182,11 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         tracing::info!(service = self.service, address = %listener.local_addr()?, "listening");
         let shutdown = self.shutdown.clone();
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        audit_shutdown.cancel();
+        let _ = audit_writer.await;
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(20), self.tasks.wait()).await.is_err() {
             tracing::warn!("background tasks did not finish in time");
@@ -208,6 +225,8 @@ fn system_routes(state: SystemState) -> Router {
         .route("/v1/admin/dead-letters", get(list_dead_letters))
         .route("/v1/admin/dead-letters/{id}/replay", post(replay_dead_letter))
         .route("/v1/admin/clock", get(get_clock).post(advance_clock))
+        .route("/v1/admin/audit", get(list_audit))
+        .route("/v1/admin/tokens/revoke", post(revoke_token))
         .with_state(state)
 }
 
@@ -252,12 +271,14 @@ struct DeadLetter {
     failed_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     replayed_at: Option<time::OffsetDateTime>,
+    replay_outcome: Option<String>,
 }
 
 async fn list_dead_letters(State(s): State<SystemState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let sql = format!(
-        "SELECT id, stream, stream_sequence, nats_subject, event_id, event_type, reason, deliveries, failed_at, replayed_at
+        "SELECT id, stream, stream_sequence, nats_subject, event_id, event_type, reason, deliveries, failed_at, replayed_at,
+                replay_outcome
          FROM {}.dead_letters ORDER BY id",
         s.service
     );
@@ -265,34 +286,19 @@ async fn list_dead_letters(State(s): State<SystemState>, caller: Caller) -> Resu
     Ok(Json(json!({ "items": rows })))
 }
 
-/// Publishes a dead letter again on its original subject under a fresh message id; consumers
-/// that applied it before drop it by its event id, this service applies it anew.
+/// Asks for a dead letter to be tried again: its own consumer applies it within moments, through
+/// the inbox, and records the outcome (`replay_outcome`).
 async fn replay_dead_letter(
     State(s): State<SystemState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let select = format!("SELECT nats_subject, payload FROM {}.dead_letters WHERE id = $1", s.service);
-    let (subject, payload): (String, Vec<u8>) = sqlx::query_as(AssertSqlSafe(select))
-        .bind(id)
-        .fetch_optional(&s.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("dead letter {id}")))?;
-    let js = jetstream::new(s.nats.clone());
-    let message = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(format!(
-        "replay-{}-{id}-{}",
-        s.service,
-        uuid::Uuid::now_v7()
-    ));
-    js.send_publish(subject, message)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let update = format!("UPDATE {}.dead_letters SET replayed_at = now() WHERE id = $1", s.service);
-    sqlx::query(AssertSqlSafe(update)).bind(id).execute(&s.pool).await?;
-    Ok(Json(json!({ "id": id, "replayed": true })))
+    let update = format!("UPDATE {}.dead_letters SET replay_requested_at = now() WHERE id = $1", s.service);
+    if sqlx::query(AssertSqlSafe(update)).bind(id).execute(&s.pool).await?.rows_affected() == 0 {
+        return Err(ApiError::not_found(format!("dead letter {id}")));
+    }
+    Ok(Json(json!({ "id": id, "replay_requested": true })))
 }
 
 fn clock_view(clock: &Clock) -> Value {
@@ -333,4 +339,71 @@ async fn advance_clock(
     Ok(Json(
         json!({ "offset_secs": offset, "now": crate::csv::timestamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)) }),
     ))
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
+    /// Only refused requests (401, 403).
+    refused: Option<bool>,
+}
+
+#[derive(sqlx::FromRow, serde::Serialize)]
+struct AuditEntry {
+    #[serde(with = "time::serde::rfc3339")]
+    at: time::OffsetDateTime,
+    method: String,
+    route: String,
+    status: i32,
+    role: Option<String>,
+    team: Option<String>,
+    jurisdiction: Option<String>,
+    token_id: Option<uuid::Uuid>,
+    remote: Option<String>,
+}
+
+/// The audit log of this service, newest first.
+async fn list_audit(
+    State(s): State<SystemState>,
+    caller: Caller,
+    crate::http::QueryParams(q): crate::http::QueryParams<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "between 1 and 10000"));
+    }
+    let sql = format!(
+        "SELECT at, method, route, status, role, team, jurisdiction, token_id, remote FROM {}.audit
+         WHERE NOT $1 OR status IN (401, 403) ORDER BY id DESC LIMIT $2",
+        s.service
+    );
+    let rows: Vec<AuditEntry> =
+        sqlx::query_as(AssertSqlSafe(sql)).bind(q.refused.unwrap_or(false)).bind(limit).fetch_all(&s.pool).await?;
+    Ok(Json(json!({ "items": rows })))
+}
+
+#[derive(serde::Deserialize)]
+struct RevokeRequest {
+    /// The token's id (`jti`), or the token itself.
+    token: String,
+    reason: String,
+}
+
+/// Revokes a token for every service of the deployment (each hears of it within moments).
+async fn revoke_token(
+    State(s): State<SystemState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<RevokeRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let token_id = crate::auth::token_id(&request.token)
+        .ok_or_else(|| ApiError::invalid("token", "a token, or a token's id (a UUID)"))?;
+    if request.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "say why the token is revoked"));
+    }
+    let js = jetstream::new(s.nats.clone());
+    let revoked = crate::revocation::TokenRevoked { token_id, reason: request.reason };
+    crate::revocation::revoke(&js, &s.namespace, &revoked).await?;
+    Ok(Json(json!({ "token_id": token_id, "revoked": true })))
 }

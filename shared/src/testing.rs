@@ -61,11 +61,30 @@ pub struct NatsServer {
     pub port: u16,
     dir: TempDir,
     process: Option<Child>,
+    /// The users and their passwords, for a server with permissions.
+    pub passwords: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
-        let mut server = Self { port: free_port(), dir: tempfile::tempdir().expect("tempdir"), process: None };
+        let mut server =
+            Self { port: free_port(), dir: tempfile::tempdir().expect("tempdir"), process: None, passwords: None };
+        server.launch();
+        server
+    }
+
+    /// A server with a user per service, each publishing only its own subjects of `namespace`.
+    pub fn start_with_users(namespace: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let passwords: std::collections::BTreeMap<String, String> = crate::messaging::NATS_USERS
+            .iter()
+            .map(|u| (u.to_string(), uuid::Uuid::new_v4().simple().to_string()))
+            .collect();
+        let store = dir.path().join("store");
+        let config = crate::messaging::server_config(namespace, port, &store.to_string_lossy(), &passwords);
+        std::fs::write(dir.path().join("nats.conf"), config).expect("write nats.conf");
+        let mut server = Self { port, dir, process: None, passwords: Some(passwords) };
         server.launch();
         server
     }
@@ -74,9 +93,13 @@ impl NatsServer {
         let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
         let store = self.dir.path().join("store");
         let log = self.dir.path().join("nats.log");
-        let child = Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(&store)
+        let mut command = Command::new(&bin);
+        if self.passwords.is_some() {
+            command.arg("-c").arg(self.dir.path().join("nats.conf"));
+        } else {
+            command.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"]).arg(&store);
+        }
+        let child = command
             .arg("-l")
             .arg(&log)
             .stdout(Stdio::null())
@@ -89,6 +112,15 @@ impl NatsServer {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// A client for the test itself: the `admin` user where the server has users.
+    pub async fn client(&self) -> async_nats::Client {
+        let options = match &self.passwords {
+            Some(p) => async_nats::ConnectOptions::with_user_and_password("admin".into(), p["admin"].clone()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        options.connect(self.url()).await.expect("connect to the test's NATS")
     }
 
     /// SIGKILLs the server; its store stays for `restart`.
@@ -216,6 +248,8 @@ pub struct StackOptions {
     pub env: Vec<(String, String)>,
     /// Start only these services (a benchmark of one service); all five when `None`.
     pub only: Option<Vec<&'static str>>,
+    /// Run NATS with a user per service and its permissions; each service connects as its own.
+    pub nats_users: bool,
 }
 
 impl Default for StackOptions {
@@ -227,6 +261,7 @@ impl Default for StackOptions {
                 ("SKYLEDGER__PUBLICATION__CHECKPOINT_INTERVAL_MILLIS".into(), "300".into()),
             ],
             only: None,
+            nats_users: false,
         }
     }
 }
@@ -249,12 +284,13 @@ impl Stack {
     /// binary (`env!("CARGO_BIN_EXE_skyledger")` in the project's tests).
     pub async fn start(bin: &Path, options: StackOptions) -> Self {
         crate::install_crypto_provider();
-        let nats = NatsServer::start();
+        let namespace = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let nats = if options.nats_users { NatsServer::start_with_users(&namespace) } else { NatsServer::start() };
         let db = TestDatabase::create().await;
         let mut stack = Self {
             nats,
             db,
-            namespace: format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+            namespace,
             signer: TokenSigner::generate(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
             services: HashMap::new(),
@@ -299,6 +335,10 @@ impl Stack {
             .stderr(file);
         for (key, value) in &self.options.env {
             command.env(key, value);
+        }
+        if let Some(passwords) = &self.nats.passwords {
+            command.env("SKYLEDGER__NATS_USER", name);
+            command.env("SKYLEDGER__NATS_PASSWORD", passwords.get(name).cloned().unwrap_or_default());
         }
         for (key, value) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")) {
             command.env(key, value);

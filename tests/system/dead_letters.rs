@@ -61,7 +61,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_stream_moves_
     // Dead letters are the admin's.
     let inspector = stack.token(Role::Inspector, Some(FINDER), None);
     assert_eq!(get(&stack, "assignment", "/v1/admin/dead-letters", Some(&inspector)).await.0, 403);
-    // A replay publishes it again: it fails again, and is kept again.
+    // A replay is tried again by its own consumer: it fails again, and says so.
     let letter_id = letters[1]["id"].as_i64().unwrap();
     let (status, _) =
         post(&stack, "assignment", &format!("/v1/admin/dead-letters/{letter_id}/replay"), &admin, json!({})).await;
@@ -69,7 +69,11 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_stream_moves_
     eventually("the replayed letter to fail again", WAIT, || async {
         let (_, body) = get(&stack, "assignment", "/v1/admin/dead-letters", Some(&admin)).await;
         let items = body["items"].as_array().cloned().unwrap_or_default();
-        (items.len() == 3 && items[1]["replayed_at"].is_string()).then_some(())
+        (items.len() == 2
+            && items[1]["replayed_at"].is_string()
+            && items[1]["replay_outcome"].as_str().is_some_and(|o| o.starts_with("failed again")))
+        .then_some(())
     })
     .await;
+    assert_eq!(post(&stack, "assignment", "/v1/admin/dead-letters/999999/replay", &admin, json!({})).await.0, 404);
 }

@@ -16,4 +16,5 @@ mod publication_chain;
 mod publication_stats;
 mod roles;
 mod schemas;
+mod security;
 mod support;

@@ -139,7 +139,7 @@ pub async fn count(stack: &Stack, sql: &'static str) -> i64 {
 
 /// Every message in a producer's stream of the test's namespace, in order.
 pub async fn stream_messages(stack: &Stack, producer: &str) -> Vec<async_nats::jetstream::message::StreamMessage> {
-    let client = async_nats::connect(stack.nats.url()).await.expect("connect to the test's NATS");
+    let client = stack.nats.client().await;
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(shared::messaging::stream_name(&stack.namespace, producer)).await.expect("stream");
     let last = stream.info().await.expect("stream info").state.last_sequence;
@@ -168,7 +168,7 @@ pub async fn stream_events(
 
 /// Publishes an event again under a fresh message id, as a redelivery would bring it.
 pub async fn publish_again(stack: &Stack, message: &async_nats::jetstream::message::StreamMessage) {
-    let client = async_nats::connect(stack.nats.url()).await.expect("connect to the test's NATS");
+    let client = stack.nats.client().await;
     let js = async_nats::jetstream::new(client);
     let again = async_nats::jetstream::message::PublishMessage::build()
         .payload(message.payload.clone())
@@ -193,7 +193,7 @@ pub async fn publish_event(
     data: &impl serde::Serialize,
 ) -> shared::envelope::Event {
     let event = shared::envelope::Event::new(kind, subject, data);
-    let client = async_nats::connect(stack.nats.url()).await.expect("connect to the test's NATS");
+    let client = stack.nats.client().await;
     let js = async_nats::jetstream::new(client);
     let message = async_nats::jetstream::message::PublishMessage::build()
         .payload(serde_json::to_vec(&event).expect("event serialises").into())

@@ -1,0 +1,88 @@
+//! Token revocations travel as events on a stream of their own (`{ns}.auth.token.revoked`):
+//! tokens belong to no service, so no service's stream carries them. Every service follows the
+//! stream from its start and refuses a revoked token from the moment it hears of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::auth::TokenVerifier;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    pub token_id: Uuid,
+    pub reason: String,
+}
+
+fn subject(namespace: &str) -> String {
+    format!("{namespace}.auth.token.revoked")
+}
+
+async fn ensure_stream(js: &jetstream::Context, namespace: &str) -> anyhow::Result<stream::Stream> {
+    let config = stream::Config {
+        name: format!("{namespace}_auth").replace(['.', '-'], "_").to_uppercase(),
+        subjects: vec![format!("{namespace}.auth.>")],
+        storage: stream::StorageType::File,
+        // Longer than any token lives.
+        max_age: Duration::from_secs(400 * 86_400),
+        duplicate_window: Duration::from_secs(15 * 60),
+        ..Default::default()
+    };
+    js.get_or_create_stream(config).await.map_err(|e| anyhow::anyhow!("cannot create the revocation stream: {e}"))
+}
+
+/// Publishes a revocation; the same token revoked twice is one message.
+pub async fn revoke(js: &jetstream::Context, namespace: &str, revoked: &TokenRevoked) -> anyhow::Result<()> {
+    ensure_stream(js, namespace).await?;
+    let message = jetstream::message::PublishMessage::build()
+        .payload(serde_json::to_vec(revoked)?.into())
+        .message_id(format!("revoke-{}", revoked.token_id));
+    js.send_publish(subject(namespace), message).await?.await?;
+    Ok(())
+}
+
+/// Follows the revocations from the stream's start into `verifier` until `shutdown`, starting
+/// again after a broker restart.
+pub async fn follow(
+    js: jetstream::Context,
+    namespace: String,
+    verifier: Arc<TokenVerifier>,
+    shutdown: CancellationToken,
+) {
+    while !shutdown.is_cancelled() {
+        let result = async {
+            let stream = ensure_stream(&js, &namespace).await?;
+            let consumer = stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await?;
+            let mut messages = consumer.messages().await?;
+            loop {
+                tokio::select! {
+                    next = messages.next() => match next {
+                        Some(Ok(message)) => {
+                            if let Ok(revoked) = serde_json::from_slice::<TokenRevoked>(&message.payload) {
+                                verifier.revoke(revoked.token_id);
+                            }
+                        }
+                        Some(Err(e)) => return Err(anyhow::Error::from(e)),
+                        None => return Ok(()),
+                    },
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "revocations: following again");
+        }
+        tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => {}, _ = shutdown.cancelled() => return }
+    }
+}
