@@ -296,6 +296,7 @@ async fn complaints_become_leads_of_the_covering_team_and_errors_follow_the_spec
     assert_eq!(get(&stack, "intake", "/v1/leads", Some(&government)).await.0, 403);
     let (status, all) = get(&stack, "intake", "/v1/leads", Some(&stack.admin())).await;
     assert_eq!((status.as_u16(), all["items"].as_array().map(Vec::len)), (200, Some(1)));
+    assert!(!all.to_string().contains(PHONE), "the campaign office sees the lead, not the complainant: {all}");
 
     // The complainant can follow it by its id: received, no content, no contact.
     let followed = fetch(&stack, &format!("{base}/requests/{lead}.json")).await;

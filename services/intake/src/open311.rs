@@ -362,7 +362,8 @@ struct LeadsQuery {
 }
 
 /// `GET /v1/leads`: an inspector sees the leads of the cities the team covers in the rounds
-/// running today, contact details included; the campaign office sees every lead.
+/// running today, the complainant's contact included; the campaign office sees every lead,
+/// without the complainant.
 async fn get_leads(
     State(s): State<Open311State>,
     caller: Caller,
@@ -388,7 +389,11 @@ async fn get_leads(
         }
         _ => return Err(ApiError::forbidden("Authorization", "leads are for inspectors and the campaign office")),
     };
-    let leads = store::leads(&mut conn, cities.as_deref(), limit).await?;
+    let mut leads = store::leads(&mut conn, cities.as_deref(), limit).await?;
+    if caller.0.role == Role::Admin {
+        // The complainant's contact goes to the covering teams alone.
+        leads.iter_mut().for_each(|lead| lead.complainant = Value::Null);
+    }
     Ok(Json(json!({ "cities": cities, "items": leads })))
 }
 
