@@ -89,3 +89,13 @@ stop_started() {
         as_root pg_ctlcluster --skip-systemctl-redirect "$STARTED_POSTGRES" main stop || true
     fi
 }
+
+# Headless Chromium (and CJK fonts, so screenshots of the Chinese page are legible) for the
+# public page's browser test.
+ensure_chromium() {
+    if [ ! -x /usr/bin/chromium ]; then
+        say "installing Chromium (apt)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+    fi
+}

@@ -167,3 +167,47 @@ pub async fn legacy_ledger(path: &Path, round: &str, url: &str, token: &str) -> 
     let round = round.to_string();
     send(path, url, token, items, move |items| json!({ "round": round, "items": items }), vec![]).await
 }
+
+/// Site checks from a team's spreadsheet, one row a check with at most one problem: columns
+/// `id`, `round`, `city_code`, `county_code`, `checked_at`, `site_name`, `credit_code`,
+/// `address`, `lat`, `lon`, `coordinate_system`, `problem_id`, `category`, `severity`,
+/// `description` (the problem columns empty for a check that found nothing).
+pub async fn inspections(path: &Path, team: &str, url: &str, token: &str) -> anyhow::Result<Summary> {
+    let rows = read_rows(path)?;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut refused = vec![];
+    for row in &rows {
+        match inspection_of(row, team) {
+            Ok(item) => items.push((row.line, item)),
+            Err((field, detail)) => refused.push((row.line, field.to_string(), detail)),
+        }
+    }
+    send(path, url, token, items, |items| json!({ "items": items }), refused).await
+}
+
+fn number(row: &Row, column: &'static str) -> Result<Value, (&'static str, String)> {
+    let text = row.get(column).ok_or((column, "required".to_string()))?;
+    text.parse::<f64>().map(Value::from).map_err(|_| (column, format!("{text:?} is not a number")))
+}
+
+/// One row as the JSON the batch API takes; a cell that cannot be read is refused here, named.
+fn inspection_of(row: &Row, team: &str) -> Result<Value, (&'static str, String)> {
+    let mut site = json!({
+        "name": row.get("site_name"), "credit_code": row.get("credit_code"), "address": row.get("address"),
+        "lat": number(row, "lat")?, "lon": number(row, "lon")?,
+    });
+    if let Some(system) = row.get("coordinate_system") {
+        site["coordinate_system"] = json!(system.to_ascii_lowercase());
+    }
+    let problems = match row.get("category") {
+        None => vec![],
+        Some(category) => vec![json!({
+            "id": row.get("problem_id"), "category": category, "severity": row.get("severity").unwrap_or("general"),
+            "description": row.get("description"),
+        })],
+    };
+    Ok(json!({
+        "id": row.get("id"), "round": row.get("round"), "team": team, "city_code": row.get("city_code"),
+        "county_code": row.get("county_code"), "checked_at": row.get("checked_at"), "site": site, "problems": problems,
+    }))
+}

@@ -3,7 +3,9 @@
 
 mod demo;
 mod import;
+mod setup;
 mod supervisor;
+mod verify_feed;
 
 use std::path::PathBuf;
 
@@ -34,6 +36,31 @@ enum Command {
         #[arg(long, default_value = "var")]
         var_dir: PathBuf,
     },
+    /// Campaign set-up: rounds, teams, the cities a team covers, city packages.
+    Setup {
+        #[command(subcommand)]
+        what: setup::Setup,
+        /// The intake service; by default the configured one.
+        #[arg(long, global = true)]
+        url: Option<String>,
+        /// An admin token; by default one signed with the deployment's key.
+        #[arg(long, global = true, env = "SKYLEDGER_TOKEN")]
+        token: Option<String>,
+    },
+    /// Import a team's site checks from a spreadsheet (CSV or XLSX), with a progress bar and a
+    /// per-line report of refused rows beside the file; safe to run twice.
+    Import {
+        file: PathBuf,
+        /// The inspection team whose checks these are.
+        #[arg(long)]
+        team: String,
+        /// The intake service; by default the configured one.
+        #[arg(long)]
+        url: Option<String>,
+        /// An inspector token of the team; by default one signed with the deployment's key.
+        #[arg(long, env = "SKYLEDGER_TOKEN")]
+        token: Option<String>,
+    },
     /// Import last year's ledger (CSV or XLSX: id, city_code, county_code, category, site_name,
     /// closed_on) so each of its problems is re-verified one by one.
     ImportLedger {
@@ -47,6 +74,15 @@ enum Command {
         /// An admin token; by default one signed with the deployment's key.
         #[arg(long, env = "SKYLEDGER_TOKEN")]
         token: Option<String>,
+    },
+    /// Check a publication service's public log: signatures, checkpoints, inclusion and
+    /// consistency proofs. Names the first entry that does not match and exits 1.
+    VerifyFeed {
+        /// The publication service, e.g. http://127.0.0.1:8085
+        url: String,
+        /// The log's public key (hex) to trust, instead of the one the service announces.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Tokens signed with the deployment's key.
     Token {
@@ -105,11 +141,21 @@ async fn serve(service: &str) -> anyhow::Result<()> {
     result
 }
 
-/// An hour's admin token signed with the deployment's key, for the admin commands.
-fn admin_token() -> anyhow::Result<String> {
+/// An hour's token signed with the deployment's key, for the admin commands.
+fn deployment_token(role: Role, team: Option<String>) -> anyhow::Result<String> {
     let (common, ()) = shared::config::load::<()>("token")?;
     let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;
-    signer.issue(Role::Admin, None, None, time::OffsetDateTime::now_utc().unix_timestamp(), 3600)
+    signer.issue(role, team, None, time::OffsetDateTime::now_utc().unix_timestamp(), 3600)
+}
+
+fn print_summary(summary: &import::Summary, file: &std::path::Path) {
+    println!(
+        "{} created, {} already had, {} refused (see {})",
+        summary.created,
+        summary.already_had,
+        summary.refused,
+        import::report_path(file).display()
+    );
 }
 
 #[tokio::main]
@@ -118,6 +164,30 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { service } => serve(&service).await,
         Command::Up { no_demo, var_dir } => supervisor::up(&var_dir, !no_demo, shutdown_on_signal()).await,
+        Command::Setup { what, url, token } => {
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", intake::Config::load()?.intake.listen),
+            };
+            let token = match token {
+                Some(token) => token,
+                None => deployment_token(Role::Admin, None)?,
+            };
+            what.apply(&url, &token).await
+        }
+        Command::Import { file, team, url, token } => {
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", intake::Config::load()?.intake.listen),
+            };
+            let token = match token {
+                Some(token) => token,
+                None => deployment_token(Role::Inspector, Some(team.clone()))?,
+            };
+            let summary = import::inspections(&file, &team, &format!("{url}/v1/inspections/batch"), &token).await?;
+            print_summary(&summary, &file);
+            Ok(())
+        }
         Command::ImportLedger { file, round, url, token } => {
             let url = match url {
                 Some(url) => url,
@@ -125,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let token = match token {
                 Some(token) => token,
-                None => admin_token()?,
+                None => deployment_token(Role::Admin, None)?,
             };
             let summary =
                 import::legacy_ledger(&file, &round, &format!("{url}/v1/legacy-problems/batch"), &token).await?;
@@ -138,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),
         Command::Token { command: TokenCommand::Create { role, team, jurisdiction, ttl_days } } => {
             let (common, ()) = shared::config::load::<()>("token")?;
             let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;

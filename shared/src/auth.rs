@@ -98,6 +98,40 @@ pub enum TokenError {
     Expired,
 }
 
+fn signing_key_from_seed_hex(seed: &str) -> anyhow::Result<SigningKey> {
+    let bytes: [u8; 32] = hex::decode(seed.trim())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a signing key is 32 bytes (64 hex digits)"))?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// An Ed25519 key kept as its hex seed in `path`, created (mode 0600) on first use; when two
+/// processes race to create it, both end up with the one that was written first.
+pub fn load_or_create_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    match std::fs::read_to_string(path) {
+        Ok(seed) => signing_key_from_seed_hex(&seed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+                Ok(mut file) => {
+                    file.write_all(hex::encode(key.to_bytes()).as_bytes())?;
+                    Ok(key)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    signing_key_from_seed_hex(&std::fs::read_to_string(path)?)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The deployment's signing key; only `skyledger token create` (and tests) need it.
 pub struct TokenSigner {
     key: SigningKey,
@@ -109,38 +143,13 @@ impl TokenSigner {
     }
 
     pub fn from_seed_hex(seed: &str) -> anyhow::Result<Self> {
-        let bytes: [u8; 32] = hex::decode(seed.trim())?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("a signing key is 32 bytes (64 hex digits)"))?;
-        Ok(Self { key: SigningKey::from_bytes(&bytes) })
+        Ok(Self { key: signing_key_from_seed_hex(seed)? })
     }
 
     /// Reads the key file, creating it (mode 0600) with a new key when it does not exist, so a
     /// one-machine deployment works with no set-up.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(seed) => Self::from_seed_hex(&seed),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let signer = Self::generate();
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
-                match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-                    Ok(mut file) => {
-                        file.write_all(signer.seed_hex().as_bytes())?;
-                        Ok(signer)
-                    }
-                    // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::from_seed_hex(&std::fs::read_to_string(path)?)
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(Self { key: load_or_create_signing_key(path)? })
     }
 
     pub fn seed_hex(&self) -> String {

@@ -32,6 +32,7 @@ macro_rules! kind {
 kind!(ROUND_CONFIGURED, "intake", "round", "configured");
 kind!(TEAM_REGISTERED, "intake", "team", "registered");
 kind!(TEAM_ASSIGNED, "intake", "team", "assigned");
+kind!(CITY_PACKAGE_CONFIGURED, "intake", "city_package", "configured");
 kind!(INSPECTION_RECORDED, "intake", "inspection", "recorded");
 kind!(PROBLEM_REPORTED, "intake", "problem", "reported");
 kind!(PROBLEM_WITHDRAWN, "intake", "problem", "withdrawn");
@@ -56,6 +57,7 @@ pub const ALL: &[EventKind] = &[
     ROUND_CONFIGURED,
     TEAM_REGISTERED,
     TEAM_ASSIGNED,
+    CITY_PACKAGE_CONFIGURED,
     INSPECTION_RECORDED,
     PROBLEM_REPORTED,
     PROBLEM_WITHDRAWN,
@@ -101,6 +103,15 @@ pub struct TeamAssigned {
     pub round: String,
     pub team: String,
     pub cities: Vec<String>,
+}
+
+/// A city's package (三位一体包保): the three units that answer for it alongside its government.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CityPackageConfigured {
+    pub city_code: String,
+    pub ministry_department: String,
+    pub affiliated_unit: String,
+    pub provincial_department: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -188,6 +188,11 @@ impl ServiceProcess {
         child.wait().ok()
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
@@ -206,12 +211,20 @@ impl Drop for ServiceProcess {
 pub struct StackOptions {
     /// `SKYLEDGER__…` variables added to every service's environment.
     pub env: Vec<(String, String)>,
+    /// Start only these services (a benchmark of one service); all five when `None`.
+    pub only: Option<Vec<&'static str>>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
         // Short gathering windows keep the tests quick without sleeping for correctness.
-        Self { env: vec![("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), "300".into())] }
+        Self {
+            env: vec![
+                ("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), "300".into()),
+                ("SKYLEDGER__PUBLICATION__CHECKPOINT_INTERVAL_MILLIS".into(), "300".into()),
+            ],
+            only: None,
+        }
     }
 }
 
@@ -246,12 +259,16 @@ impl Stack {
             options,
             dir: tempfile::tempdir().expect("tempdir"),
         };
-        for name in SERVICES {
+        let chosen: Vec<&'static str> = match &stack.options.only {
+            Some(only) => only.clone(),
+            None => SERVICES.to_vec(),
+        };
+        for name in &chosen {
             let port = free_port();
             let process = stack.spawn(name, port);
             stack.services.insert(name, process);
         }
-        for name in SERVICES {
+        for name in &chosen {
             stack.wait_ready(name).await;
         }
         stack
@@ -273,6 +290,7 @@ impl Stack {
             .env("SKYLEDGER__AUTH__PUBLIC_KEY", self.signer.public_key_hex())
             .env(format!("SKYLEDGER__{}__LISTEN", name.to_uppercase()), format!("127.0.0.1:{port}"))
             .env("SKYLEDGER__PUBLICATION__PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .env("SKYLEDGER__PUBLICATION__CHECKPOINT_KEY_FILE", self.dir.path().join("publication-log.key"))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log handle"))
             .stderr(file);
@@ -328,7 +346,11 @@ impl Stack {
 
     /// Every service's log tail, for a failing test's message.
     pub fn logs(&self) -> String {
-        SERVICES.iter().map(|s| format!("--- {s} ---\n{}\n", self.services[s].log_tail(15))).collect()
+        SERVICES
+            .iter()
+            .filter_map(|s| self.services.get(s))
+            .map(|s| format!("--- {} ---\n{}\n", s.name, s.log_tail(15)))
+            .collect()
     }
 }
 

@@ -58,7 +58,7 @@ pub async fn post(stack: &Stack, service: &str, path: &str, token: &str, body: V
     send(stack, "POST", service, path, Some(token), Some(body)).await
 }
 
-async fn put_ok(stack: &Stack, service: &str, path: &str, body: Value) {
+pub async fn put_ok(stack: &Stack, service: &str, path: &str, body: Value) {
     let (status, answer) = send(stack, "PUT", service, path, Some(&stack.admin()), Some(body)).await;
     assert!(status.is_success(), "PUT {path}: {status} {answer}");
 }
@@ -181,4 +181,24 @@ pub async fn batch(stack: &Stack, items: Vec<Value>) -> Value {
         post(stack, "intake", "/v1/inspections/batch", &inspector(stack), json!({ "items": items })).await;
     assert_eq!(status, 200, "{answer}");
     answer
+}
+
+/// Publishes an event of `kind` straight into its producer's stream, as that producer would
+/// (for events whose producer is not built yet, or with fields a producer would add).
+pub async fn publish_event(
+    stack: &Stack,
+    kind: &shared::events::EventKind,
+    subject: &str,
+    partition: Option<&str>,
+    data: &Value,
+) -> shared::envelope::Event {
+    let event = shared::envelope::Event::new(kind, subject, data);
+    let client = async_nats::connect(stack.nats.url()).await.expect("connect to the test's NATS");
+    let js = async_nats::jetstream::new(client);
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(serde_json::to_vec(&event).expect("event serialises").into())
+        .message_id(event.id.to_string());
+    let nats_subject = shared::envelope::nats_subject(&stack.namespace, kind, partition);
+    js.send_publish(nats_subject, message).await.expect("publish").await.expect("ack");
+    event
 }

@@ -87,7 +87,8 @@ pub fn sheet_is_due(
 }
 
 /// The ledger's statuses, in the order a problem moves through them.
-pub const STATUSES: &[&str] = &["reported", "assigned", "acknowledged", "rectification_reported", "reopened", "closed"];
+pub const STATUSES: &[&str] =
+    &["reported", "assigned", "acknowledged", "rectification_reported", "reopened", "closed", "withdrawn", "merged"];
 
 /// Statuses in which a problem is still with its government, so it may be disputed or extended.
 pub const OPEN_FOR_THE_GOVERNMENT: &[&str] = &["assigned", "acknowledged", "reopened"];

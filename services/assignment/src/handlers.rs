@@ -4,8 +4,9 @@
 use shared::clock::Clock;
 use shared::envelope::Event;
 use shared::events::{
-    PROBLEM_CLOSED, PROBLEM_OVERDUE, PROBLEM_REOPENED, PROBLEM_REPORTED, ProblemClosed, ProblemOverdue,
-    ProblemReopened, ProblemReported, RECTIFICATION_REPORTED, RectificationReported,
+    PROBLEM_CLOSED, PROBLEM_MERGED, PROBLEM_OVERDUE, PROBLEM_REOPENED, PROBLEM_REPORTED, PROBLEM_WITHDRAWN,
+    ProblemClosed, ProblemMerged, ProblemOverdue, ProblemReopened, ProblemReported, ProblemWithdrawn,
+    RECTIFICATION_REPORTED, RectificationReported,
 };
 use shared::inbox::EventHandler;
 use sqlx::PgConnection;
@@ -35,6 +36,14 @@ impl EventHandler for Handlers {
             Some(PROBLEM_REOPENED) => {
                 let r: ProblemReopened = event.data_as()?;
                 store::apply_verification(conn, r.problem_id, "reopened", r.problem_seq, Some(r.deadline)).await?;
+            }
+            Some(PROBLEM_WITHDRAWN) => {
+                let w: ProblemWithdrawn = event.data_as()?;
+                store::take_out(conn, w.problem_id, "withdrawn").await?;
+            }
+            Some(PROBLEM_MERGED) => {
+                let m: ProblemMerged = event.data_as()?;
+                store::take_out(conn, m.problem_id, "merged").await?;
             }
             Some(PROBLEM_OVERDUE) => {
                 let o: ProblemOverdue = event.data_as()?;

@@ -72,7 +72,7 @@ pub async fn receive_problem(
 pub async fn gathering(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, String, i64, OffsetDateTime)>> {
     sqlx::query_as(
         "SELECT round_id, city_code, count(*), min(received_at)
-         FROM assignment.ledger WHERE handover_no IS NULL GROUP BY round_id, city_code",
+         FROM assignment.ledger WHERE handover_no IS NULL AND status = 'reported' GROUP BY round_id, city_code",
     )
     .fetch_all(conn)
     .await
@@ -95,7 +95,7 @@ pub async fn take_gathering(
 ) -> sqlx::Result<Vec<LedgerEntry>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {LEDGER_COLUMNS} FROM assignment.ledger
-         WHERE handover_no IS NULL AND round_id = $1 AND city_code = $2
+         WHERE handover_no IS NULL AND status = 'reported' AND round_id = $1 AND city_code = $2
          ORDER BY received_at, problem_id LIMIT $3 FOR UPDATE"
     )))
     .bind(round)
@@ -540,4 +540,17 @@ pub async fn jurisdiction(conn: &mut PgConnection, code: &str) -> sqlx::Result<O
 
 pub async fn jurisdictions(conn: &mut PgConnection) -> sqlx::Result<Vec<Jurisdiction>> {
     sqlx::query_as("SELECT code, name, city_code FROM assignment.jurisdictions ORDER BY code").fetch_all(conn).await
+}
+
+/// Takes a withdrawn or merged report out of the ledger's work (and off any sheet to come).
+pub async fn take_out(conn: &mut PgConnection, problem_id: Uuid, status: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE assignment.ledger SET status = $2, problem_seq = problem_seq + 1, updated_at = now()
+         WHERE problem_id = $1 AND status <> 'closed'",
+    )
+    .bind(problem_id)
+    .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

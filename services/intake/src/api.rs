@@ -2,20 +2,26 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::{Caller, Role};
 use std::collections::HashMap;
 
+use shared::clock::Clock;
 use shared::error::ApiError;
-use shared::events::{ROUND_CONFIGURED, RoundConfigured, TEAM_ASSIGNED, TEAM_REGISTERED, TeamAssigned, TeamRegistered};
+use shared::events::{
+    CITY_PACKAGE_CONFIGURED, CityPackageConfigured, PROBLEM_MERGED, PROBLEM_WITHDRAWN, ProblemMerged, ProblemWithdrawn,
+    ROUND_CONFIGURED, RoundConfigured, TEAM_ASSIGNED, TEAM_REGISTERED, TeamAssigned, TeamRegistered,
+};
 use shared::http::{JsonBody, parse_value};
 use shared::outbox::Outbox;
 use sqlx::PgPool;
 
-use crate::domain::{self, InspectionRequest, RoundRequest, RoundTeamRequest, TeamRequest};
+use crate::domain::{
+    self, CityPackageRequest, Correction, InspectionRequest, RoundRequest, RoundTeamRequest, TeamRequest,
+};
 use crate::recording::{self, Recorded};
 use crate::store;
 
@@ -23,6 +29,7 @@ use crate::store;
 pub struct AppState {
     pub pool: PgPool,
     pub outbox: Outbox,
+    pub clock: Clock,
     pub max_batch_items: usize,
 }
 
@@ -33,6 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rounds/{round}/teams/{team}", put(put_round_team))
         .route("/v1/inspections", post(post_inspection))
         .route("/v1/inspections/batch", post(post_batch))
+        .route("/v1/cities/{city}/package", put(put_package))
+        .route("/v1/rounds/{round}/quality", get(get_quality))
+        .route("/v1/problems/{id}/withdraw", post(withdraw_problem))
+        .route("/v1/problems/{id}/merge", post(merge_problem))
         .with_state(state)
 }
 
@@ -184,4 +195,128 @@ async fn post_batch(
     }
     tx.commit().await?;
     Ok(Json(json!({ "results": results })))
+}
+
+/// The city package (三位一体包保): one ministry department, one affiliated unit and one
+/// provincial department answer for the city; notices to the city are copied to them.
+async fn put_package(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(city): Path<String>,
+    JsonBody(package): JsonBody<CityPackageRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    domain::validate_package(&city, &package).finish()?;
+    let mut tx = s.pool.begin().await?;
+    store::upsert_package(&mut tx, &city, &package).await?;
+    let event = CityPackageConfigured {
+        city_code: city.clone(),
+        ministry_department: package.ministry_department.clone(),
+        affiliated_unit: package.affiliated_unit.clone(),
+        provincial_department: package.provincial_department.clone(),
+    };
+    s.outbox.publish(&mut tx, &CITY_PACKAGE_CONFIGURED, Some(&city), &city, &event).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "city": city, "package": package })))
+}
+
+/// Each team's figures for a round: site checks, ledger entries, duplicates, withdrawn, refused.
+async fn get_quality(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(round): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let mut conn = s.pool.acquire().await?;
+    if store::round_cities(&mut conn, &round).await?.is_none() {
+        return Err(ApiError::not_found(format!("round {round}")));
+    }
+    let teams = store::quality(&mut conn, &round).await?;
+    Ok(Json(json!({ "round": round, "teams": teams })))
+}
+
+fn parse_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "a problem id is a UUID"))
+}
+
+fn check_reason(reason: &str) -> Result<(), ApiError> {
+    let mut v = shared::error::Validator::new();
+    v.check(!reason.trim().is_empty() && reason.len() <= 2000, "reason", "give a reason (at most 2000 bytes)");
+    v.finish()
+}
+
+/// A ledger entry the campaign office may still correct.
+async fn correctable(conn: &mut sqlx::PgConnection, id: uuid::Uuid, field: &str) -> Result<store::Entry, ApiError> {
+    let entry = store::entry_for_update(conn, id).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
+    if entry.withdrawn {
+        return Err(ApiError::conflict(field, "the report was withdrawn"));
+    }
+    if entry.duplicate_of.is_some() {
+        return Err(ApiError::conflict(field, "a duplicate is no ledger entry of its own"));
+    }
+    Ok(entry)
+}
+
+/// The campaign office withdraws a report entered in error, with the reason; it leaves the
+/// ledger and the public record says so.
+async fn withdraw_problem(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(correction): JsonBody<Correction>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    check_reason(&correction.reason)?;
+    let mut tx = s.pool.begin().await?;
+    let entry = correctable(&mut tx, id, "id").await?;
+    let now = s.clock.now();
+    store::withdraw(&mut tx, id, &correction.reason, now).await?;
+    let event = ProblemWithdrawn {
+        problem_id: id,
+        problem_seq: 2,
+        city_code: entry.city_code.clone(),
+        reason: correction.reason,
+        withdrawn_at: now,
+    };
+    s.outbox.publish(&mut tx, &PROBLEM_WITHDRAWN, Some(&entry.city_code), id.to_string(), &event).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "id": id, "status": "withdrawn" })))
+}
+
+/// The campaign office finds two entries to be one problem: this one becomes a duplicate of
+/// `into`, with the reason, and leaves the ledger.
+async fn merge_problem(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(correction): JsonBody<Correction>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    check_reason(&correction.reason)?;
+    let into = correction.into.ok_or_else(|| ApiError::invalid("into", "the entry this one repeats"))?;
+    if into == id {
+        return Err(ApiError::invalid("into", "an entry cannot repeat itself"));
+    }
+    let mut tx = s.pool.begin().await?;
+    let entry = correctable(&mut tx, id, "id").await?;
+    let target = store::entry_for_update(&mut tx, into)
+        .await?
+        .ok_or_else(|| ApiError::invalid("into", format!("no problem {into}")))?;
+    if target.withdrawn || target.duplicate_of.is_some() || target.city_code != entry.city_code {
+        return Err(ApiError::invalid("into", "a ledger entry of the same city"));
+    }
+    store::merge(&mut tx, id, into, &correction.reason).await?;
+    let event = ProblemMerged {
+        problem_id: id,
+        problem_seq: 2,
+        into,
+        city_code: entry.city_code.clone(),
+        reason: correction.reason,
+        merged_at: s.clock.now(),
+    };
+    s.outbox.publish(&mut tx, &PROBLEM_MERGED, Some(&entry.city_code), id.to_string(), &event).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "id": id, "status": "merged", "into": into })))
 }

@@ -100,6 +100,36 @@ pub fn validate_round_team(request: &RoundTeamRequest, round_cities: &[String], 
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CityPackageRequest {
+    pub ministry_department: String,
+    pub affiliated_unit: String,
+    pub provincial_department: String,
+}
+
+pub fn validate_package(city: &str, p: &CityPackageRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(reference::city(city).is_some(), "city", format!("{city} is not one of the 39 key cities"));
+    for (field, value) in [
+        ("ministry_department", &p.ministry_department),
+        ("affiliated_unit", &p.affiliated_unit),
+        ("provincial_department", &p.provincial_department),
+    ] {
+        v.check(!value.trim().is_empty() && value.len() <= 200, field, "the unit's name (at most 200 bytes)");
+    }
+    v
+}
+
+/// The campaign office's correction of a report: withdrawn as entered in error, or merged into
+/// the entry it repeats.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Correction {
+    pub reason: String,
+    /// For a merge: the entry this one repeats.
+    #[serde(default)]
+    pub into: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvidenceItem {
     pub url: String,
     #[serde(default)]

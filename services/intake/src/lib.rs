@@ -29,6 +29,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let state = api::AppState {
         pool: runtime.pool.clone(),
         outbox: runtime.outbox.clone(),
+        clock: runtime.clock.clone(),
         max_batch_items: config.intake.max_batch_items,
     };
     let open311 = open311::router(open311::Open311State {

@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{EarlierEntry, RoundRequest, TeamRequest};
+use crate::domain::{CityPackageRequest, EarlierEntry, RoundRequest, TeamRequest};
 
 pub async fn upsert_round(conn: &mut PgConnection, id: &str, round: &RoundRequest) -> sqlx::Result<()> {
     sqlx::query(
@@ -240,4 +240,92 @@ pub async fn set_problem_status(conn: &mut PgConnection, problem_id: Uuid, close
     .execute(conn)
     .await?;
     Ok(())
+}
+
+pub async fn upsert_package(conn: &mut PgConnection, city: &str, p: &CityPackageRequest) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO intake.city_packages (city_code, ministry_department, affiliated_unit, provincial_department)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (city_code) DO UPDATE SET ministry_department = $2, affiliated_unit = $3, provincial_department = $4,
+             updated_at = now()",
+    )
+    .bind(city)
+    .bind(&p.ministry_department)
+    .bind(&p.affiliated_unit)
+    .bind(&p.provincial_department)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A reported problem as the campaign office corrects it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Entry {
+    pub id: Uuid,
+    pub city_code: String,
+    pub duplicate_of: Option<Uuid>,
+    pub withdrawn: bool,
+}
+
+pub async fn entry_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Entry>> {
+    sqlx::query_as(
+        "SELECT id, city_code, duplicate_of, withdrawn_at IS NOT NULL AS withdrawn FROM intake.problems WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn withdraw(conn: &mut PgConnection, id: Uuid, reason: &str, at: time::OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query("UPDATE intake.problems SET withdrawn_at = $2, withdrawn_why = $3 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn merge(conn: &mut PgConnection, id: Uuid, into: Uuid, reason: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE intake.problems SET duplicate_of = $2, merged_why = $3 WHERE id = $1")
+        .bind(id)
+        .bind(into)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Per team in a round: site checks, ledger entries, duplicates, withdrawn reports, refused items.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct TeamQuality {
+    pub team: String,
+    pub checks: i64,
+    pub problems: i64,
+    pub duplicates: i64,
+    pub withdrawn: i64,
+    pub refused: i64,
+}
+
+pub async fn quality(conn: &mut PgConnection, round: &str) -> sqlx::Result<Vec<TeamQuality>> {
+    sqlx::query_as(
+        "WITH teams AS (
+             SELECT team_id FROM intake.round_teams WHERE round_id = $1
+             UNION SELECT team_id FROM intake.inspections WHERE round_id = $1
+             UNION SELECT team_id FROM intake.refusals WHERE round_id = $1
+         )
+         SELECT t.team_id AS team,
+                (SELECT count(*) FROM intake.inspections i WHERE i.round_id = $1 AND i.team_id = t.team_id) AS checks,
+                (SELECT count(*) FROM intake.problems p WHERE p.round_id = $1 AND p.team_id = t.team_id
+                    AND p.duplicate_of IS NULL AND p.withdrawn_at IS NULL) AS problems,
+                (SELECT count(*) FROM intake.problems p WHERE p.round_id = $1 AND p.team_id = t.team_id
+                    AND p.duplicate_of IS NOT NULL) AS duplicates,
+                (SELECT count(*) FROM intake.problems p WHERE p.round_id = $1 AND p.team_id = t.team_id
+                    AND p.withdrawn_at IS NOT NULL) AS withdrawn,
+                coalesce((SELECT refused FROM intake.refusals r WHERE r.round_id = $1 AND r.team_id = t.team_id), 0) AS refused
+         FROM teams t ORDER BY t.team_id",
+    )
+    .bind(round)
+    .fetch_all(conn)
+    .await
 }

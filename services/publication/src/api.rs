@@ -1,28 +1,35 @@
-//! Publication's HTTP routes: everything here is public and needs no token.
+//! Publication's HTTP routes. Everything is public and needs no token, except the campaign
+//! office's acts under `/v1/admin/` (admin token).
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::error::ApiError;
-use shared::http::QueryParams;
+use sha2::{Digest, Sha256};
+use shared::auth::{Caller, Role};
+use shared::error::{ApiError, Validator};
+use shared::http::{JsonBody, QueryParams};
 use shared::reference;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::render;
-use crate::store::{self, ProblemFilter};
+use crate::handlers::Publisher;
+use crate::merkle;
+use crate::render::{self, Lang};
+use crate::store::{self, Cursor, HistoryLine, ProblemFilter, StatsFilter};
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub base_url: String,
     pub feed_size: i64,
+    pub publisher: Publisher,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -33,181 +40,837 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/problems/{id}", get(get_problem))
         .route("/v1/stats", get(stats))
         .route("/v1/chain", get(chain))
+        .route("/v1/chain/key", get(chain_key))
+        .route("/v1/chain/entries", get(chain_entries))
+        .route("/v1/chain/checkpoint", get(latest_checkpoint))
+        .route("/v1/chain/checkpoints", get(checkpoints))
+        .route("/v1/chain/proof/inclusion", get(inclusion_proof))
+        .route("/v1/chain/proof/consistency", get(consistency_proof))
         .route("/feed.atom", get(atom))
         .route("/feed.json", get(json_feed))
+        .route("/typical-cases.atom", get(typical_atom))
+        .route("/typical-cases.json", get(typical_json))
         .route("/problems.geojson", get(geojson))
         .route("/problems.csv", get(csv))
+        .route("/v1/admin/pending", get(pending))
+        .route("/v1/admin/problems/{id}/typical-case", put(mark_typical))
+        .route("/v1/admin/problems/{id}/approval", post(approve))
+        .route("/v1/admin/problems/{id}/retraction", post(retract))
+        .route("/v1/admin/problems/{id}/correction", post(correct))
+        .route("/v1/admin/entries/{index}/takedown", post(takedown))
         .with_state(state)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conditional GET
+
+fn http_date(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
+
+fn parse_http_date(text: &str) -> Option<OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(text.trim(), &format).ok().map(|t| t.assume_utc())
+}
+
+/// Answers `body` with an ETag (its hash) and Last-Modified (when the public record last
+/// changed), or 304 when the client's copy is current. If-None-Match wins over
+/// If-Modified-Since (RFC 9110 §13.2.2).
+fn conditional(request: &HeaderMap, last_modified: OffsetDateTime, content_type: &str, body: Vec<u8>) -> Response {
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+    let not_modified = match request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(tags) => tags.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag),
+        None => request
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
+            .is_some_and(|since| last_modified.unix_timestamp() <= since.unix_timestamp()),
+    };
+    let mut headers = HeaderMap::new();
+    let mut set = |name, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(header::ETAG, &etag);
+    set(header::LAST_MODIFIED, &http_date(last_modified));
+    set(header::CACHE_CONTROL, "public, no-cache");
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    set(header::CONTENT_TYPE, content_type);
+    (headers, body).into_response()
+}
+
+fn json_bytes(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    Ok(serde_json::to_vec(value).map_err(anyhow::Error::from)?)
+}
+
+const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=utf-8";
+
+// ---------------------------------------------------------------------------------------------
+// Problems
 
 #[derive(Deserialize, Default)]
 struct ListQuery {
     #[serde(flatten)]
     filter: ProblemFilter,
     limit: Option<i64>,
+    /// Where the page starts: the `next_cursor` of the page before.
+    cursor: Option<String>,
+    /// GeoJSON only: `min_lon,min_lat,max_lon,max_lat`.
+    bbox: Option<String>,
+    lang: Option<String>,
 }
 
-fn checked(q: &ListQuery, default_limit: i64, max: i64) -> Result<i64, ApiError> {
-    let mut v = shared::error::Validator::new();
-    if let Some(city) = &q.filter.city {
+struct Checked {
+    limit: i64,
+    cursor: Option<Cursor>,
+    bbox: Option<[f64; 4]>,
+}
+
+const STATUSES: &[&str] = &["assigned", "acknowledged", "rectification_reported", "reopened", "closed"];
+
+fn check_filter(v: &mut Validator, f: &ProblemFilter) {
+    if let Some(city) = &f.city {
         v.check(reference::city(city).is_some(), "city", "not one of the 39 key cities");
     }
-    if let Some(category) = &q.filter.category {
+    if let Some(county) = &f.county {
+        v.check(reference::is_jurisdiction(county), "county", "not a county of a key city");
+    }
+    if let Some(category) = &f.category {
         v.check(reference::category(category).is_some(), "category", "not a known category");
     }
+    if let Some(status) = &f.status {
+        v.check(STATUSES.contains(&status.as_str()), "status", format!("one of {}", STATUSES.join(", ")));
+    }
+}
+
+fn checked(q: &ListQuery, default_limit: i64, max: i64) -> Result<Checked, ApiError> {
+    let mut v = Validator::new();
+    check_filter(&mut v, &q.filter);
     let limit = q.limit.unwrap_or(default_limit);
     v.check((1..=max).contains(&limit), "limit", format!("between 1 and {max}"));
+    let cursor = q.cursor.as_deref().map(Cursor::decode);
+    v.check(!matches!(cursor, Some(None)), "cursor", "not a cursor this service gave");
+    let bbox = q.bbox.as_deref().map(|b| {
+        let parts: Vec<f64> = b.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        match parts[..] {
+            [w, s, e, n]
+                if (-180.0..=180.0).contains(&w)
+                    && (-180.0..=180.0).contains(&e)
+                    && (-90.0..=90.0).contains(&s)
+                    && (-90.0..=90.0).contains(&n)
+                    && s <= n =>
+            {
+                Some([w, s, e, n])
+            }
+            _ => None,
+        }
+    });
+    v.check(!matches!(bbox, Some(None)), "bbox", "min_lon,min_lat,max_lon,max_lat in degrees (WGS 84)");
     v.finish()?;
-    Ok(limit)
+    Ok(Checked { limit, cursor: cursor.flatten(), bbox: bbox.flatten() })
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "a problem id is a UUID"))
 }
 
-async fn list_problems(
-    State(s): State<AppState>,
-    QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = checked(&q, 100, 1000)?;
-    let items = store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?;
-    Ok(Json(json!({ "count": items.len(), "items": items })))
+/// The query string of a list with its filters and a cursor, for `next` links.
+fn query_with(f: &ProblemFilter, cursor: Option<&str>, extra: &[(&str, String)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    let pairs = [
+        ("city", f.city.clone()),
+        ("county", f.county.clone()),
+        ("category", f.category.clone()),
+        ("status", f.status.clone()),
+        ("round", f.round.clone()),
+        ("q", f.q.clone()),
+        ("typical", f.typical.map(|b| b.to_string())),
+        ("overdue", f.overdue.map(|b| b.to_string())),
+    ];
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            q.append_pair(k, &v);
+        }
+    }
+    for (k, v) in extra {
+        q.append_pair(k, v);
+    }
+    if let Some(c) = cursor {
+        q.append_pair("cursor", c);
+    }
+    let s = q.finish();
+    if s.is_empty() { s } else { format!("?{s}") }
 }
 
-async fn public_problem(s: &AppState, id: &str) -> Result<(store::PublicProblem, Vec<store::HistoryItem>), ApiError> {
-    let id = parse_id(id)?;
+/// A page of problems and the cursor of the next page, if there may be one.
+async fn page(
+    conn: &mut PgConnection,
+    f: &ProblemFilter,
+    c: &Checked,
+) -> Result<(Vec<store::PublicProblem>, Option<String>), ApiError> {
+    let mut items = store::public_problems(conn, f, c.cursor, c.limit + 1).await?;
+    let more = items.len() as i64 > c.limit;
+    items.truncate(c.limit as usize);
+    let next = if more { items.last().map(|p| Cursor::after(p).encode()) } else { None };
+    Ok((items, next))
+}
+
+async fn list_problems(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    let c = checked(&q, 100, 1000)?;
     let mut conn = s.pool.acquire().await?;
-    let problem =
-        store::public_problem(&mut conn, id).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
-    let history = store::history(&mut conn, id).await?;
+    let (items, next_cursor) = page(&mut conn, &q.filter, &c).await?;
+    let next = next_cursor.as_deref().map(|n| {
+        format!("{}/v1/problems{}", s.base_url, query_with(&q.filter, Some(n), &[("limit", c.limit.to_string())]))
+    });
+    let body = json!({ "count": items.len(), "items": items, "next_cursor": next_cursor, "next": next });
+    let modified = store::last_modified(&mut conn).await?;
+    Ok(conditional(&headers, modified, JSON, json_bytes(&body)?))
+}
+
+async fn public_problem(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<(store::PublicProblem, Vec<store::HistoryItem>), ApiError> {
+    let id = parse_id(id)?;
+    let problem = store::public_problem(conn, id).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
+    let history = store::history(conn, id).await?;
     Ok((problem, history))
 }
 
-async fn get_problem(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let (problem, history) = public_problem(&s, &id).await?;
+async fn get_problem(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut conn = s.pool.acquire().await?;
+    let (problem, history) = public_problem(&mut conn, &id).await?;
+    let modified = problem.updated_at;
+    let mut body = serde_json::to_value(problem).map_err(anyhow::Error::from)?;
+    body["history"] = serde_json::to_value(history).map_err(anyhow::Error::from)?;
+    Ok(conditional(&headers, modified, JSON, json_bytes(&body)?))
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    lang: Option<String>,
+}
+
+async fn problem_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
+    let mut conn = s.pool.acquire().await?;
+    let (problem, history) = public_problem(&mut conn, &id).await?;
+    let html = render::problem_page(&problem, &history, Lang::from_query(q.lang.as_deref()));
+    Ok(conditional(&headers, problem.updated_at, HTML, html.into_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+fn check_stats(f: &StatsFilter) -> Result<(), ApiError> {
+    let mut v = Validator::new();
+    check_filter(&mut v, &ProblemFilter { city: f.city.clone(), category: f.category.clone(), ..Default::default() });
+    v.finish()
+}
+
+/// Everything `/v1/stats` and the front page show, computed from the events alone.
+pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter) -> Result<Value, ApiError> {
+    let figures = store::figures(conn, f).await?;
+    let checks = store::site_checks(conn, f).await?;
+    let public = store::public_counts(conn, f).await?;
+    let by_category = store::handed_over_by_category(conn, f).await?;
+    let (rounds, team_rounds) = store::rounds_and_teams(conn, f).await?;
+    let (escalations, levels) = store::escalations(conn, f).await?;
+
+    let mut groups: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for fig in &figures {
+        let mut v = serde_json::to_value(fig).map_err(anyhow::Error::from)?;
+        v["site_checks"] = Value::Null;
+        groups.insert((fig.dimension.clone(), fig.key.clone()), v);
+    }
+    let empty = || serde_json::to_value(store::Figures::empty()).expect("figures serialise");
+    // Checks have no category: with a category filter they are not counted.
+    if f.category.is_none() {
+        for (dimension, key, n) in &checks {
+            groups.entry((dimension.clone(), key.clone())).or_insert_with(empty)["site_checks"] = json!(n);
+        }
+    }
+    let total = groups.get(&("total".into(), String::new())).cloned().unwrap_or_else(empty);
+    let of = |dimension: &str| -> BTreeMap<String, Value> {
+        groups.iter().filter(|((d, _), _)| d == dimension).map(|((_, k), v)| (k.clone(), v.clone())).collect()
+    };
+    let mut cities = of("city");
+    let mut provinces = of("province");
+    let rounds_figures = of("round");
+    let mut categories = of("category");
+    // The public problems by status, as before: what the public can see now.
+    let mut public_total = 0;
+    let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
+    for (city, category, status, n) in &public {
+        public_total += n;
+        *by_status.entry(status.clone()).or_default() += n;
+        for bucket in
+            [cities.entry(city.clone()).or_insert_with(empty), categories.entry(category.clone()).or_insert_with(empty)]
+        {
+            bucket["problems"] = json!(bucket["problems"].as_i64().unwrap_or(0) + n);
+            let s = &mut bucket["by_status"][status];
+            *s = json!(s.as_i64().unwrap_or(0) + n);
+        }
+    }
+    let levels: BTreeMap<String, String> = levels.into_iter().collect();
+    for (code, v) in cities.iter_mut() {
+        if let Some(c) = reference::city(code) {
+            v["name_zh"] = json!(c.name_zh);
+            v["name_en"] = json!(c.name_en);
+            v["province_code"] = json!(c.province_code);
+        }
+        v["escalation_level"] = json!(levels.get(code));
+    }
+    for (code, v) in provinces.iter_mut() {
+        if let Some(c) = reference::cities().iter().find(|c| &c.province_code == code) {
+            v["name_zh"] = json!(c.province_zh);
+            v["name_en"] = json!(c.province_en);
+        }
+    }
+    for (code, v) in categories.iter_mut() {
+        if let Some(c) = reference::category(code) {
+            v["name_zh"] = json!(c.name_zh);
+            v["name_en"] = json!(c.name_en);
+        }
+    }
+    let league = crate::domain::league(
+        reference::cities()
+            .iter()
+            .filter(|c| f.city.as_ref().is_none_or(|code| code == &c.code))
+            .map(|c| {
+                let g = cities.get(&c.code);
+                let n = |k: &str| g.and_then(|g| g[k].as_i64()).unwrap_or(0);
+                crate::domain::CityFigures {
+                    city_code: c.code.clone(),
+                    site_checks: n("site_checks"),
+                    problems_found: n("problems_found"),
+                    handed_over: n("handed_over"),
+                    closed: n("closed"),
+                    closed_on_time: n("closed_on_time"),
+                    overdue: n("overdue"),
+                    reopened: n("reopened"),
+                    rebounds: n("rebounds"),
+                }
+            })
+            .collect(),
+    );
+    let league: Vec<Value> = league
+        .into_iter()
+        .map(|row| {
+            let mut v = serde_json::to_value(&row).expect("league serialises");
+            if let Some(c) = reference::city(&row.figures.city_code) {
+                v["name_zh"] = json!(c.name_zh);
+                v["name_en"] = json!(c.name_en);
+            }
+            v["escalation_level"] = json!(levels.get(&row.figures.city_code));
+            v
+        })
+        .collect();
+    let n = |k: &str| total[k].as_i64().unwrap_or(0);
+    let handed: BTreeMap<String, i64> = by_category.into_iter().collect();
+    let escalation_counts: BTreeMap<String, i64> = escalations.into_iter().collect();
+    let summary = crate::domain::CampaignSummary {
+        rounds,
+        teams_deployed: team_rounds,
+        person_times: team_rounds * 3,
+        site_checks: total["site_checks"].as_i64().unwrap_or(0),
+        problems_found: n("problems_found"),
+        handed_over: n("handed_over"),
+        closed: n("closed"),
+        closed_on_time: n("closed_on_time"),
+        overdue: n("overdue"),
+        reopened: n("reopened"),
+        rebounds: n("rebounds"),
+        rerouted: n("rerouted"),
+        extended: n("extended"),
+        emergency_plan_problems: handed.get("emergency_plan").copied().unwrap_or(0),
+        scattered_polluting_problems: handed.get("scattered_polluting").copied().unwrap_or(0),
+        coal_boiler_problems: handed.get("coal_boiler").copied().unwrap_or(0),
+        coal_to_gas_lagging_projects: handed.get("coal_to_gas").copied().unwrap_or(0),
+        escalations: escalation_counts.values().sum(),
+        escalations_by_level: escalation_counts,
+        handed_over_by_category: handed,
+        median_days_to_close: total["median_days_to_close"].as_f64(),
+    };
+    let mut totals = total.clone();
+    totals["problems"] = json!(public_total);
+    totals["by_status"] = json!(by_status);
+    Ok(json!({
+        "filters": { "round": f.round, "city": f.city, "category": f.category },
+        "totals": totals,
+        "summary": summary.with_text(),
+        "league": league,
+        "cities": cities,
+        "provinces": provinces,
+        "rounds": rounds_figures,
+        "categories": categories,
+    }))
+}
+
+async fn stats(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(f): QueryParams<StatsFilter>,
+) -> Result<Response, ApiError> {
+    check_stats(&f)?;
+    let mut conn = s.pool.acquire().await?;
+    let body = statistics(&mut conn, &f).await?;
+    let modified = store::last_modified(&mut conn).await?;
+    Ok(conditional(&headers, modified, JSON, json_bytes(&body)?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public page
+
+#[derive(Deserialize)]
+struct FrontQuery {
+    lang: Option<String>,
+    city: Option<String>,
+    q: Option<String>,
+}
+
+async fn front_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<FrontQuery>,
+) -> Result<Response, ApiError> {
+    let city = q.city.filter(|c| !c.is_empty());
+    let search = q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if let Some(code) = &city
+        && reference::city(code).is_none()
+    {
+        return Err(ApiError::invalid("city", "not one of the 39 key cities"));
+    }
+    let mut conn = s.pool.acquire().await?;
+    let stats = statistics(&mut conn, &StatsFilter::default()).await?;
+    let filter = ProblemFilter { city: city.clone(), q: search.clone(), ..Default::default() };
+    let problems = store::public_problems(&mut conn, &filter, None, s.feed_size).await?;
+    let typical = store::typical_cases(&mut conn, 10).await?;
+    let daily = store::daily(&mut conn).await?;
+    let view = render::FrontPage {
+        lang: Lang::from_query(q.lang.as_deref()),
+        stats: &stats,
+        problems: &problems,
+        typical: &typical,
+        daily: &daily,
+        city: city.as_deref(),
+        q: search.as_deref(),
+    };
+    let modified = store::last_modified(&mut conn).await?;
+    Ok(conditional(&headers, modified, HTML, render::front_page(&view).into_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public log
+
+#[derive(Deserialize)]
+struct RangeQuery {
+    start: Option<i64>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn chain_key(State(s): State<AppState>) -> Json<Value> {
+    let signer = &s.publisher.signer;
+    Json(json!({ "origin": signer.origin, "algorithm": "Ed25519", "public_key": signer.public_key_hex() }))
+}
+
+/// The log at a glance: its key, its latest checkpoint, and where the rest is.
+async fn chain(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut conn = s.pool.acquire().await?;
+    let signer = &s.publisher.signer;
+    let checkpoint = store::latest_checkpoint(&mut conn, &signer.origin).await?;
+    let size: i64 = store::log_size(&mut conn).await?;
+    Ok(Json(json!({
+        "origin": signer.origin,
+        "algorithm": "Ed25519",
+        "public_key": signer.public_key_hex(),
+        "size": size,
+        "checkpoint": checkpoint,
+        "links": {
+            "entries": "/v1/chain/entries?start=0",
+            "checkpoint": "/v1/chain/checkpoint",
+            "checkpoints": "/v1/chain/checkpoints",
+            "inclusion_proof": "/v1/chain/proof/inclusion?index={index}&tree_size={tree_size}",
+            "consistency_proof": "/v1/chain/proof/consistency?first={first}&second={second}",
+        },
+    })))
+}
+
+async fn chain_entries(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(1000);
+    let start = q.start.unwrap_or(0);
+    let mut v = Validator::new();
+    v.check((1..=10_000).contains(&limit), "limit", "between 1 and 10000");
+    v.check(start >= 0, "start", "an entry index, from 0");
+    v.finish()?;
+    let entries = store::log_entries(&mut *s.pool.acquire().await?, start, limit).await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+async fn latest_checkpoint(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let checkpoint = store::latest_checkpoint(&mut *s.pool.acquire().await?, &s.publisher.signer.origin)
+        .await?
+        .ok_or_else(|| ApiError::not_found("checkpoint (the log is empty)"))?;
+    Ok(Json(serde_json::to_value(checkpoint).map_err(anyhow::Error::from)?))
+}
+
+async fn checkpoints(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "between 1 and 10000"));
+    }
+    let list =
+        store::checkpoints(&mut *s.pool.acquire().await?, q.after.unwrap_or(0), limit, &s.publisher.signer.origin)
+            .await?;
+    Ok(Json(json!({ "checkpoints": list })))
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: i64,
+    tree_size: Option<i64>,
+}
+
+/// The audit path of one entry in the tree of `tree_size` entries (default: the latest checkpoint's).
+async fn inclusion_proof(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<InclusionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = s.pool.acquire().await?;
+    let tree_size = match q.tree_size {
+        Some(n) => n,
+        None => {
+            store::latest_checkpoint(&mut conn, &s.publisher.signer.origin).await?.map(|c| c.tree_size).unwrap_or(0)
+        }
+    };
+    let size = store::log_size(&mut conn).await?;
+    let mut v = Validator::new();
+    v.check(tree_size >= 1 && tree_size <= size, "tree_size", format!("between 1 and the log's size ({size})"));
+    v.check(q.index >= 0 && q.index < tree_size.max(1), "index", "an entry index below tree_size");
+    v.finish()?;
+    let leaves = store::leaf_hashes(&mut conn, tree_size).await?;
+    let path = merkle::inclusion_proof(q.index as usize, &leaves).unwrap_or_default();
+    Ok(Json(json!({
+        "index": q.index,
+        "tree_size": tree_size,
+        "leaf_hash": merkle::to_hex(&leaves[q.index as usize]),
+        "root_hash": merkle::to_hex(&merkle::root(&leaves)),
+        "audit_path": path.iter().map(merkle::to_hex).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    first: i64,
+    second: i64,
+}
+
+async fn consistency_proof(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<ConsistencyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = s.pool.acquire().await?;
+    let size = store::log_size(&mut conn).await?;
+    let mut v = Validator::new();
+    v.check(q.second >= 1 && q.second <= size, "second", format!("between 1 and the log's size ({size})"));
+    v.check(q.first >= 1 && q.first <= q.second, "first", "between 1 and second");
+    v.finish()?;
+    let leaves = store::leaf_hashes(&mut conn, q.second).await?;
+    let proof = merkle::consistency_proof(q.first as usize, &leaves).unwrap_or_default();
+    Ok(Json(json!({
+        "first": q.first,
+        "second": q.second,
+        "first_root": merkle::to_hex(&merkle::root(&leaves[..q.first as usize])),
+        "second_root": merkle::to_hex(&merkle::root(&leaves)),
+        "proof": proof.iter().map(merkle::to_hex).collect::<Vec<_>>(),
+    })))
+}
+
+/// Publishes what time alone made public (embargoes ending) and what a failure left unlogged,
+/// then signs a checkpoint if the log grew.
+pub async fn publish_due(pool: &PgPool, publisher: &Publisher) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    for id in store::due_for_refresh(&mut tx, 500).await? {
+        publisher.refresh(&mut tx, id).await?;
+    }
+    store::checkpoint_if_grown(&mut tx, &publisher.signer, OffsetDateTime::now_utc()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feeds and downloads
+
+fn feed_self(s: &AppState, path: &str, f: &ProblemFilter, cursor: Option<&str>) -> String {
+    format!("{}{path}{}", s.base_url, query_with(f, cursor, &[]))
+}
+
+async fn feed(s: &AppState, headers: &HeaderMap, q: &ListQuery, path: &str, atom: bool) -> Result<Response, ApiError> {
+    let c = checked(q, s.feed_size, 1000)?;
+    let mut conn = s.pool.acquire().await?;
+    let (rows, next) = page(&mut conn, &q.filter, &c).await?;
+    let links = render::FeedLinks {
+        base: s.base_url.clone(),
+        this: feed_self(s, path, &q.filter, q.cursor.as_deref()),
+        first: feed_self(s, path, &q.filter, None),
+        next: next.as_deref().map(|n| feed_self(s, path, &q.filter, Some(n))),
+        title_suffix: render::feed_title_suffix(&q.filter),
+    };
+    let modified = store::last_modified(&mut conn).await?;
+    if atom {
+        Ok(conditional(
+            headers,
+            modified,
+            "application/atom+xml; charset=utf-8",
+            render::atom(&rows, &links).into_bytes(),
+        ))
+    } else {
+        let body = json_bytes(&render::json_feed(&rows, &links))?;
+        Ok(conditional(headers, modified, "application/feed+json; charset=utf-8", body))
+    }
+}
+
+async fn atom(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    feed(&s, &headers, &q, "/feed.atom", true).await
+}
+
+async fn json_feed(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    feed(&s, &headers, &q, "/feed.json", false).await
+}
+
+async fn typical_atom(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(mut q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    q.filter.typical = Some(true);
+    feed(&s, &headers, &q, "/typical-cases.atom", true).await
+}
+
+async fn typical_json(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(mut q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    q.filter.typical = Some(true);
+    feed(&s, &headers, &q, "/typical-cases.json", false).await
+}
+
+async fn geojson(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    let c = checked(&q, 10_000, 100_000)?;
+    let mut conn = s.pool.acquire().await?;
+    let rows = store::public_problems(&mut conn, &q.filter, c.cursor, c.limit).await?;
+    let body = json_bytes(&render::geojson(&rows, c.bbox, &s.base_url))?;
+    let modified = store::last_modified(&mut conn).await?;
+    Ok(conditional(&headers, modified, "application/geo+json", body))
+}
+
+async fn csv(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    let c = checked(&q, 100_000, 1_000_000)?;
+    let mut conn = s.pool.acquire().await?;
+    let rows = store::public_problems(&mut conn, &q.filter, c.cursor, c.limit).await?;
+    let modified = store::last_modified(&mut conn).await?;
+    let _ = q.lang;
+    Ok(conditional(&headers, modified, "text/csv; charset=utf-8", render::csv(&rows).into_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The campaign office's acts: each is a new public entry, never a silent edit.
+
+async fn record_act(
+    s: &AppState,
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    kind: &str,
+    status: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    let line = HistoryLine { problem_id, source_id: Uuid::now_v7(), at: s.publisher.clock.now(), kind, status, what };
+    store::add_history(conn, &line).await?;
+    s.publisher.refresh(conn, problem_id).await?;
+    Ok(())
+}
+
+async fn answer_problem(conn: &mut PgConnection, id: Uuid) -> Result<Json<Value>, ApiError> {
+    let (problem, history) = public_problem(conn, &id.to_string()).await?;
     let mut body = serde_json::to_value(problem).map_err(anyhow::Error::from)?;
     body["history"] = serde_json::to_value(history).map_err(anyhow::Error::from)?;
     Ok(Json(body))
 }
 
-async fn problem_page(State(s): State<AppState>, Path(id): Path<String>) -> Result<Html<String>, ApiError> {
-    let (problem, history) = public_problem(&s, &id).await?;
-    Ok(Html(render::problem_page(&problem, &history)))
+fn required_text(v: &mut Validator, field: &str, value: &str, max: usize) {
+    v.check(!value.trim().is_empty() && value.chars().count() <= max, field, format!("1 to {max} characters"));
 }
 
-/// Totals with per-city and per-category breakdowns; filters `round`, `city`, `category`.
 #[derive(Deserialize)]
-struct StatsQuery {
-    round: Option<String>,
-    city: Option<String>,
-    category: Option<String>,
+struct TypicalCase {
+    /// The short public narrative.
+    narrative: String,
 }
 
-async fn stats(
+async fn mark_typical(
     State(s): State<AppState>,
-    QueryParams(stats_query): QueryParams<StatsQuery>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<TypicalCase>,
 ) -> Result<Json<Value>, ApiError> {
-    let StatsQuery { round, city, category } = stats_query;
-    let q = ListQuery { filter: ProblemFilter { city, category, round, ..Default::default() }, limit: None };
-    checked(&q, 1, 1)?;
-    let mut conn = s.pool.acquire().await?;
-    let counts = store::problem_counts(&mut conn, &q.filter).await?;
-    let checks = store::check_counts(&mut conn, &q.filter).await?;
-    let mut totals = json!({ "site_checks": 0, "problems": 0, "by_status": {} });
-    let mut cities: BTreeMap<String, Value> = BTreeMap::new();
-    let mut categories: BTreeMap<String, Value> = BTreeMap::new();
-    let empty = || json!({ "site_checks": 0, "problems": 0, "by_status": {} });
-    for (city, n) in &checks {
-        if q.filter.category.is_none() {
-            totals["site_checks"] = json!(totals["site_checks"].as_i64().unwrap_or(0) + n);
-        }
-        cities.entry(city.clone()).or_insert_with(empty)["site_checks"] = json!(n);
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    let mut v = Validator::new();
+    required_text(&mut v, "narrative", &body.narrative, 2000);
+    v.finish()?;
+    let mut tx = s.pool.begin().await?;
+    if !store::mark_typical(&mut tx, id, body.narrative.trim(), s.publisher.clock.now()).await? {
+        return Err(ApiError::not_found(format!("public problem {id}")));
     }
-    for (city, category, status, n) in counts {
-        for bucket in
-            [&mut totals, cities.entry(city).or_insert_with(empty), categories.entry(category).or_insert_with(empty)]
-        {
-            bucket["problems"] = json!(bucket["problems"].as_i64().unwrap_or(0) + n);
-            let by = &mut bucket["by_status"][&status];
-            *by = json!(by.as_i64().unwrap_or(0) + n);
-        }
-    }
-    for bucket in categories.values_mut() {
-        if let Some(map) = bucket.as_object_mut() {
-            map.remove("site_checks");
-        }
-    }
-    Ok(Json(json!({ "totals": totals, "cities": cities, "categories": categories })))
+    let what = crate::domain::said_typical_case(body.narrative.trim());
+    record_act(&s, &mut tx, id, "typical_case", "typical_case", &what).await?;
+    let answer = answer_problem(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
-async fn front_page(State(s): State<AppState>) -> Result<Html<String>, ApiError> {
-    let mut conn = s.pool.acquire().await?;
-    let problems = store::public_problems(&mut conn, &ProblemFilter::default(), s.feed_size).await?;
-    let counts = store::problem_counts(&mut conn, &ProblemFilter::default()).await?;
-    let checks: BTreeMap<String, i64> =
-        store::check_counts(&mut conn, &ProblemFilter::default()).await?.into_iter().collect();
-    let mut per_city: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (city, _, status, n) in counts {
-        let entry = per_city.entry(city).or_default();
-        entry.0 += n;
-        if status == "closed" {
-            entry.1 += n;
-        }
+async fn approve(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    let mut tx = s.pool.begin().await?;
+    if !store::approve(&mut tx, id, s.publisher.clock.now()).await? {
+        return Err(ApiError::not_found(format!("problem {id}")));
     }
-    let rows: Vec<(String, i64, i64, i64)> = reference::cities()
-        .iter()
-        .map(|c| {
-            let (found, closed) = per_city.get(&c.code).copied().unwrap_or_default();
-            (c.code.clone(), checks.get(&c.code).copied().unwrap_or(0), found, closed)
-        })
-        .collect();
-    Ok(Html(render::front_page(&problems, &rows)))
+    s.publisher.refresh(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "id": id, "approved": true })))
+}
+
+async fn pending(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let items = store::pending_approval(&mut *s.pool.acquire().await?, 1000).await?;
+    Ok(Json(json!({ "count": items.len(), "items": items })))
 }
 
 #[derive(Deserialize)]
-struct ChainQuery {
-    after: Option<i64>,
-    limit: Option<i64>,
+struct Reason {
+    reason: String,
 }
 
-/// The hash chain of every public entry, in order, paged by `after`.
-async fn chain(State(s): State<AppState>, QueryParams(q): QueryParams<ChainQuery>) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "between 1 and 10000"));
+async fn retract(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Reason>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    let mut v = Validator::new();
+    required_text(&mut v, "reason", &body.reason, 1000);
+    v.finish()?;
+    let mut tx = s.pool.begin().await?;
+    if !store::retract(&mut tx, id, body.reason.trim(), s.publisher.clock.now()).await? {
+        return Err(ApiError::not_found(format!("public problem {id}")));
     }
-    let entries = store::chain(&mut *s.pool.acquire().await?, q.after.unwrap_or(0), limit).await?;
-    Ok(Json(json!({ "entries": entries })))
+    record_act(&s, &mut tx, id, "retraction", "retracted", &crate::domain::said_retracted(body.reason.trim())).await?;
+    let answer = answer_problem(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
-async fn feed_rows(s: &AppState, q: &ListQuery) -> Result<Vec<store::PublicProblem>, ApiError> {
-    let limit = checked(q, s.feed_size, 10_000)?;
-    Ok(store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?)
+#[derive(Deserialize)]
+struct Correction {
+    field: String,
+    value: String,
+    reason: String,
 }
 
-async fn atom(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
-    let rows = feed_rows(&s, &q).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-        render::atom(&rows, &s.base_url, "/feed.atom"),
-    )
-        .into_response())
+async fn correct(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Correction>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    let mut v = Validator::new();
+    v.check(
+        store::CORRECTABLE.contains(&body.field.as_str()),
+        "field",
+        format!("one of {}", store::CORRECTABLE.join(", ")),
+    );
+    required_text(&mut v, "value", &body.value, 2000);
+    required_text(&mut v, "reason", &body.reason, 1000);
+    v.finish()?;
+    let mut tx = s.pool.begin().await?;
+    let Some(previous) = store::correct(&mut tx, id, &body.field, body.value.trim()).await? else {
+        return Err(ApiError::not_found(format!("public problem {id}")));
+    };
+    let what = crate::domain::said_corrected(&body.field, &previous, body.value.trim(), body.reason.trim());
+    record_act(&s, &mut tx, id, "correction", "corrected", &what).await?;
+    let answer = answer_problem(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
-async fn json_feed(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
-    let rows = feed_rows(&s, &q).await?;
-    Ok(([(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")], Json(render::json_feed(&rows, &s.base_url)))
-        .into_response())
-}
-
-async fn geojson(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
-    let limit = checked(&q, 10_000, 100_000)?;
-    let rows = store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?;
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], Json(render::geojson(&rows))).into_response())
-}
-
-async fn csv(State(s): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Response, ApiError> {
-    let limit = checked(&q, 100_000, 1_000_000)?;
-    let rows = store::public_problems(&mut *s.pool.acquire().await?, &q.filter, limit).await?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], render::csv(&rows)).into_response())
+async fn takedown(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(index): Path<i64>,
+    JsonBody(body): JsonBody<Reason>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let mut v = Validator::new();
+    required_text(&mut v, "reason", &body.reason, 1000);
+    v.finish()?;
+    let mut tx = s.pool.begin().await?;
+    let Some(problem) = store::withdraw(&mut tx, index, body.reason.trim()).await? else {
+        return Err(ApiError::not_found(format!("entry {index} with content")));
+    };
+    if let Some(problem_id) = problem {
+        let what = crate::domain::said_withdrawn(index, body.reason.trim());
+        record_act(&s, &mut tx, problem_id, "takedown", "withdrawn", &what).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "index": index, "withdrawn": true })))
 }

@@ -10,11 +10,40 @@ pub struct PublicationConfig {
     pub public_base_url: String,
     /// Entries per feed page.
     pub feed_size: i64,
+    /// Hours after hand-over before a problem is shown (0: at once, the default).
+    pub embargo_hours: i64,
+    /// Whether the campaign office approves each problem before it is shown.
+    pub require_approval: bool,
+    /// The Ed25519 key that signs log entries and checkpoints (hex seed), created on first use.
+    pub checkpoint_key_file: String,
+    /// How often the log is checked for growth and a new checkpoint signed.
+    pub checkpoint_interval_millis: u64,
+    /// The log's name in its checkpoints; empty: the public base URL without its scheme.
+    pub log_origin: String,
 }
 
 impl Default for PublicationConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8085".into(), public_base_url: "http://127.0.0.1:8085".into(), feed_size: 50 }
+        Self {
+            listen: "127.0.0.1:8085".into(),
+            public_base_url: "http://127.0.0.1:8085".into(),
+            feed_size: 50,
+            embargo_hours: 0,
+            require_approval: false,
+            checkpoint_key_file: "var/publication-log.key".into(),
+            checkpoint_interval_millis: 5000,
+            log_origin: String::new(),
+        }
+    }
+}
+
+impl PublicationConfig {
+    pub fn origin(&self) -> String {
+        if !self.log_origin.is_empty() {
+            return self.log_origin.clone();
+        }
+        let base = self.public_base_url.trim_end_matches('/');
+        base.split_once("://").map(|(_, rest)| rest).unwrap_or(base).to_string()
     }
 }
 

@@ -1,14 +1,8 @@
-//! Publication's rules, free of I/O: when a problem is public, what its public status is,
-//! what its history says, and how the hash chain is computed.
+//! Publication's rules, free of I/O: what a problem's public status is, what its public
+//! history says, and how cities are ranked. When a problem is public at all, and what of it,
+//! is the disclosure policy's (`redaction.rs`).
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use shared::reference;
-
-/// A problem is public once intake has said what it is and assignment has handed it over.
-pub fn is_public(reported: bool, handed_over: bool) -> bool {
-    reported && handed_over
-}
 
 /// The public status from the facts known, whatever order they arrived in: verification's
 /// latest word, else how far assignment has taken the problem.
@@ -57,32 +51,183 @@ pub fn said_reopened(result: &str, deadline: &str) -> String {
     format!("核查未通过（{why}），重新整改，期限 {deadline} / Verification failed, reopened, new deadline {deadline}")
 }
 
-/// The all-zero hash the chain starts from.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// SHA-256 of an entry's content (JSON with its keys sorted), hex.
-pub fn content_hash(content: &Value) -> String {
-    hex::encode(Sha256::digest(serde_json::to_vec(content).expect("JSON value serialises")))
+pub fn said_rerouted(from: &str, to: &str, deadline: &str) -> String {
+    format!("改派：{from} → {to}，整改期限 {deadline} / Rerouted from {from} to {to}, deadline {deadline}")
 }
 
-/// Each entry's hash covers the previous entry's hash and its own content's hash.
-pub fn entry_hash(prev_hash: &str, content_hash: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(content_hash.as_bytes());
-    hex::encode(hasher.finalize())
+pub fn said_extended(previous: &str, deadline: &str) -> String {
+    format!("整改期限延至 {deadline}（原 {previous}） / Deadline extended to {deadline} (was {previous})")
+}
+
+pub fn said_progressed(stage: &str, percent: Option<u8>) -> String {
+    match percent {
+        Some(p) => format!("整改进展：{stage}（{p}%） / Rectification in progress: {stage} ({p}%)"),
+        None => format!("整改进展：{stage} / Rectification in progress: {stage}"),
+    }
+}
+
+pub fn said_overdue(deadline: &str) -> String {
+    format!("逾期未完成整改（期限 {deadline}） / Overdue: not rectified by {deadline}")
+}
+
+pub fn said_typical_case(narrative: &str) -> String {
+    format!("列为典型案例曝光 / Exposed as a typical case: {narrative}")
+}
+
+pub fn said_retracted(reason: &str) -> String {
+    format!("撤回公开 / Retracted: {reason}")
+}
+
+pub fn said_corrected(field: &str, from: &str, to: &str, reason: &str) -> String {
+    format!("更正 {field}：“{from}” → “{to}”（{reason}） / Corrected {field}: \"{from}\" → \"{to}\" ({reason})")
+}
+
+pub fn said_withdrawn(index: i64, reason: &str) -> String {
+    format!(
+        "第 {index} 条公开记录的内容依法撤下：{reason} / The content of public entry {index} was withdrawn: {reason}"
+    )
+}
+
+/// One city's figures, as the league table needs them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CityFigures {
+    pub city_code: String,
+    pub site_checks: i64,
+    pub problems_found: i64,
+    pub handed_over: i64,
+    pub closed: i64,
+    pub closed_on_time: i64,
+    pub overdue: i64,
+    pub reopened: i64,
+    pub rebounds: i64,
+}
+
+/// A row of the league table: figures normalised by inspection effort.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LeagueRow {
+    pub rank: usize,
+    #[serde(flatten)]
+    pub figures: CityFigures,
+    /// Problems found per 100 site checks (none without checks).
+    pub problems_per_100_checks: Option<f64>,
+    /// Share of the problems handed over that were closed by their deadline (none before any).
+    pub share_closed_on_time: Option<f64>,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Ranks cities: the larger share closed on time first, then the fewer overdue, then the more
+/// problems found per 100 checks (a city is not rewarded for checking little), then by code.
+pub fn league(cities: Vec<CityFigures>) -> Vec<LeagueRow> {
+    let mut rows: Vec<LeagueRow> = cities
+        .into_iter()
+        .map(|f| LeagueRow {
+            rank: 0,
+            problems_per_100_checks: (f.site_checks > 0)
+                .then(|| round2(f.problems_found as f64 * 100.0 / f.site_checks as f64)),
+            share_closed_on_time: (f.handed_over > 0).then(|| round2(f.closed_on_time as f64 / f.handed_over as f64)),
+            figures: f,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let share = |r: &LeagueRow| r.share_closed_on_time.unwrap_or(-1.0);
+        share(b)
+            .total_cmp(&share(a))
+            .then(a.figures.overdue.cmp(&b.figures.overdue))
+            .then(b.problems_per_100_checks.unwrap_or(0.0).total_cmp(&a.problems_per_100_checks.unwrap_or(0.0)))
+            .then(a.figures.city_code.cmp(&b.figures.city_code))
+    });
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.rank = i + 1;
+    }
+    rows
+}
+
+/// The campaign's figures in the form of the press conference (DESIGN.md), from the events alone.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CampaignSummary {
+    pub rounds: i64,
+    /// Teams sent, counted once per round.
+    pub teams_deployed: i64,
+    /// Three people a team, once per round.
+    pub person_times: i64,
+    pub site_checks: i64,
+    pub problems_found: i64,
+    pub handed_over: i64,
+    pub closed: i64,
+    pub closed_on_time: i64,
+    pub overdue: i64,
+    pub reopened: i64,
+    pub rebounds: i64,
+    pub rerouted: i64,
+    pub extended: i64,
+    pub emergency_plan_problems: i64,
+    pub scattered_polluting_problems: i64,
+    pub coal_boiler_problems: i64,
+    pub coal_to_gas_lagging_projects: i64,
+    pub escalations: i64,
+    pub escalations_by_level: std::collections::BTreeMap<String, i64>,
+    pub handed_over_by_category: std::collections::BTreeMap<String, i64>,
+    pub median_days_to_close: Option<f64>,
+}
+
+impl CampaignSummary {
+    /// The figures as the press conference said them, in Chinese and English.
+    pub fn text_zh(&self) -> String {
+        format!(
+            "强化监督共开展 {} 轮，派出 {} 人次，排查点位 {} 个，发现问题 {} 个，交办 {} 个，已整改销号 {} 个；\
+             其中重污染天气应急预案问题 {} 个，“散乱污”问题 {} 个，燃煤锅炉问题 {} 个，煤改气工程滞后 {} 个。\
+             逾期未完成 {} 个，核查未通过重新整改 {} 个，反弹 {} 个。",
+            self.rounds,
+            self.person_times,
+            self.site_checks,
+            self.problems_found,
+            self.handed_over,
+            self.closed,
+            self.emergency_plan_problems,
+            self.scattered_polluting_problems,
+            self.coal_boiler_problems,
+            self.coal_to_gas_lagging_projects,
+            self.overdue,
+            self.reopened,
+            self.rebounds
+        )
+    }
+
+    pub fn text_en(&self) -> String {
+        format!(
+            "{} rounds, {} person-times deployed, {} site checks, {} problems found and {} handed over, {} closed; \
+             among them {} emergency-plan problems, {} scattered-polluting problems, {} coal-boiler problems and \
+             {} lagging coal-to-gas projects. {} went overdue, {} were reopened after failed verification, {} rebounded.",
+            self.rounds,
+            self.person_times,
+            self.site_checks,
+            self.problems_found,
+            self.handed_over,
+            self.closed,
+            self.emergency_plan_problems,
+            self.scattered_polluting_problems,
+            self.coal_boiler_problems,
+            self.coal_to_gas_lagging_projects,
+            self.overdue,
+            self.reopened,
+            self.rebounds
+        )
+    }
+
+    pub fn with_text(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("summary serialises");
+        v["text_zh"] = serde_json::Value::String(self.text_zh());
+        v["text_en"] = serde_json::Value::String(self.text_en());
+        v
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_problem_is_public_only_when_reported_and_handed_over() {
-        assert!(!is_public(true, false));
-        assert!(!is_public(false, true), "closed seen before reported: wait for intake's facts");
-        assert!(is_public(true, true));
-    }
 
     #[test]
     fn status_ends_right_whatever_the_arrival_order() {
@@ -95,18 +240,37 @@ mod tests {
     }
 
     #[test]
-    fn the_chain_links_each_entry_to_the_one_before() {
-        let a = content_hash(&serde_json::json!({"b": 1, "a": 2}));
-        assert_eq!(a, content_hash(&serde_json::json!({"a": 2, "b": 1})), "key order does not matter");
-        let first = entry_hash(GENESIS, &a);
-        let second = entry_hash(&first, &a);
-        assert_ne!(first, second);
-        assert_eq!(first.len(), 64);
+    fn the_league_normalises_by_effort_and_ranks_closing_on_time_first() {
+        let city = |code: &str, checks, found, handed_over, on_time, overdue| CityFigures {
+            city_code: code.into(),
+            site_checks: checks,
+            problems_found: found,
+            handed_over,
+            closed: on_time,
+            closed_on_time: on_time,
+            overdue,
+            ..Default::default()
+        };
+        let rows = league(vec![
+            city("130400", 200, 10, 10, 5, 0),
+            city("130500", 50, 10, 10, 9, 1),
+            city("140100", 0, 0, 0, 0, 0),
+            city("130100", 100, 10, 10, 5, 2),
+        ]);
+        let order: Vec<&str> = rows.iter().map(|r| r.figures.city_code.as_str()).collect();
+        assert_eq!(order, ["130500", "130400", "130100", "140100"]);
+        assert_eq!(rows[0].problems_per_100_checks, Some(20.0));
+        assert_eq!(rows[0].share_closed_on_time, Some(0.9));
+        assert_eq!(rows[1].problems_per_100_checks, Some(5.0));
+        assert_eq!((rows[3].problems_per_100_checks, rows[3].share_closed_on_time), (None, None));
+        assert_eq!(rows.iter().map(|r| r.rank).collect::<Vec<_>>(), [1, 2, 3, 4]);
     }
 
     #[test]
     fn history_never_names_a_team() {
         assert!(!said_reopened("fake_rectification", "2019-06-08").contains("T-"));
         assert!(said_assigned("2019-R01-130500-0509-001", "130502", "2019-06-08").contains("130502"));
+        assert!(said_rerouted("130502", "130503", "2019-06-20").contains("130503"));
+        assert!(said_progressed("管网铺设", Some(40)).contains("40%"));
     }
 }

@@ -1,11 +1,17 @@
 //! Publication builds the public record from intake's, assignment's and verification's events,
 //! which may arrive in any order across producers, and announces each public entry.
 
+use std::sync::Arc;
+
+use shared::clock::Clock;
 use shared::envelope::Event;
 use shared::events::{
-    ENTRY_PUBLISHED, EntryPublished, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, INSPECTION_RECORDED,
-    InspectionRecorded, PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_REOPENED, PROBLEM_REPORTED, ProblemAssigned,
-    ProblemClosed, ProblemReopened, ProblemReported, RECTIFICATION_REPORTED, RectificationReported,
+    CITY_ESCALATED, CityEscalated, ENTRY_PUBLISHED, EntryPublished, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged,
+    INSPECTION_RECORDED, InspectionRecorded, PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_EXTENDED, PROBLEM_OVERDUE,
+    PROBLEM_REOPENED, PROBLEM_REPORTED, PROBLEM_REROUTED, ProblemAssigned, ProblemClosed, ProblemExtended,
+    ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RECTIFICATION_PROGRESSED,
+    RECTIFICATION_REPORTED, ROUND_CONFIGURED, RectificationProgressed, RectificationReported, RoundConfigured,
+    TEAM_ASSIGNED, TeamAssigned,
 };
 use shared::inbox::EventHandler;
 use shared::outbox::Outbox;
@@ -13,24 +19,59 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain;
-use crate::store::{self, VerificationWord};
+use crate::public_log::LogSigner;
+use crate::redaction::{self, DisclosurePolicy};
+use crate::store::{self, HistoryLine, Publishing, VerificationWord};
 
-pub struct Handlers {
+#[derive(Clone)]
+pub struct Publisher {
     pub outbox: Outbox,
+    pub signer: Arc<LogSigner>,
+    pub policy: DisclosurePolicy,
+    pub clock: Clock,
 }
 
-impl Handlers {
-    /// Re-derives the problem's public state and announces whatever it added to the chain.
-    async fn refresh(&self, conn: &mut PgConnection, problem_id: Uuid) -> anyhow::Result<()> {
-        for entry in store::refresh(conn, problem_id).await? {
-            let event =
-                EntryPublished { entry_seq: entry.seq, problem_id, status: entry.status, entry_hash: entry.entry_hash };
+impl Publisher {
+    /// Re-derives the problem's public state and announces whatever it added to the log.
+    pub async fn refresh(&self, conn: &mut PgConnection, problem_id: Uuid) -> anyhow::Result<()> {
+        let publishing = Publishing { policy: self.policy, now: self.clock.now(), signer: &self.signer };
+        for entry in store::refresh(conn, problem_id, &publishing).await? {
+            let event = EntryPublished {
+                entry_seq: entry.index,
+                problem_id,
+                status: entry.status,
+                entry_hash: entry.leaf_hash,
+            };
             self.outbox
-                .publish(conn, &ENTRY_PUBLISHED, entry.city_code.as_deref(), entry.seq.to_string(), &event)
+                .publish(conn, &ENTRY_PUBLISHED, entry.city_code.as_deref(), entry.index.to_string(), &event)
                 .await?;
         }
         Ok(())
     }
+}
+
+pub struct Handlers {
+    pub publisher: Publisher,
+}
+
+fn line<'a>(
+    problem_id: Uuid,
+    source_id: Uuid,
+    at: time::OffsetDateTime,
+    status: &'a str,
+    what: &'a str,
+) -> HistoryLine<'a> {
+    HistoryLine { problem_id, source_id, at, kind: "step", status, what }
+}
+
+fn note<'a>(
+    problem_id: Uuid,
+    source_id: Uuid,
+    at: time::OffsetDateTime,
+    status: &'a str,
+    what: &'a str,
+) -> HistoryLine<'a> {
+    HistoryLine { problem_id, source_id, at, kind: "note", status, what }
 }
 
 impl EventHandler for Handlers {
@@ -40,18 +81,34 @@ impl EventHandler for Handlers {
                 store::count_inspection(conn, &event.data_as::<InspectionRecorded>()?).await?;
                 return Ok(());
             }
+            Some(ROUND_CONFIGURED) => {
+                store::round_configured(conn, &event.data_as::<RoundConfigured>()?).await?;
+                return Ok(());
+            }
+            Some(TEAM_ASSIGNED) => {
+                let t: TeamAssigned = event.data_as()?;
+                store::team_assigned(conn, &t.round, &t.team).await?;
+                return Ok(());
+            }
+            Some(CITY_ESCALATED) => {
+                let e: CityEscalated = event.data_as()?;
+                store::city_escalated(conn, event.id, &e.city_code, &e.level, e.escalated_at).await?;
+                return Ok(());
+            }
             Some(PROBLEM_REPORTED) => {
                 let p: ProblemReported = event.data_as()?;
-                store::problem_reported(conn, &p).await?;
-                let what = domain::said_reported(&p.category, &p.site.name);
-                store::add_history(conn, p.problem_id, event.id, p.checked_at, "reported", &what).await?;
+                // The disclosure policy decides what of the report is kept at all.
+                let facts = redaction::reported(&p, &event.data);
+                store::problem_reported(conn, &facts).await?;
+                let what = domain::said_reported(&facts.category, &facts.site_name);
+                store::add_history(conn, &line(p.problem_id, event.id, p.checked_at, "reported", &what)).await?;
                 p.problem_id
             }
             Some(PROBLEM_ASSIGNED) => {
                 let p: ProblemAssigned = event.data_as()?;
                 store::problem_assigned(conn, &p).await?;
                 let what = domain::said_assigned(&p.handover_no, &p.jurisdiction, &p.deadline.to_string());
-                store::add_history(conn, p.problem_id, event.id, p.assigned_at, "assigned", &what).await?;
+                store::add_history(conn, &line(p.problem_id, event.id, p.assigned_at, "assigned", &what)).await?;
                 p.problem_id
             }
             Some(HANDOVER_ACKNOWLEDGED) => {
@@ -61,10 +118,41 @@ impl EventHandler for Handlers {
                     // One history row per problem: the event id alone would name only the first.
                     let source = Uuid::new_v5(&event.id, p.problem_id.as_bytes());
                     let what = domain::said_acknowledged(&ack.handover_no);
-                    store::add_history(conn, p.problem_id, source, ack.acknowledged_at, "acknowledged", &what).await?;
-                    self.refresh(conn, p.problem_id).await?;
+                    let history = line(p.problem_id, source, ack.acknowledged_at, "acknowledged", &what);
+                    store::add_history(conn, &history).await?;
+                    self.publisher.refresh(conn, p.problem_id).await?;
                 }
                 return Ok(());
+            }
+            Some(PROBLEM_REROUTED) => {
+                let r: ProblemRerouted = event.data_as()?;
+                store::problem_rerouted(conn, &r).await?;
+                let what = domain::said_rerouted(&r.from_jurisdiction, &r.to_jurisdiction, &r.deadline.to_string());
+                store::add_history(conn, &note(r.problem_id, event.id, r.rerouted_at, "rerouted", &what)).await?;
+                r.problem_id
+            }
+            Some(PROBLEM_EXTENDED) => {
+                let e: ProblemExtended = event.data_as()?;
+                store::problem_extended(conn, &e).await?;
+                let what = domain::said_extended(&e.previous_deadline.to_string(), &e.deadline.to_string());
+                store::add_history(conn, &note(e.problem_id, event.id, e.granted_at, "extended", &what)).await?;
+                e.problem_id
+            }
+            Some(RECTIFICATION_PROGRESSED) => {
+                let r: RectificationProgressed = event.data_as()?;
+                store::rectification_progressed(conn, r.problem_id, &r.stage, r.percent_done).await?;
+                let what = domain::said_progressed(&r.stage, r.percent_done);
+                store::add_history(conn, &note(r.problem_id, event.id, r.reported_at, "progressed", &what)).await?;
+                r.problem_id
+            }
+            Some(PROBLEM_OVERDUE) => {
+                let o: ProblemOverdue = event.data_as()?;
+                store::problem_overdue(conn, o.problem_id, o.overdue_on).await?;
+                let what = domain::said_overdue(&o.deadline.to_string());
+                // The first moment of the first overdue day, Asia/Shanghai.
+                let at = o.overdue_on.midnight().assume_offset(time::macros::offset!(+8));
+                store::add_history(conn, &note(o.problem_id, event.id, at, "overdue", &what)).await?;
+                o.problem_id
             }
             Some(RECTIFICATION_REPORTED) => {
                 let r: RectificationReported = event.data_as()?;
@@ -76,15 +164,9 @@ impl EventHandler for Handlers {
                     new_deadline: None,
                 };
                 store::verification_word(conn, &word).await?;
-                store::add_history(
-                    conn,
-                    r.problem_id,
-                    event.id,
-                    r.reported_at,
-                    "rectification_reported",
-                    &domain::said_rectification_reported(),
-                )
-                .await?;
+                let what = domain::said_rectification_reported();
+                let history = line(r.problem_id, event.id, r.reported_at, "rectification_reported", &what);
+                store::add_history(conn, &history).await?;
                 r.problem_id
             }
             Some(PROBLEM_CLOSED) => {
@@ -97,8 +179,8 @@ impl EventHandler for Handlers {
                     new_deadline: None,
                 };
                 store::verification_word(conn, &word).await?;
-                store::add_history(conn, c.problem_id, event.id, c.verified_at, "closed", &domain::said_closed())
-                    .await?;
+                let what = domain::said_closed();
+                store::add_history(conn, &line(c.problem_id, event.id, c.verified_at, "closed", &what)).await?;
                 c.problem_id
             }
             Some(PROBLEM_REOPENED) => {
@@ -112,11 +194,11 @@ impl EventHandler for Handlers {
                 };
                 store::verification_word(conn, &word).await?;
                 let what = domain::said_reopened(&r.result, &r.deadline.to_string());
-                store::add_history(conn, r.problem_id, event.id, r.verified_at, "reopened", &what).await?;
+                store::add_history(conn, &line(r.problem_id, event.id, r.verified_at, "reopened", &what)).await?;
                 r.problem_id
             }
             _ => return Ok(()),
         };
-        self.refresh(conn, problem_id).await
+        self.publisher.refresh(conn, problem_id).await
     }
 }

@@ -1,39 +1,93 @@
-//! The public formats of the record: Atom (RFC 4287), JSON Feed 1.1, GeoJSON (RFC 7946), CSV and
-//! the HTML pages. Pure functions of the public rows, so redaction is decided once, upstream, by
-//! what a `PublicProblem` holds.
+//! The public formats of the record: Atom (RFC 4287, paged as RFC 5005), JSON Feed 1.1, GeoJSON
+//! (RFC 7946), CSV and the HTML pages (Chinese first, English on `?lang=en`, no scripts, the
+//! chart and the map as inline SVG). Pure functions of the public rows, so redaction is decided
+//! once, upstream, by what a `PublicProblem` holds.
 
 use serde_json::{Value, json};
 use shared::reference;
+use time::Date;
 
-use crate::store::{HistoryItem, PublicProblem};
+use crate::store::{HistoryItem, ProblemFilter, PublicProblem};
 
-pub fn status_zh(status: &str) -> &'static str {
-    match status {
-        "reported" => "已发现",
-        "assigned" => "已交办",
-        "acknowledged" => "已签收",
-        "rectification_reported" => "已报整改",
-        "reopened" => "重新整改",
-        "closed" => "已销号",
-        _ => "未知",
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn from_query(lang: Option<&str>) -> Self {
+        match lang {
+            Some(l) if l.starts_with("en") => Lang::En,
+            _ => Lang::Zh,
+        }
+    }
+
+    fn t<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        self.t("zh-CN", "en")
+    }
+
+    /// The query suffix that keeps the language on links.
+    fn suffix(self, first: bool) -> &'static str {
+        match (self, first) {
+            (Lang::Zh, _) => "",
+            (Lang::En, true) => "?lang=en",
+            (Lang::En, false) => "&lang=en",
+        }
     }
 }
 
-fn city_name(code: Option<&str>) -> String {
-    code.and_then(reference::city).map(|c| c.name_zh.clone()).unwrap_or_else(|| code.unwrap_or("").to_string())
+pub fn status_name(status: &str, lang: Lang) -> &'static str {
+    let (zh, en) = match status {
+        "reported" => ("已发现", "found"),
+        "assigned" => ("已交办", "handed over"),
+        "acknowledged" => ("已签收", "acknowledged"),
+        "rectification_reported" => ("已报整改", "rectification reported"),
+        "reopened" => ("重新整改", "reopened"),
+        "closed" => ("已销号", "closed"),
+        "rerouted" => ("改派", "rerouted"),
+        "extended" => ("延期", "extended"),
+        "progressed" => ("整改进展", "progress"),
+        "overdue" => ("逾期", "overdue"),
+        "typical_case" => ("典型案例", "typical case"),
+        "retracted" => ("撤回", "retracted"),
+        "corrected" => ("更正", "corrected"),
+        "withdrawn" => ("撤下", "withdrawn"),
+        _ => ("未知", "unknown"),
+    };
+    lang.t(zh, en)
 }
 
-fn category_name(code: Option<&str>) -> String {
-    code.and_then(reference::category).map(|c| c.name_zh.clone()).unwrap_or_else(|| code.unwrap_or("").to_string())
+pub fn status_zh(status: &str) -> &'static str {
+    status_name(status, Lang::Zh)
+}
+
+fn city_name(code: Option<&str>, lang: Lang) -> String {
+    code.and_then(reference::city)
+        .map(|c| lang.t(&c.name_zh, &c.name_en).to_string())
+        .unwrap_or_else(|| code.unwrap_or("").to_string())
+}
+
+fn category_name(code: Option<&str>, lang: Lang) -> String {
+    code.and_then(reference::category)
+        .map(|c| lang.t(&c.name_zh, &c.name_en).to_string())
+        .unwrap_or_else(|| code.unwrap_or("").to_string())
 }
 
 pub fn title(p: &PublicProblem) -> String {
     format!(
         "[{}] {} — {}（{}）",
         status_zh(&p.status),
-        category_name(p.category.as_deref()),
+        category_name(p.category.as_deref(), Lang::Zh),
         p.site_name.as_deref().unwrap_or(""),
-        city_name(p.city_code.as_deref())
+        city_name(p.city_code.as_deref(), Lang::Zh)
     )
 }
 
@@ -47,6 +101,12 @@ fn summary(p: &PublicProblem) -> String {
     if let Some(closed) = p.closed_at {
         text.push_str(&format!(" 已于 {} 核查销号。", shared::csv::timestamp(closed)));
     }
+    if p.overdue_on.is_some() && p.status != "closed" {
+        text.push_str(" 已逾期。");
+    }
+    if let Some(narrative) = &p.typical_narrative {
+        text.push_str(&format!(" 典型案例：{narrative}"));
+    }
     text
 }
 
@@ -54,8 +114,36 @@ pub fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-/// An Atom feed (RFC 4287): one entry per problem, updated whenever the problem moves.
-pub fn atom(problems: &[PublicProblem], base: &str, self_path: &str) -> String {
+/// Where a feed page is and where its neighbours are.
+pub struct FeedLinks {
+    pub base: String,
+    pub this: String,
+    pub first: String,
+    pub next: Option<String>,
+    pub title_suffix: String,
+}
+
+/// The feed's subject when it is filtered to a city, a category or typical cases.
+pub fn feed_title_suffix(f: &ProblemFilter) -> String {
+    let mut parts = vec![];
+    if f.typical == Some(true) {
+        parts.push("典型案例 / Typical cases".to_string());
+    }
+    if let Some(c) = f.city.as_deref().and_then(reference::city) {
+        parts.push(format!("{} / {}", c.name_zh, c.name_en));
+    }
+    if let Some(c) = f.category.as_deref().and_then(reference::category) {
+        parts.push(format!("{} / {}", c.name_zh, c.name_en));
+    }
+    if parts.is_empty() { String::new() } else { format!(" — {}", parts.join(" · ")) }
+}
+
+const FEED_TITLE: &str = "Skyledger 强化监督问题公开 / Supervision problems disclosed";
+
+/// An Atom feed (RFC 4287): one entry per problem, updated whenever the problem moves; paged
+/// newest first with `first` and `next` links (RFC 5005).
+pub fn atom(problems: &[PublicProblem], links: &FeedLinks) -> String {
+    let base = &links.base;
     let updated = problems
         .iter()
         .map(|p| p.updated_at)
@@ -66,18 +154,27 @@ pub fn atom(problems: &[PublicProblem], base: &str, self_path: &str) -> String {
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"zh-CN\">\n",
     );
     out.push_str(&format!(
-        "  <id>{base}/feed.atom</id>\n  <title>Skyledger 强化监督问题公开 / Supervision problems disclosed</title>\n  <updated>{updated}</updated>\n  <author><name>Skyledger</name></author>\n  <link rel=\"self\" href=\"{}\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"{base}/\"/>\n",
-        xml_escape(&format!("{base}{self_path}"))
+        "  <id>{}</id>\n  <title>{}</title>\n  <updated>{updated}</updated>\n  <author><name>Skyledger</name></author>\n  <link rel=\"self\" href=\"{}\"/>\n  <link rel=\"first\" href=\"{}\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"{base}/\"/>\n",
+        xml_escape(&links.first),
+        xml_escape(&format!("{FEED_TITLE}{}", links.title_suffix)),
+        xml_escape(&links.this),
+        xml_escape(&links.first),
     ));
+    if let Some(next) = &links.next {
+        out.push_str(&format!("  <link rel=\"next\" href=\"{}\"/>\n", xml_escape(next)));
+    }
     for p in problems {
         out.push_str(&format!(
-            "  <entry>\n    <id>urn:uuid:{}</id>\n    <title>{}</title>\n    <updated>{}</updated>\n    <published>{}</published>\n    <link rel=\"alternate\" type=\"text/html\" href=\"{base}/problems/{}\"/>\n    <category term=\"{}\"/>\n    <summary>{}</summary>\n  </entry>\n",
+            "  <entry>\n    <id>urn:uuid:{}</id>\n    <title>{}</title>\n    <updated>{}</updated>\n    <published>{}</published>\n    <link rel=\"alternate\" type=\"text/html\" href=\"{base}/problems/{}\"/>\n    <category term=\"{}\" scheme=\"{base}/categories\" label=\"{}\"/>\n    <category term=\"{}\" scheme=\"{base}/cities\" label=\"{}\"/>\n    <summary>{}</summary>\n  </entry>\n",
             p.id,
             xml_escape(&title(p)),
             shared::csv::timestamp(p.updated_at),
             shared::csv::timestamp(p.handed_over_at.unwrap_or(p.updated_at)),
             p.id,
             xml_escape(p.category.as_deref().unwrap_or("")),
+            xml_escape(&category_name(p.category.as_deref(), Lang::Zh)),
+            xml_escape(p.city_code.as_deref().unwrap_or("")),
+            xml_escape(&city_name(p.city_code.as_deref(), Lang::Zh)),
             xml_escape(&summary(p)),
         ));
     }
@@ -85,14 +182,16 @@ pub fn atom(problems: &[PublicProblem], base: &str, self_path: &str) -> String {
     out
 }
 
-/// A JSON Feed 1.1.
-pub fn json_feed(problems: &[PublicProblem], base: &str) -> Value {
-    json!({
+/// A JSON Feed 1.1, paged with `next_url`.
+pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
+    let base = &links.base;
+    let mut feed = json!({
         "version": "https://jsonfeed.org/version/1.1",
-        "title": "Skyledger 强化监督问题公开 / Supervision problems disclosed",
+        "title": format!("{FEED_TITLE}{}", links.title_suffix),
         "home_page_url": format!("{base}/"),
-        "feed_url": format!("{base}/feed.json"),
+        "feed_url": links.this,
         "language": "zh-CN",
+        "authors": [{ "name": "Skyledger" }],
         "items": problems.iter().map(|p| json!({
             "id": p.id.to_string(),
             "url": format!("{base}/problems/{}", p.id),
@@ -100,26 +199,59 @@ pub fn json_feed(problems: &[PublicProblem], base: &str) -> Value {
             "content_text": summary(p),
             "date_published": shared::csv::timestamp(p.handed_over_at.unwrap_or(p.updated_at)),
             "date_modified": shared::csv::timestamp(p.updated_at),
-            "tags": [p.category.clone().unwrap_or_default(), p.status.clone()],
-            "_skyledger": { "status": p.status, "city_code": p.city_code, "county_code": p.county_code },
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// GeoJSON (RFC 7946): WGS 84, coordinates as [lon, lat].
-pub fn geojson(problems: &[PublicProblem]) -> Value {
-    json!({
-        "type": "FeatureCollection",
-        "features": problems.iter().filter(|p| p.lat.is_some() && p.lon.is_some()).map(|p| json!({
-            "type": "Feature",
-            "id": p.id.to_string(),
-            "geometry": { "type": "Point", "coordinates": [p.lon, p.lat] },
-            "properties": {
+            "tags": [p.category.clone().unwrap_or_default(), p.status.clone(), p.city_code.clone().unwrap_or_default()],
+            "_skyledger": {
                 "status": p.status, "category": p.category, "city_code": p.city_code, "county_code": p.county_code,
-                "site_name": p.site_name, "deadline": p.deadline, "handover_no": p.handover_no,
+                "deadline": p.deadline, "overdue": p.overdue_on.is_some() && p.status != "closed",
+                "typical_case": p.typical_narrative,
             },
         })).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(next) = &links.next {
+        feed["next_url"] = json!(next);
+    }
+    feed
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// GeoJSON (RFC 7946): WGS 84, positions as [longitude, latitude], optionally within a bbox
+/// `[west, south, east, north]`.
+pub fn geojson(problems: &[PublicProblem], bbox: Option<[f64; 4]>, base: &str) -> Value {
+    let inside = |lon: f64, lat: f64| match bbox {
+        None => true,
+        Some([w, s, e, n]) => lat >= s && lat <= n && if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e },
+    };
+    let features: Vec<Value> = problems
+        .iter()
+        .filter_map(|p| Some((p, p.lon?, p.lat?)))
+        .filter(|(_, lon, lat)| (-180.0..=180.0).contains(lon) && (-90.0..=90.0).contains(lat) && inside(*lon, *lat))
+        .map(|(p, lon, lat)| {
+            json!({
+                "type": "Feature",
+                "id": p.id.to_string(),
+                "geometry": { "type": "Point", "coordinates": [round6(lon), round6(lat)] },
+                "properties": {
+                    "status": p.status, "category": p.category, "severity": p.severity,
+                    "city_code": p.city_code, "county_code": p.county_code, "jurisdiction": p.jurisdiction,
+                    "site_name": p.site_name, "deadline": p.deadline, "handover_no": p.handover_no,
+                    "found_at": p.found_at.map(shared::csv::timestamp),
+                    "handed_over_at": p.handed_over_at.map(shared::csv::timestamp),
+                    "closed_at": p.closed_at.map(shared::csv::timestamp),
+                    "overdue": p.overdue_on.is_some() && p.status != "closed",
+                    "typical_case": p.typical_at.is_some(),
+                    "url": format!("{base}/problems/{}", p.id),
+                },
+            })
+        })
+        .collect();
+    let mut collection = json!({ "type": "FeatureCollection", "features": features });
+    if let Some(b) = bbox {
+        collection["bbox"] = json!(b);
+    }
+    collection
 }
 
 pub fn csv(problems: &[PublicProblem]) -> String {
@@ -127,17 +259,24 @@ pub fn csv(problems: &[PublicProblem]) -> String {
         "id",
         "status",
         "category",
+        "severity",
+        "round",
         "city_code",
         "county_code",
+        "jurisdiction",
         "site_name",
         "lat",
         "lon",
         "found_at",
+        "handover_no",
         "handed_over_at",
         "deadline",
+        "acknowledged_at",
         "rectification_reported_at",
         "verified_at",
         "closed_at",
+        "overdue_on",
+        "typical_case",
     ]);
     let ts = |t: Option<time::OffsetDateTime>| t.map(shared::csv::timestamp).unwrap_or_default();
     for p in problems {
@@ -145,81 +284,533 @@ pub fn csv(problems: &[PublicProblem]) -> String {
             &p.id.to_string(),
             &p.status,
             p.category.as_deref().unwrap_or(""),
+            p.severity.as_deref().unwrap_or(""),
+            p.round.as_deref().unwrap_or(""),
             p.city_code.as_deref().unwrap_or(""),
             p.county_code.as_deref().unwrap_or(""),
+            p.jurisdiction.as_deref().unwrap_or(""),
             p.site_name.as_deref().unwrap_or(""),
             &p.lat.map(|v| v.to_string()).unwrap_or_default(),
             &p.lon.map(|v| v.to_string()).unwrap_or_default(),
             &ts(p.found_at),
+            p.handover_no.as_deref().unwrap_or(""),
             &ts(p.handed_over_at),
             &p.deadline.map(|d| d.to_string()).unwrap_or_default(),
+            &ts(p.acknowledged_at),
             &ts(p.rectification_reported_at),
             &ts(p.verified_at),
             &ts(p.closed_at),
+            &p.overdue_on.map(|d| d.to_string()).unwrap_or_default(),
+            p.typical_narrative.as_deref().unwrap_or(""),
         ]));
     }
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.92rem}
-th{background:#f4f6f8}.status{font-weight:600}a{color:#0b5cad}";
+// ---------------------------------------------------------------------------------------------
+// HTML
 
-fn page(title: &str, body: &str) -> String {
+const STYLE: &str = "body{font-family:'Noto Sans CJK SC','Noto Sans SC',system-ui,sans-serif;margin:1.5rem auto;max-width:72rem;padding:0 1rem;color:#1d2430;line-height:1.5}
+header{display:flex;justify-content:space-between;align-items:baseline;flex-wrap:wrap;border-bottom:3px solid #0b5cad;margin-bottom:1rem}
+h1{font-size:1.6rem;margin:.3rem 0}h2{font-size:1.25rem;margin:1.6rem 0 .5rem;border-left:4px solid #0b5cad;padding-left:.5rem}
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #dde3ea;padding:.3rem .45rem;text-align:left;font-size:.9rem}
+th{background:#f1f4f8}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.status{font-weight:600}a{color:#0b5cad}
+.cases{display:grid;grid-template-columns:repeat(auto-fill,minmax(20rem,1fr));gap:.8rem;padding:0;list-style:none}
+.cases li{border:1px solid #e3b341;background:#fffaf0;border-radius:6px;padding:.6rem .8rem}
+.summary{background:#f1f4f8;border-radius:6px;padding:.7rem 1rem}.figures{display:flex;flex-wrap:wrap;gap:1.5rem;margin:.5rem 0 0}
+.figures div{min-width:7rem}.figures dt{font-size:.8rem;color:#57606a}.figures dd{margin:0;font-size:1.3rem;font-weight:700}
+.row{display:flex;flex-wrap:wrap;gap:1.5rem}.row>figure{flex:1 1 30rem;margin:0}svg{width:100%;height:auto;background:#fbfcfd;border:1px solid #dde3ea}
+form{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}input,select,button{font:inherit;padding:.25rem .4rem}
+.notice{background:#fde8e8;border:1px solid #e5a5a5;padding:.5rem .8rem;border-radius:6px}footer{margin-top:2rem;font-size:.85rem;color:#57606a}";
+
+fn page(lang: Lang, title: &str, switch_to: &str, body: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style><link rel=\"alternate\" type=\"application/atom+xml\" href=\"/feed.atom\"><link rel=\"alternate\" type=\"application/feed+json\" href=\"/feed.json\"></head><body>{body}</body></html>\n",
-        xml_escape(title)
+        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style><link rel=\"alternate\" type=\"application/atom+xml\" href=\"/feed.atom\"><link rel=\"alternate\" type=\"application/feed+json\" href=\"/feed.json\"><link rel=\"alternate\" type=\"application/atom+xml\" title=\"Typical cases\" href=\"/typical-cases.atom\"></head><body><header><h1>{}</h1><nav><a id=\"lang-switch\" href=\"{}\" hreflang=\"{}\">{}</a></nav></header>{body}<footer>{}: <a href=\"/feed.atom\">Atom</a> · <a href=\"/feed.json\">JSON Feed</a> · <a href=\"/typical-cases.atom\">{}</a> · <a href=\"/problems.geojson\">GeoJSON</a> · <a href=\"/problems.csv\">CSV</a> · <a href=\"/v1/stats\">{}</a> · <a href=\"/v1/chain\">{}</a></footer></body></html>\n",
+        lang.code(),
+        xml_escape(title),
+        lang.t("强化监督问题公开", "Strengthened supervision: problems disclosed"),
+        xml_escape(switch_to),
+        lang.t("en", "zh-CN"),
+        lang.t("English", "中文"),
+        lang.t("数据", "Data"),
+        lang.t("典型案例", "Typical cases"),
+        lang.t("统计", "Statistics"),
+        lang.t("防篡改记录", "Tamper-evident log"),
     )
 }
 
-/// The public front page: cities' figures and the latest problems; no scripts.
-pub fn front_page(problems: &[PublicProblem], per_city: &[(String, i64, i64, i64)]) -> String {
-    let mut body = String::from("<h1>强化监督问题公开 <small>Supervision problems disclosed</small></h1>");
-    body.push_str("<p><a href=\"/feed.atom\">Atom</a> · <a href=\"/feed.json\">JSON Feed</a> · <a href=\"/problems.geojson\">GeoJSON</a> · <a href=\"/problems.csv\">CSV</a></p>");
-    body.push_str("<h2>各城市 <small>Cities</small></h2><table id=\"league\"><thead><tr><th>城市 City</th><th>排查 Checks</th><th>问题 Problems</th><th>已销号 Closed</th></tr></thead><tbody>");
-    for (city, checks, found, closed) in per_city {
+/// What the front page shows.
+pub struct FrontPage<'a> {
+    pub lang: Lang,
+    /// The `/v1/stats` document.
+    pub stats: &'a Value,
+    pub problems: &'a [PublicProblem],
+    pub typical: &'a [PublicProblem],
+    pub daily: &'a [(Date, i64, i64)],
+    pub city: Option<&'a str>,
+    pub q: Option<&'a str>,
+}
+
+fn number(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        _ => "—".into(),
+    }
+}
+
+fn percent(v: &Value) -> String {
+    v.as_f64().map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "—".into())
+}
+
+/// The public front page: typical cases first, the campaign's figures, the league table, the
+/// map and the chart, search, and the latest problems. No scripts.
+pub fn front_page(v: &FrontPage) -> String {
+    let lang = v.lang;
+    let mut body = String::new();
+
+    body.push_str(&format!(
+        "<section id=\"typical-cases\"><h2>{}</h2>",
+        lang.t("典型案例曝光", "Typical cases exposed")
+    ));
+    if v.typical.is_empty() {
+        body.push_str(&format!("<p>{}</p>", lang.t("暂无。", "None yet.")));
+    } else {
+        body.push_str("<ul class=\"cases\">");
+        for p in v.typical {
+            body.push_str(&format!(
+                "<li><a href=\"/problems/{}{}\"><strong>{}</strong></a> · {} · {}<p>{}</p></li>",
+                p.id,
+                lang.suffix(true),
+                xml_escape(p.site_name.as_deref().unwrap_or("")),
+                xml_escape(&city_name(p.city_code.as_deref(), lang)),
+                xml_escape(&category_name(p.category.as_deref(), lang)),
+                xml_escape(p.typical_narrative.as_deref().unwrap_or("")),
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("</section>");
+
+    let s = &v.stats["summary"];
+    body.push_str(&format!(
+        "<section id=\"summary\" class=\"summary\"><p>{}</p><dl class=\"figures\">",
+        xml_escape(s[lang.t("text_zh", "text_en")].as_str().unwrap_or(""))
+    ));
+    for (key, zh, en) in [
+        ("site_checks", "排查点位", "site checks"),
+        ("problems_found", "发现问题", "problems found"),
+        ("handed_over", "交办", "handed over"),
+        ("closed", "已销号", "closed"),
+        ("overdue", "逾期", "overdue"),
+        ("reopened", "重新整改", "reopened"),
+        ("rebounds", "反弹", "rebounds"),
+    ] {
+        body.push_str(&format!("<div><dt>{}</dt><dd>{}</dd></div>", lang.t(zh, en), number(&s[key])));
+    }
+    body.push_str("</dl></section>");
+
+    body.push_str(&format!(
+        "<div class=\"row\"><figure id=\"map-section\"><h2>{}</h2>{}</figure><figure id=\"chart-section\"><h2>{}</h2>{}</figure></div>",
+        lang.t("39 个重点城市", "The 39 key cities"),
+        map_svg(v.stats, lang),
+        lang.t("发现与销号（累计）", "Problems found and closed (cumulative)"),
+        chart_svg(v.daily, lang),
+    ));
+
+    body.push_str(&format!(
+        "<section id=\"league-table\"><h2>{}</h2><table id=\"league\"><thead><tr><th class=\"n\">#</th><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th>{}</th></tr></thead><tbody>",
+        lang.t("城市排名（按排查力度折算）", "City league table (normalised by inspection effort)"),
+        lang.t("城市", "City"),
+        lang.t("排查", "Checks"),
+        lang.t("问题", "Problems"),
+        lang.t("每百次排查问题数", "Problems per 100 checks"),
+        lang.t("交办", "Handed over"),
+        lang.t("已销号", "Closed"),
+        lang.t("按期销号率", "Closed on time"),
+        lang.t("逾期", "Overdue"),
+        lang.t("督办级别", "Escalation"),
+    ));
+    for row in v.stats["league"].as_array().into_iter().flatten() {
+        let code = row["city_code"].as_str().unwrap_or("");
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{checks}</td><td>{found}</td><td>{closed}</td></tr>",
-            xml_escape(&city_name(Some(city)))
+            "<tr data-city=\"{code}\"><td class=\"n\">{}</td><td><a href=\"/?city={code}{}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            number(&row["rank"]),
+            lang.suffix(false),
+            xml_escape(&city_name(Some(code), lang)),
+            number(&row["site_checks"]),
+            number(&row["problems_found"]),
+            row["problems_per_100_checks"].as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "—".into()),
+            number(&row["handed_over"]),
+            number(&row["closed"]),
+            percent(&row["share_closed_on_time"]),
+            number(&row["overdue"]),
+            xml_escape(&escalation_name(row["escalation_level"].as_str(), lang)),
         ));
     }
-    body.push_str("</tbody></table><h2>最新问题 <small>Latest problems</small></h2><table id=\"problems\"><thead><tr><th>状态 Status</th><th>类别 Category</th><th>点位 Site</th><th>城市 City</th><th>整改期限 Deadline</th></tr></thead><tbody>");
-    for p in problems {
+    body.push_str("</tbody></table></section>");
+
+    body.push_str(&format!(
+        "<section id=\"search\"><h2>{}</h2><form method=\"get\" action=\"/\"><label>{} <select name=\"city\"><option value=\"\">{}</option>",
+        lang.t("查询", "Search"),
+        lang.t("城市", "City"),
+        lang.t("全部", "All"),
+    ));
+    for c in reference::cities() {
         body.push_str(&format!(
-            "<tr><td class=\"status\">{}</td><td>{}</td><td><a href=\"/problems/{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
-            status_zh(&p.status),
-            xml_escape(&category_name(p.category.as_deref())),
+            "<option value=\"{}\"{}>{}</option>",
+            c.code,
+            if v.city == Some(c.code.as_str()) { " selected" } else { "" },
+            xml_escape(lang.t(&c.name_zh, &c.name_en))
+        ));
+    }
+    body.push_str(&format!(
+        "</select></label> <label>{} <input type=\"search\" name=\"q\" value=\"{}\"></label>{}<button type=\"submit\">{}</button></form></section>",
+        lang.t("点位名称", "Site name"),
+        xml_escape(v.q.unwrap_or("")),
+        if lang == Lang::En { "<input type=\"hidden\" name=\"lang\" value=\"en\">" } else { "" },
+        lang.t("查询", "Search"),
+    ));
+
+    let heading = if v.city.is_some() || v.q.is_some() {
+        lang.t("查询结果", "Results")
+    } else {
+        lang.t("最新问题", "Latest problems")
+    };
+    body.push_str(&format!(
+        "<section id=\"latest\"><h2>{heading}</h2><table id=\"problems\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        lang.t("状态", "Status"),
+        lang.t("类别", "Category"),
+        lang.t("点位", "Site"),
+        lang.t("城市", "City"),
+        lang.t("整改期限", "Deadline"),
+    ));
+    for p in v.problems {
+        body.push_str(&format!(
+            "<tr><td class=\"status\">{}{}</td><td>{}</td><td><a class=\"problem\" href=\"/problems/{}{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+            status_name(&p.status, lang),
+            if p.overdue_on.is_some() && p.status != "closed" { lang.t("（逾期）", " (overdue)") } else { "" },
+            xml_escape(&category_name(p.category.as_deref(), lang)),
             p.id,
+            lang.suffix(true),
             xml_escape(p.site_name.as_deref().unwrap_or("")),
-            xml_escape(&city_name(p.city_code.as_deref())),
+            xml_escape(&city_name(p.city_code.as_deref(), lang)),
             p.deadline.map(|d| d.to_string()).unwrap_or_default()
         ));
     }
-    body.push_str("</tbody></table>");
-    page("强化监督问题公开 · Skyledger", &body)
+    if v.problems.is_empty() {
+        body.push_str(&format!(
+            "<tr><td colspan=\"5\">{}</td></tr>",
+            lang.t("没有符合条件的问题。", "No problems match.")
+        ));
+    }
+    body.push_str("</tbody></table></section>");
+
+    let mut switch = String::from("/?");
+    if let Some(c) = v.city {
+        switch.push_str(&format!("city={c}&"));
+    }
+    if let Some(q) = v.q {
+        switch.push_str(&format!("q={}&", form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()));
+    }
+    if lang == Lang::Zh {
+        switch.push_str("lang=en");
+    }
+    let switch = switch.trim_end_matches(['&', '?']).to_string();
+    let switch = if switch.is_empty() { "/".to_string() } else { switch };
+    page(lang, lang.t("强化监督问题公开 · Skyledger", "Problems disclosed · Skyledger"), &switch, &body)
 }
 
-pub fn problem_page(p: &PublicProblem, history: &[HistoryItem]) -> String {
-    let mut body = format!("<p><a href=\"/\">← 返回 Back</a></p><h1>{}</h1>", xml_escape(&title(p)));
-    body.push_str(&format!(
-        "<p>{}</p><table><tbody><tr><th>问题编号 Problem</th><td>{}</td></tr><tr><th>状态 Status</th><td>{} ({})</td></tr><tr><th>责任单位 Responsible</th><td>{}</td></tr><tr><th>督办单 Sheet</th><td>{}</td></tr><tr><th>整改期限 Deadline</th><td>{}</td></tr></tbody></table>",
-        xml_escape(p.description.as_deref().unwrap_or("")),
-        p.id,
-        status_zh(&p.status),
-        xml_escape(&p.status),
-        xml_escape(p.jurisdiction.as_deref().unwrap_or("")),
-        xml_escape(p.handover_no.as_deref().unwrap_or("")),
-        p.deadline.map(|d| d.to_string()).unwrap_or_default(),
+fn escalation_name(level: Option<&str>, lang: Lang) -> String {
+    let (zh, en) = match level {
+        None => ("—", "—"),
+        Some("reminder") => ("提醒", "reminder"),
+        Some("listed_supervision") => ("挂牌督办", "listed supervision"),
+        Some("summons") => ("约谈", "summons"),
+        Some("special_inspection") => ("专项督察", "special inspection"),
+        Some(other) => (other, other),
+    };
+    lang.t(zh, en).to_string()
+}
+
+/// The 39 cities drawn from their coordinates (equirectangular, scaled at the mean latitude):
+/// a circle per city, its area by problems found, its colour by the share closed on time.
+fn map_svg(stats: &Value, lang: Lang) -> String {
+    let cities = reference::cities();
+    let (mut west, mut east, mut south, mut north) = (180.0f64, -180.0f64, 90.0f64, -90.0f64);
+    for c in cities {
+        west = west.min(c.lon);
+        east = east.max(c.lon);
+        south = south.min(c.lat);
+        north = north.max(c.lat);
+    }
+    let pad = 0.6;
+    // Labels sit right of their circles: more room east.
+    let (west, east, south, north) = (west - pad, east + 1.6, south - pad, north + pad);
+    let kx = ((south + north) / 2.0).to_radians().cos();
+    let width = 640.0;
+    let height = (width * (north - south) / ((east - west) * kx)).round();
+    let x = |lon: f64| (lon - west) / (east - west) * width;
+    let y = |lat: f64| (north - lat) / (north - south) * height;
+    let mut svg = format!(
+        "<svg id=\"map\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-labelledby=\"map-title\"><title id=\"map-title\">{}</title>",
+        lang.t("39 个重点城市的问题与销号", "Problems and closures in the 39 key cities")
+    );
+    // A graticule every degree, for orientation without outside tiles.
+    for lon in (west.ceil() as i64)..=(east.floor() as i64) {
+        svg.push_str(&format!(
+            "<line x1=\"{0:.1}\" y1=\"0\" x2=\"{0:.1}\" y2=\"{height}\" stroke=\"#e6eaef\" stroke-width=\"1\"/><text x=\"{0:.1}\" y=\"{1}\" font-size=\"9\" fill=\"#8b949e\" text-anchor=\"middle\">{lon}°E</text>",
+            x(lon as f64),
+            height - 3.0
+        ));
+    }
+    for lat in (south.ceil() as i64)..=(north.floor() as i64) {
+        svg.push_str(&format!(
+            "<line x1=\"0\" y1=\"{0:.1}\" x2=\"{width}\" y2=\"{0:.1}\" stroke=\"#e6eaef\" stroke-width=\"1\"/><text x=\"3\" y=\"{1:.1}\" font-size=\"9\" fill=\"#8b949e\">{lat}°N</text>",
+            y(lat as f64),
+            y(lat as f64) - 2.0
+        ));
+    }
+    for c in cities {
+        let figures = &stats["cities"][&c.code];
+        let found = figures["problems_found"].as_i64().unwrap_or(0);
+        let handed = figures["handed_over"].as_i64().unwrap_or(0);
+        let on_time = figures["closed_on_time"].as_i64().unwrap_or(0);
+        let r = 4.0 + 2.5 * (found as f64).sqrt();
+        let fill = if handed == 0 {
+            "#9aa4ae".to_string()
+        } else {
+            // From red (nothing closed on time) to green (everything).
+            let share = on_time as f64 / handed as f64;
+            format!("hsl({:.0},70%,45%)", share * 120.0)
+        };
+        let name = lang.t(&c.name_zh, &c.name_en);
+        svg.push_str(&format!(
+            "<a href=\"/?city={}{}\"><g class=\"city\" data-city=\"{}\"><circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{r:.1}\" fill=\"{fill}\" fill-opacity=\"0.75\" stroke=\"#1d2430\" stroke-width=\"0.6\"><title>{}: {} {}, {} {}</title></circle><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#1d2430\">{}</text></g></a>",
+            c.code,
+            lang.suffix(false),
+            c.code,
+            x(c.lon),
+            y(c.lat),
+            xml_escape(name),
+            found,
+            lang.t("个问题", "problems"),
+            on_time,
+            lang.t("个按期销号", "closed on time"),
+            x(c.lon) + r + 1.5,
+            y(c.lat) + 3.5,
+            xml_escape(name),
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Cumulative problems found and closed per day, as two lines.
+fn chart_svg(daily: &[(Date, i64, i64)], lang: Lang) -> String {
+    let (width, height, left, bottom, top, right) = (640.0, 320.0, 48.0, 28.0, 12.0, 12.0);
+    let mut svg = format!(
+        "<svg id=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-labelledby=\"chart-title\"><title id=\"chart-title\">{}</title>",
+        lang.t("累计发现与销号问题数", "Cumulative problems found and closed")
+    );
+    if daily.is_empty() {
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text></svg>",
+            width / 2.0,
+            height / 2.0,
+            lang.t("暂无数据", "No data yet")
+        ));
+        return svg;
+    }
+    let first = daily[0].0;
+    let last = daily[daily.len() - 1].0;
+    let days = ((last - first).whole_days() as f64).max(1.0);
+    let (mut found, mut closed) = (0i64, 0i64);
+    let mut points_found = vec![];
+    let mut points_closed = vec![];
+    for (day, f, c) in daily {
+        found += f;
+        closed += c;
+        let t = (*day - first).whole_days() as f64;
+        points_found.push((t, found));
+        points_closed.push((t, closed));
+    }
+    let max = found.max(closed).max(1) as f64;
+    let x = |t: f64| left + t / days * (width - left - right);
+    let y = |n: i64| height - bottom - n as f64 / max * (height - bottom - top);
+    let line = |points: &[(f64, i64)]| {
+        let mut out = String::new();
+        let mut previous: Option<i64> = None;
+        for (t, n) in points {
+            // A step: the count holds until the next day with something new.
+            if let Some(p) = previous {
+                out.push_str(&format!("{:.1},{:.1} ", x(*t), y(p)));
+            }
+            out.push_str(&format!("{:.1},{:.1} ", x(*t), y(*n)));
+            previous = Some(*n);
+        }
+        out
+    };
+    svg.push_str(&format!(
+        "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#57606a\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{0}\" stroke=\"#57606a\"/>",
+        height - bottom,
+        width - right
     ));
-    body.push_str("<h2>过程 <small>History</small></h2><table id=\"history\"><thead><tr><th>时间 When</th><th>状态 Status</th><th>事项 What</th></tr></thead><tbody>");
-    for h in history {
+    svg.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">0</text>",
+        left - 4.0,
+        top + 8.0,
+        max as i64,
+        left - 4.0,
+        height - bottom
+    ));
+    svg.push_str(&format!(
+        "<text x=\"{left}\" y=\"{}\" font-size=\"10\">{first}</text><text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{last}</text>",
+        height - 8.0,
+        width - right,
+        height - 8.0
+    ));
+    svg.push_str(&format!(
+        "<polyline class=\"found\" fill=\"none\" stroke=\"#d1242f\" stroke-width=\"2\" points=\"{}\"/><polyline class=\"closed\" fill=\"none\" stroke=\"#1a7f37\" stroke-width=\"2\" points=\"{}\"/>",
+        line(&points_found).trim(),
+        line(&points_closed).trim()
+    ));
+    svg.push_str(&format!(
+        "<g font-size=\"11\"><rect x=\"{0}\" y=\"{1}\" width=\"10\" height=\"3\" fill=\"#d1242f\"/><text x=\"{2}\" y=\"{3}\">{4} {5}</text><rect x=\"{0}\" y=\"{6}\" width=\"10\" height=\"3\" fill=\"#1a7f37\"/><text x=\"{2}\" y=\"{7}\">{8} {9}</text></g></svg>",
+        left + 10.0,
+        top + 6.0,
+        left + 24.0,
+        top + 10.0,
+        lang.t("发现", "found"),
+        found,
+        top + 22.0,
+        top + 26.0,
+        lang.t("销号", "closed"),
+        closed,
+    ));
+    svg
+}
+
+/// A moment as people in the campaign read it: Beijing time, to the minute.
+fn when(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    at.to_offset(time::macros::offset!(+8)).format(&format).unwrap_or_default()
+}
+
+pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> String {
+    let mut body = format!(
+        "<p><a id=\"back\" href=\"/{}\">← {}</a></p><h2 id=\"problem-title\">{} — {}（{}）</h2>",
+        lang.suffix(true),
+        lang.t("返回", "Back"),
+        xml_escape(&category_name(p.category.as_deref(), lang)),
+        xml_escape(p.site_name.as_deref().unwrap_or("")),
+        xml_escape(&city_name(p.city_code.as_deref(), lang)),
+    );
+    if let (Some(at), Some(reason)) = (p.retracted_at, &p.retraction_reason) {
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            shared::csv::timestamp(h.at),
-            status_zh(&h.status),
-            xml_escape(&h.what)
+            "<p class=\"notice\" id=\"retraction\">{} {}: {}</p>",
+            lang.t("已撤回公开", "Retracted on"),
+            when(at),
+            xml_escape(reason)
+        ));
+    }
+    if let Some(narrative) = &p.typical_narrative {
+        body.push_str(&format!(
+            "<section class=\"summary\" id=\"typical-case\"><strong>{}</strong><p>{}</p></section>",
+            lang.t("典型案例", "Typical case"),
+            xml_escape(narrative)
+        ));
+    }
+    let ts = |t: Option<time::OffsetDateTime>| t.map(when).unwrap_or_else(|| "—".into());
+    let rows = [
+        (lang.t("问题编号", "Problem"), p.id.to_string()),
+        (lang.t("状态", "Status"), status_name(&p.status, lang).to_string()),
+        (lang.t("问题描述", "Description"), p.description.clone().unwrap_or_default()),
+        (lang.t("严重程度", "Severity"), p.severity.clone().unwrap_or_default()),
+        (lang.t("轮次", "Round"), p.round.clone().unwrap_or_default()),
+        (lang.t("区县", "County"), p.county_code.clone().unwrap_or_default()),
+        (lang.t("责任单位", "Responsible government"), p.jurisdiction.clone().unwrap_or_default()),
+        (lang.t("督办单", "Handover sheet"), p.handover_no.clone().unwrap_or_default()),
+        (lang.t("发现时间", "Found"), ts(p.found_at)),
+        (lang.t("交办时间", "Handed over"), ts(p.handed_over_at)),
+        (lang.t("整改期限", "Deadline"), p.deadline.map(|d| d.to_string()).unwrap_or_else(|| "—".into())),
+        (lang.t("签收时间", "Acknowledged"), ts(p.acknowledged_at)),
+        (lang.t("整改进展", "Progress"), p.progress_stage.clone().unwrap_or_else(|| "—".into())),
+        (lang.t("报告整改", "Rectification reported"), ts(p.rectification_reported_at)),
+        (lang.t("现场核查", "Verified"), ts(p.verified_at)),
+        (lang.t("销号时间", "Closed"), ts(p.closed_at)),
+        (lang.t("逾期自", "Overdue since"), p.overdue_on.map(|d| d.to_string()).unwrap_or_else(|| "—".into())),
+        (
+            lang.t("位置", "Location"),
+            match (p.lat, p.lon) {
+                (Some(lat), Some(lon)) => format!("{lat:.5}, {lon:.5}"),
+                _ => "—".into(),
+            },
+        ),
+    ];
+    body.push_str("<table id=\"facts\"><tbody>");
+    for (label, value) in rows {
+        body.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", xml_escape(label), xml_escape(&value)));
+    }
+    body.push_str("</tbody></table>");
+    if !p.evidence.0.is_empty() {
+        body.push_str(&format!("<h2>{}</h2><ul>", lang.t("证据", "Evidence")));
+        for e in &p.evidence.0 {
+            body.push_str(&format!("<li><a href=\"{0}\" rel=\"nofollow\">{0}</a></li>", xml_escape(&e.url)));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str(&format!(
+        "<h2>{}</h2><table id=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
+        lang.t("过程", "History"),
+        lang.t("时间（北京时间）", "When (Beijing time)"),
+        lang.t("事项", "Step"),
+        lang.t("内容", "What"),
+        lang.t("记录号", "Entry"),
+    ));
+    for h in history {
+        let what = if h.withdrawn {
+            lang.t("（内容已依法撤下）", "(content withdrawn)").to_string()
+        } else {
+            h.what.clone()
+        };
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            when(h.at),
+            status_name(&h.status, lang),
+            xml_escape(&what),
+            h.entry_index
+                .map(|i| format!("<a href=\"/v1/chain/proof/inclusion?index={i}\">{i}</a>"))
+                .unwrap_or_default()
         ));
     }
     body.push_str("</tbody></table>");
-    page(&title(p), &body)
+    let switch = format!("/problems/{}{}", p.id, if lang == Lang::Zh { "?lang=en" } else { "" });
+    page(lang, &title(p), &switch, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_markup_out() {
+        assert_eq!(xml_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+
+    #[test]
+    fn the_map_places_every_city_inside_its_frame() {
+        let svg = map_svg(&json!({ "cities": {} }), Lang::Zh);
+        assert_eq!(svg.matches("<circle").count(), 39);
+        assert!(svg.contains("邢台") && !svg.contains("NaN"));
+        let en = map_svg(&json!({ "cities": {} }), Lang::En);
+        assert!(en.contains("Xingtai"));
+    }
+
+    #[test]
+    fn the_chart_accumulates_found_and_closed() {
+        let d = |day: u8| Date::from_calendar_date(2019, time::Month::May, day).unwrap();
+        let svg = chart_svg(&[(d(9), 3, 0), (d(20), 1, 2)], Lang::En);
+        assert!(svg.contains("found 4") && svg.contains("closed 2"), "{svg}");
+        assert!(chart_svg(&[], Lang::Zh).contains("暂无数据"));
+    }
 }

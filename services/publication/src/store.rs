@@ -1,20 +1,27 @@
 //! Publication's SQL, all in the `publication` schema.
 
 use serde::Serialize;
-use serde_json::{Value, json};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use shared::events::{InspectionRecorded, ProblemAssigned, ProblemReported};
+use shared::events::{InspectionRecorded, ProblemAssigned, ProblemExtended, ProblemRerouted, RoundConfigured};
 
 use crate::domain;
+use crate::merkle::{self, Hash};
+use crate::public_log::{self, Checkpoint, EntryContent, LogSigner};
+use crate::redaction::{DisclosurePolicy, PublicEvidence, ReportedFacts, Visibility, VisibilityFacts};
+
+// ---------------------------------------------------------------------------------------------
+// Applying events
 
 pub async fn count_inspection(conn: &mut PgConnection, r: &InspectionRecorded) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO publication.inspection_counts (round_id, city_code, checks, duplicates) VALUES ($1, $2, 1, $3)
          ON CONFLICT (round_id, city_code) DO UPDATE
-         SET checks = publication.inspection_counts.checks + 1, duplicates = publication.inspection_counts.duplicates + $3",
+         SET checks = publication.inspection_counts.checks + 1,
+             duplicates = publication.inspection_counts.duplicates + $3, updated_at = now()",
     )
     .bind(&r.round)
     .bind(&r.city_code)
@@ -24,14 +31,58 @@ pub async fn count_inspection(conn: &mut PgConnection, r: &InspectionRecorded) -
     Ok(())
 }
 
-pub async fn problem_reported(conn: &mut PgConnection, p: &ProblemReported) -> sqlx::Result<()> {
+pub async fn round_configured(conn: &mut PgConnection, r: &RoundConfigured) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.rounds (round_id, starts_on, ends_on, kind) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (round_id) DO UPDATE SET starts_on = $2, ends_on = $3, kind = $4",
+    )
+    .bind(&r.round)
+    .bind(r.starts_on)
+    .bind(r.ends_on)
+    .bind(&r.kind)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Teams are counted per round (person-times), never shown.
+pub async fn team_assigned(conn: &mut PgConnection, round: &str, team: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO publication.round_teams (round_id, team) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(round)
+        .bind(team)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn city_escalated(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    city: &str,
+    level: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.escalations (source_event_id, city_code, level, escalated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(city)
+    .bind(level)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn problem_reported(conn: &mut PgConnection, p: &ReportedFacts) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO publication.problems (problem_id, round_id, category, severity, city_code, county_code, site_name,
-                                           site_lat, site_lon, description, found_at, rebound_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (problem_id) DO UPDATE SET round_id = $2, category = $3, severity = $4, city_code = $5,
-             county_code = $6, site_name = $7, site_lat = $8, site_lon = $9, description = $10, found_at = $11,
-             rebound_of = $12",
+                                           site_lat, site_lon, description, found_at, rebound_of, evidence)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (problem_id) DO UPDATE SET round_id = $2, category = $3, severity = $4,
+             city_code = coalesce(publication.problems.city_code, $5), county_code = $6, site_name = $7,
+             site_lat = $8, site_lon = $9, description = $10, found_at = $11, rebound_of = $12, evidence = $13",
     )
     .bind(p.problem_id)
     .bind(&p.round)
@@ -39,37 +90,67 @@ pub async fn problem_reported(conn: &mut PgConnection, p: &ProblemReported) -> s
     .bind(&p.severity)
     .bind(&p.city_code)
     .bind(&p.county_code)
-    .bind(&p.site.name)
-    .bind(p.site.lat)
-    .bind(p.site.lon)
+    .bind(&p.site_name)
+    .bind(p.lat)
+    .bind(p.lon)
     .bind(&p.description)
-    .bind(p.checked_at)
+    .bind(p.found_at)
     .bind(p.rebound_of)
+    .bind(Json(&p.evidence))
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Applies assignment's hand-over unless a later word of assignment's was applied already.
+/// A deadline set by a word at `at` holds unless a later word set another (assignment and
+/// verification both set deadlines, and their events arrive in any order).
+const DEADLINE_RULE: &str =
+    "deadline = CASE WHEN publication.problems.deadline_at IS NULL OR $3 >= publication.problems.deadline_at
+                                  THEN $2 ELSE publication.problems.deadline END,
+             deadline_at = greatest(publication.problems.deadline_at, $3)";
+
+async fn set_deadline(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    deadline: Date,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO publication.problems (problem_id, deadline, deadline_at) VALUES ($1, $2, $3)
+         ON CONFLICT (problem_id) DO UPDATE SET {DEADLINE_RULE}"
+    )))
+    .bind(problem_id)
+    .bind(deadline)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Hand-over: its date is a fact whatever the order; where the problem stands (sheet,
+/// jurisdiction) is assignment's latest word.
 pub async fn problem_assigned(conn: &mut PgConnection, p: &ProblemAssigned) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO publication.problems (problem_id, city_code, handover_no, jurisdiction, handed_over_at, deadline, assignment_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (problem_id) DO UPDATE SET handover_no = $3, jurisdiction = $4, handed_over_at = $5,
-             deadline = CASE WHEN publication.problems.verification_seq = 0 THEN $6 ELSE publication.problems.deadline END,
-             assignment_seq = $7
-         WHERE publication.problems.assignment_seq < $7",
+        "INSERT INTO publication.problems (problem_id, city_code, handover_no, jurisdiction, handed_over_at, assignment_seq)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (problem_id) DO UPDATE SET
+             handed_over_at = least(publication.problems.handed_over_at, $5),
+             handover_no = CASE WHEN publication.problems.assignment_seq < $6 OR publication.problems.handover_no IS NULL
+                                THEN $3 ELSE publication.problems.handover_no END,
+             jurisdiction = CASE WHEN publication.problems.assignment_seq < $6 OR publication.problems.jurisdiction IS NULL
+                                 THEN $4 ELSE publication.problems.jurisdiction END,
+             city_code = CASE WHEN publication.problems.assignment_seq < $6 THEN $2 ELSE publication.problems.city_code END,
+             assignment_seq = greatest(publication.problems.assignment_seq, $6)",
     )
     .bind(p.problem_id)
     .bind(&p.city_code)
     .bind(&p.handover_no)
     .bind(&p.jurisdiction)
     .bind(p.assigned_at)
-    .bind(p.deadline)
     .bind(p.problem_seq)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    set_deadline(conn, p.problem_id, p.deadline, p.assigned_at).await
 }
 
 pub async fn problem_acknowledged(
@@ -80,12 +161,75 @@ pub async fn problem_acknowledged(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO publication.problems (problem_id, acknowledged_at, assignment_seq) VALUES ($1, $2, $3)
-         ON CONFLICT (problem_id) DO UPDATE SET acknowledged_at = $2, assignment_seq = $3
-         WHERE publication.problems.assignment_seq < $3",
+         ON CONFLICT (problem_id) DO UPDATE SET acknowledged_at = least(publication.problems.acknowledged_at, $2),
+             assignment_seq = greatest(publication.problems.assignment_seq, $3)",
     )
     .bind(problem_id)
     .bind(at)
     .bind(seq)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn problem_rerouted(conn: &mut PgConnection, r: &ProblemRerouted) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.problems (problem_id, city_code, jurisdiction, rerouted_count, assignment_seq)
+         VALUES ($1, $2, $3, 1, $4)
+         ON CONFLICT (problem_id) DO UPDATE SET rerouted_count = publication.problems.rerouted_count + 1,
+             city_code = CASE WHEN publication.problems.assignment_seq < $4 THEN $2 ELSE publication.problems.city_code END,
+             jurisdiction = CASE WHEN publication.problems.assignment_seq < $4 THEN $3 ELSE publication.problems.jurisdiction END,
+             assignment_seq = greatest(publication.problems.assignment_seq, $4)",
+    )
+    .bind(r.problem_id)
+    .bind(&r.city_code)
+    .bind(&r.to_jurisdiction)
+    .bind(r.problem_seq)
+    .execute(&mut *conn)
+    .await?;
+    set_deadline(conn, r.problem_id, r.deadline, r.rerouted_at).await
+}
+
+pub async fn problem_extended(conn: &mut PgConnection, e: &ProblemExtended) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.problems (problem_id, extended_count) VALUES ($1, 1)
+         ON CONFLICT (problem_id) DO UPDATE SET extended_count = publication.problems.extended_count + 1",
+    )
+    .bind(e.problem_id)
+    .execute(&mut *conn)
+    .await?;
+    set_deadline(conn, e.problem_id, e.deadline, e.granted_at).await
+}
+
+pub async fn problem_overdue(conn: &mut PgConnection, problem_id: Uuid, overdue_on: Date) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.problems (problem_id, overdue_on) VALUES ($1, $2)
+         ON CONFLICT (problem_id) DO UPDATE SET overdue_on = least(publication.problems.overdue_on, $2)",
+    )
+    .bind(problem_id)
+    .bind(overdue_on)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The furthest stage of a long rectification reported so far.
+pub async fn rectification_progressed(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+    stage: &str,
+    percent: Option<u8>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.problems (problem_id, progress_stage, progress_percent) VALUES ($1, $2, $3)
+         ON CONFLICT (problem_id) DO UPDATE SET
+             progress_stage = CASE WHEN coalesce($3, 0) >= coalesce(publication.problems.progress_percent, 0)
+                                   THEN $2 ELSE publication.problems.progress_stage END,
+             progress_percent = greatest(publication.problems.progress_percent, $3)",
+    )
+    .bind(problem_id)
+    .bind(stage)
+    .bind(percent.map(i32::from))
     .execute(conn)
     .await?;
     Ok(())
@@ -112,153 +256,389 @@ pub async fn verification_word(conn: &mut PgConnection, w: &VerificationWord) ->
     .execute(&mut *conn)
     .await?;
     // The dates are facts whatever the order they arrive in.
-    match w.status {
+    let sql = match w.status {
         "rectification_reported" => {
-            sqlx::query("UPDATE publication.problems SET rectification_reported_at = greatest(rectification_reported_at, $2) WHERE problem_id = $1")
-                .bind(w.problem_id)
-                .bind(w.at)
-                .execute(conn)
-                .await?;
+            "UPDATE publication.problems SET rectification_reported_at = greatest(rectification_reported_at, $2) WHERE problem_id = $1"
         }
         "closed" => {
-            sqlx::query("UPDATE publication.problems SET verified_at = greatest(verified_at, $2), closed_at = $2 WHERE problem_id = $1")
-                .bind(w.problem_id)
-                .bind(w.at)
-                .execute(conn)
-                .await?;
+            "UPDATE publication.problems SET verified_at = greatest(verified_at, $2), closed_at = $2 WHERE problem_id = $1"
         }
         _ => {
-            // A reopening's new deadline holds only while it is verification's latest word.
-            sqlx::query(
-                "UPDATE publication.problems SET verified_at = greatest(verified_at, $2),
-                        deadline = CASE WHEN verification_seq = $4 THEN coalesce($3, deadline) ELSE deadline END
-                 WHERE problem_id = $1",
-            )
-            .bind(w.problem_id)
-            .bind(w.at)
-            .bind(w.new_deadline)
-            .bind(w.seq)
-            .execute(conn)
-            .await?;
+            "UPDATE publication.problems SET verified_at = greatest(verified_at, $2), reopened_count = reopened_count + 1
+             WHERE problem_id = $1"
         }
+    };
+    sqlx::query(sql).bind(w.problem_id).bind(w.at).execute(&mut *conn).await?;
+    if let Some(deadline) = w.new_deadline {
+        set_deadline(conn, w.problem_id, deadline, w.at).await?;
     }
     Ok(())
 }
 
-pub async fn add_history(
-    conn: &mut PgConnection,
-    problem_id: Uuid,
-    event_id: Uuid,
-    at: OffsetDateTime,
-    status: &str,
-    what: &str,
-) -> sqlx::Result<()> {
+/// One line of a problem's public history, from an event or an act of the campaign office.
+pub struct HistoryLine<'a> {
+    pub problem_id: Uuid,
+    pub source_id: Uuid,
+    pub at: OffsetDateTime,
+    pub kind: &'a str,
+    pub status: &'a str,
+    pub what: &'a str,
+}
+
+pub async fn add_history(conn: &mut PgConnection, h: &HistoryLine<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO publication.history (problem_id, source_event_id, at, status, what) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO publication.history (problem_id, source_event_id, at, kind, status, what) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (source_event_id) DO NOTHING",
     )
-    .bind(problem_id)
-    .bind(event_id)
-    .bind(at)
-    .bind(status)
-    .bind(what)
+    .bind(h.problem_id)
+    .bind(h.source_id)
+    .bind(h.at)
+    .bind(h.kind)
+    .bind(h.status)
+    .bind(h.what)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// An entry just appended to the chain.
+// ---------------------------------------------------------------------------------------------
+// Public state and the log
+
+/// An entry just appended to the log.
 pub struct Appended {
-    pub seq: i64,
+    pub index: i64,
     pub problem_id: Uuid,
     pub city_code: Option<String>,
     pub status: String,
-    pub entry_hash: String,
+    pub leaf_hash: String,
 }
 
-/// What the public status is derived from.
 #[derive(sqlx::FromRow)]
 struct Facts {
     category: Option<String>,
     verification_status: Option<String>,
     handed_over_at: Option<OffsetDateTime>,
     acknowledged_at: Option<OffsetDateTime>,
+    approved_at: Option<OffsetDateTime>,
     city_code: Option<String>,
 }
 
-/// Recomputes a problem's public status; once it is public, appends its history not yet in the
-/// chain, in the order things happened.
-pub async fn refresh(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Vec<Appended>> {
+/// Everything `refresh` needs besides the connection.
+pub struct Publishing<'a> {
+    pub policy: DisclosurePolicy,
+    pub now: OffsetDateTime,
+    pub signer: &'a LogSigner,
+}
+
+/// Recomputes a problem's public status and whether it is public; once it is, appends to the
+/// log its history not logged yet, in the order things happened.
+pub async fn refresh(conn: &mut PgConnection, problem_id: Uuid, p: &Publishing<'_>) -> sqlx::Result<Vec<Appended>> {
     let row: Option<Facts> = sqlx::query_as(
-        "SELECT category, verification_status, handed_over_at, acknowledged_at, city_code FROM publication.problems WHERE problem_id = $1",
+        "SELECT category, verification_status, handed_over_at, acknowledged_at, approved_at, city_code
+         FROM publication.problems WHERE problem_id = $1",
     )
     .bind(problem_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(Facts { category, verification_status, handed_over_at, acknowledged_at, city_code }) = row else {
-        return Ok(vec![]);
+    let Some(f) = row else { return Ok(vec![]) };
+    let facts = VisibilityFacts {
+        reported: f.category.is_some(),
+        handed_over_at: f.handed_over_at,
+        approved: f.approved_at.is_some(),
     };
-    let handed_over = handed_over_at.is_some();
-    let public = domain::is_public(category.is_some(), handed_over);
-    let status = domain::public_status(verification_status.as_deref(), acknowledged_at.is_some(), handed_over);
-    sqlx::query("UPDATE publication.problems SET status = $2, public = $3, updated_at = now() WHERE problem_id = $1")
+    let public = p.policy.visibility(&facts, p.now) == Visibility::Public;
+    let status = domain::public_status(
+        f.verification_status.as_deref(),
+        f.acknowledged_at.is_some(),
+        f.handed_over_at.is_some(),
+    );
+    sqlx::query(
+        "UPDATE publication.problems SET status = $2, public = public OR $3, updated_at = now() WHERE problem_id = $1",
+    )
+    .bind(problem_id)
+    .bind(&status)
+    .bind(public)
+    .execute(&mut *conn)
+    .await?;
+    // Once public, always public: a retraction is a public entry, not a disappearance.
+    let public: bool = sqlx::query_scalar("SELECT public FROM publication.problems WHERE problem_id = $1")
         .bind(problem_id)
-        .bind(&status)
-        .bind(public)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
     if !public {
         return Ok(vec![]);
     }
-    let unchained: Vec<(i64, OffsetDateTime, String, String)> = sqlx::query_as(
-        "SELECT id, at, status, what FROM publication.history WHERE problem_id = $1 AND entry_seq IS NULL ORDER BY at, id",
+    let unlogged: Vec<(i64, OffsetDateTime, String, String, String)> = sqlx::query_as(
+        "SELECT id, at, kind, status, what FROM publication.history WHERE problem_id = $1 AND entry_seq IS NULL
+         ORDER BY at, id",
     )
     .bind(problem_id)
     .fetch_all(&mut *conn)
     .await?;
-    if unchained.is_empty() {
+    if unlogged.is_empty() {
         return Ok(vec![]);
     }
-    // One writer at a time extends the chain.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.chain', 0))").execute(&mut *conn).await?;
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, entry_hash FROM publication.entries ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (mut seq, mut prev) = last.unwrap_or((0, domain::GENESIS.to_string()));
-    let mut appended = Vec::with_capacity(unchained.len());
-    for (history_id, at, entry_status, what) in unchained {
-        seq += 1;
-        let content = json!({
-            "seq": seq,
-            "problem_id": problem_id,
-            "at": shared::csv::timestamp(at),
-            "status": entry_status,
-            "what": what,
-        });
-        let content_hash = domain::content_hash(&content);
-        let entry_hash = domain::entry_hash(&prev, &content_hash);
+    // One writer at a time extends the log.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.log', 0))").execute(&mut *conn).await?;
+    let mut index: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM publication.log_entries")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut appended = Vec::with_capacity(unlogged.len());
+    for (history_id, at, kind, entry_status, what) in unlogged {
+        let content = EntryContent {
+            index,
+            kind: kind.clone(),
+            problem_id,
+            at: shared::csv::timestamp(at),
+            status: entry_status.clone(),
+            what,
+        }
+        .to_text();
+        let content_hash = public_log::content_hash(&content);
+        let leaf = public_log::leaf_of(&content_hash);
         sqlx::query(
-            "INSERT INTO publication.entries (seq, problem_id, content, content_hash, prev_hash, entry_hash) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO publication.log_entries (idx, kind, problem_id, content, content_hash, leaf_hash, signature)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(seq)
+        .bind(index)
+        .bind(&kind)
         .bind(problem_id)
         .bind(&content)
-        .bind(&content_hash)
-        .bind(&prev)
-        .bind(&entry_hash)
+        .bind(merkle::to_hex(&content_hash))
+        .bind(merkle::to_hex(&leaf))
+        .bind(p.signer.sign_entry(index, &leaf))
         .execute(&mut *conn)
         .await?;
         sqlx::query("UPDATE publication.history SET entry_seq = $2 WHERE id = $1")
             .bind(history_id)
-            .bind(seq)
+            .bind(index)
             .execute(&mut *conn)
             .await?;
-        prev = entry_hash.clone();
-        appended.push(Appended { seq, problem_id, city_code: city_code.clone(), status: entry_status, entry_hash });
+        appended.push(Appended {
+            index,
+            problem_id,
+            city_code: f.city_code.clone(),
+            status: entry_status,
+            leaf_hash: merkle::to_hex(&leaf),
+        });
+        index += 1;
     }
     Ok(appended)
 }
+
+/// Problems whose public state may have changed with time alone: handed over but not public
+/// (an embargo may have ended), or public with history not yet logged.
+pub async fn due_for_refresh(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT problem_id FROM publication.problems p
+         WHERE (NOT public AND handed_over_at IS NOT NULL AND category IS NOT NULL)
+            OR (public AND EXISTS (SELECT 1 FROM publication.history h WHERE h.problem_id = p.problem_id AND h.entry_seq IS NULL))
+         ORDER BY handed_over_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Makes a signed checkpoint when the log has grown since the last one.
+pub async fn checkpoint_if_grown(
+    conn: &mut PgConnection,
+    signer: &LogSigner,
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<Checkpoint>> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.log', 0))").execute(&mut *conn).await?;
+    let size = log_size(conn).await?;
+    let last: i64 = sqlx::query_scalar("SELECT coalesce(max(tree_size), 0) FROM publication.checkpoints")
+        .fetch_one(&mut *conn)
+        .await?;
+    if size <= last {
+        return Ok(None);
+    }
+    let leaves = leaf_hashes(conn, size).await?;
+    let checkpoint = signer.checkpoint(size, &merkle::root(&leaves), (now.unix_timestamp_nanos() / 1_000_000) as i64);
+    sqlx::query(
+        "INSERT INTO publication.checkpoints (tree_size, root_hash, made_at, body, signature) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(checkpoint.tree_size)
+    .bind(&checkpoint.root_hash)
+    .bind(now)
+    .bind(&checkpoint.body)
+    .bind(&checkpoint.signature)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(checkpoint))
+}
+
+/// The first `size` leaf hashes, in order.
+pub async fn leaf_hashes(conn: &mut PgConnection, size: i64) -> sqlx::Result<Vec<Hash>> {
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT leaf_hash FROM publication.log_entries WHERE idx < $1 ORDER BY idx")
+            .bind(size)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.iter().map(|h| merkle::from_hex(h).unwrap_or([0; 32])).collect())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LogEntry {
+    pub index: i64,
+    pub kind: String,
+    pub problem_id: Option<Uuid>,
+    /// The exact text whose SHA-256 is `content_hash`; none once withdrawn.
+    pub content: Option<String>,
+    pub content_hash: String,
+    pub leaf_hash: String,
+    pub signature: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub withdrawn_at: Option<OffsetDateTime>,
+    pub withdrawn_reason: Option<String>,
+}
+
+pub async fn log_entries(conn: &mut PgConnection, start: i64, limit: i64) -> sqlx::Result<Vec<LogEntry>> {
+    sqlx::query_as(
+        "SELECT idx AS index, kind, problem_id, content, content_hash, leaf_hash, signature, published_at,
+                withdrawn_at, withdrawn_reason
+         FROM publication.log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+    )
+    .bind(start)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckpointRow {
+    tree_size: i64,
+    root_hash: String,
+    made_at: OffsetDateTime,
+    body: String,
+    signature: String,
+}
+
+fn checkpoint_of(row: CheckpointRow, origin: &str) -> Checkpoint {
+    Checkpoint {
+        origin: origin.to_string(),
+        tree_size: row.tree_size,
+        root_hash: row.root_hash,
+        timestamp: (row.made_at.unix_timestamp_nanos() / 1_000_000) as i64,
+        body: row.body,
+        signature: row.signature,
+    }
+}
+
+pub async fn latest_checkpoint(conn: &mut PgConnection, origin: &str) -> sqlx::Result<Option<Checkpoint>> {
+    let row: Option<CheckpointRow> = sqlx::query_as(
+        "SELECT tree_size, root_hash, made_at, body, signature FROM publication.checkpoints ORDER BY tree_size DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| checkpoint_of(r, origin)))
+}
+
+pub async fn checkpoints(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+    origin: &str,
+) -> sqlx::Result<Vec<Checkpoint>> {
+    let rows: Vec<CheckpointRow> = sqlx::query_as(
+        "SELECT tree_size, root_hash, made_at, body, signature FROM publication.checkpoints WHERE tree_size > $1
+         ORDER BY tree_size LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| checkpoint_of(r, origin)).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The campaign office's acts
+
+/// Marks a public problem as a typical case; false when there is no such public problem.
+pub async fn mark_typical(
+    conn: &mut PgConnection,
+    id: Uuid,
+    narrative: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE publication.problems SET typical_narrative = $2, typical_at = $3 WHERE problem_id = $1 AND public",
+    )
+    .bind(id)
+    .bind(narrative)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn approve(conn: &mut PgConnection, id: Uuid, at: OffsetDateTime) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE publication.problems SET approved_at = coalesce(approved_at, $2) WHERE problem_id = $1 AND category IS NOT NULL",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn retract(conn: &mut PgConnection, id: Uuid, reason: &str, at: OffsetDateTime) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE publication.problems SET retracted_at = coalesce(retracted_at, $3), retraction_reason = $2
+         WHERE problem_id = $1 AND public",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The fields the campaign office may correct, and their current public value.
+pub const CORRECTABLE: &[&str] = &["site_name", "description"];
+
+/// Sets a correctable field, answering its previous value (none: no such public problem).
+pub async fn correct(conn: &mut PgConnection, id: Uuid, field: &str, value: &str) -> sqlx::Result<Option<String>> {
+    let sql = match field {
+        "site_name" => {
+            "UPDATE publication.problems p SET site_name = $2 FROM publication.problems old
+             WHERE p.problem_id = $1 AND old.problem_id = $1 AND p.public RETURNING coalesce(old.site_name, '')"
+        }
+        _ => {
+            "UPDATE publication.problems p SET description = $2 FROM publication.problems old
+             WHERE p.problem_id = $1 AND old.problem_id = $1 AND p.public RETURNING coalesce(old.description, '')"
+        }
+    };
+    sqlx::query_scalar(sql).bind(id).bind(value).fetch_optional(conn).await
+}
+
+/// Withdraws the content of a log entry (a lawful takedown): its hash and signature stay, the
+/// text goes, from the log and from the problem's history. Answers the problem it was about.
+pub async fn withdraw(conn: &mut PgConnection, index: i64, reason: &str) -> sqlx::Result<Option<Option<Uuid>>> {
+    let problem: Option<Option<Uuid>> = sqlx::query_scalar(
+        "UPDATE publication.log_entries SET content = NULL, withdrawn_at = now(), withdrawn_reason = $2
+         WHERE idx = $1 AND content IS NOT NULL RETURNING problem_id",
+    )
+    .bind(index)
+    .bind(reason)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if problem.is_some() {
+        sqlx::query("UPDATE publication.history SET what = '', withdrawn = true WHERE entry_seq = $1")
+            .bind(index)
+            .execute(conn)
+            .await?;
+    }
+    Ok(problem)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the public record
 
 /// A problem as the public sees it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -275,6 +655,7 @@ pub struct PublicProblem {
     pub lat: Option<f64>,
     pub lon: Option<f64>,
     pub description: Option<String>,
+    pub evidence: Json<Vec<PublicEvidence>>,
     pub rebound_of: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub found_at: Option<OffsetDateTime>,
@@ -286,18 +667,38 @@ pub struct PublicProblem {
     pub acknowledged_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub rectification_reported_at: Option<OffsetDateTime>,
+    pub progress_stage: Option<String>,
+    pub progress_percent: Option<i32>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub verified_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub closed_at: Option<OffsetDateTime>,
+    /// The first day the problem was past its deadline without an accepted rectification.
+    pub overdue_on: Option<Date>,
+    pub reopened_count: i32,
+    pub typical_narrative: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub typical_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retracted_at: Option<OffsetDateTime>,
+    pub retraction_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
-const PUBLIC_COLUMNS: &str = "problem_id AS id, status, category, severity, round_id AS round, city_code, county_code,
-    jurisdiction, site_name, site_lat AS lat, site_lon AS lon, description, rebound_of, found_at, handover_no,
-    handed_over_at, deadline, acknowledged_at, rectification_reported_at, verified_at, closed_at, updated_at";
+impl PublicProblem {
+    pub fn is_typical(&self) -> bool {
+        self.typical_at.is_some()
+    }
+}
 
+const PUBLIC_COLUMNS: &str = "problem_id AS id, status, category, severity, round_id AS round, city_code, county_code,
+    jurisdiction, site_name, site_lat AS lat, site_lon AS lon, description, evidence, rebound_of, found_at, handover_no,
+    handed_over_at, deadline, acknowledged_at, rectification_reported_at, progress_stage, progress_percent,
+    verified_at, closed_at, overdue_on, reopened_count, typical_narrative, typical_at, retracted_at,
+    retraction_reason, updated_at";
+
+/// A public problem, retracted ones included (their page says so).
 pub async fn public_problem(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PublicProblem>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PUBLIC_COLUMNS} FROM publication.problems WHERE problem_id = $1 AND public"
@@ -307,103 +708,344 @@ pub async fn public_problem(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<O
     .await
 }
 
+/// A problem under the campaign office's review (awaiting approval), for the admin.
+pub async fn pending_approval(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<PublicProblem>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PUBLIC_COLUMNS} FROM publication.problems
+         WHERE NOT public AND approved_at IS NULL AND handed_over_at IS NOT NULL AND category IS NOT NULL
+         ORDER BY handed_over_at LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct HistoryItem {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    pub kind: String,
     pub status: String,
     pub what: String,
-    pub entry_seq: Option<i64>,
+    pub withdrawn: bool,
+    /// The item's index in the public log.
+    pub entry_index: Option<i64>,
 }
 
 pub async fn history(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<HistoryItem>> {
-    sqlx::query_as("SELECT at, status, what, entry_seq FROM publication.history WHERE problem_id = $1 AND entry_seq IS NOT NULL ORDER BY at, id")
-        .bind(id)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as(
+        "SELECT at, kind, status, what, withdrawn, entry_seq AS entry_index FROM publication.history
+         WHERE problem_id = $1 AND entry_seq IS NOT NULL ORDER BY at, id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
 }
 
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct ProblemFilter {
     pub city: Option<String>,
+    pub county: Option<String>,
     pub category: Option<String>,
     pub status: Option<String>,
     pub round: Option<String>,
     /// Matches the site's name.
     pub q: Option<String>,
+    /// Only typical cases.
+    #[serde(default, deserialize_with = "flag")]
+    pub typical: Option<bool>,
+    /// Only problems that have been overdue.
+    #[serde(default, deserialize_with = "flag")]
+    pub overdue: Option<bool>,
 }
 
-/// Public problems, most recently changed first.
+/// A `true`/`false` query parameter: flattened query structs see every value as text.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match <Option<Flag> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(Flag::Bool(b)) => Ok(Some(b)),
+        Some(Flag::Text(t)) => match t.as_str() {
+            "true" | "1" => Ok(Some(true)),
+            "false" | "0" => Ok(Some(false)),
+            other => Err(serde::de::Error::custom(format!("expected true or false, not {other:?}"))),
+        },
+    }
+}
+
+/// Where a page of problems starts: strictly after this (updated_at, id) in newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cursor {
+    pub updated_at: OffsetDateTime,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn after(p: &PublicProblem) -> Self {
+        Self { updated_at: p.updated_at, id: p.id }
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.updated_at.unix_timestamp_nanos() / 1000, self.id.simple())
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (micros, id) = s.split_once('_')?;
+        let micros: i128 = micros.parse().ok()?;
+        Some(Self {
+            updated_at: OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).ok()?,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
+/// Public problems (not retracted), most recently changed first, from `cursor` on.
 pub async fn public_problems(
     conn: &mut PgConnection,
     f: &ProblemFilter,
+    cursor: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<PublicProblem>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PUBLIC_COLUMNS} FROM publication.problems
-         WHERE public AND ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR category = $2)
+         WHERE public AND retracted_at IS NULL
+           AND ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR category = $2)
            AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR round_id = $4)
            AND ($5::text IS NULL OR site_name ILIKE '%' || $5 || '%')
-         ORDER BY updated_at DESC, problem_id LIMIT $6"
+           AND ($6::text IS NULL OR county_code = $6 OR jurisdiction = $6)
+           AND (NOT coalesce($7, false) OR typical_at IS NOT NULL)
+           AND (NOT coalesce($8, false) OR overdue_on IS NOT NULL)
+           AND ($9::timestamptz IS NULL OR (updated_at, problem_id) < ($9, $10))
+         ORDER BY updated_at DESC, problem_id DESC LIMIT $11"
     )))
     .bind(&f.city)
     .bind(&f.category)
     .bind(&f.status)
     .bind(&f.round)
     .bind(&f.q)
+    .bind(&f.county)
+    .bind(f.typical)
+    .bind(f.overdue)
+    .bind(cursor.map(|c| c.updated_at))
+    .bind(cursor.map(|c| c.id))
     .bind(limit)
     .fetch_all(conn)
     .await
 }
 
-/// Public problems counted by city, category and status.
-pub async fn problem_counts(
+/// Typical cases, most recently marked first.
+pub async fn typical_cases(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<PublicProblem>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PUBLIC_COLUMNS} FROM publication.problems
+         WHERE public AND retracted_at IS NULL AND typical_at IS NOT NULL ORDER BY typical_at DESC LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// When anything in the public record last changed.
+pub async fn last_modified(conn: &mut PgConnection) -> sqlx::Result<OffsetDateTime> {
+    sqlx::query_scalar(
+        "SELECT greatest(
+            (SELECT max(updated_at) FROM publication.problems),
+            (SELECT max(updated_at) FROM publication.inspection_counts),
+            (SELECT max(made_at) FROM publication.checkpoints),
+            (SELECT max(coalesce(withdrawn_at, published_at)) FROM publication.log_entries),
+            (SELECT max(escalated_at) FROM publication.escalations),
+            'epoch'::timestamptz)",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics, from the events alone
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct StatsFilter {
+    pub round: Option<String>,
+    pub city: Option<String>,
+    pub category: Option<String>,
+}
+
+/// One group's problem figures: `dimension` is `total`, `city`, `province`, `round` or
+/// `category`, and `key` the group's code.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Figures {
+    #[serde(skip)]
+    pub dimension: String,
+    #[serde(skip)]
+    pub key: String,
+    pub problems_found: i64,
+    pub handed_over: i64,
+    pub closed: i64,
+    pub closed_on_time: i64,
+    pub overdue: i64,
+    pub reopened: i64,
+    pub rebounds: i64,
+    pub rerouted: i64,
+    pub extended: i64,
+    pub median_days_to_close: Option<f64>,
+}
+
+/// Problem figures overall and per city, province, round and category. Every problem intake
+/// reported counts (aggregates name nobody), retracted ones excepted.
+pub async fn figures(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<Vec<Figures>> {
+    sqlx::query_as(
+        "WITH p AS (
+            SELECT *, left(city_code, 2) || '0000' AS province FROM publication.problems
+            WHERE category IS NOT NULL AND retracted_at IS NULL
+              AND ($1::text IS NULL OR round_id = $1) AND ($2::text IS NULL OR city_code = $2)
+              AND ($3::text IS NULL OR category = $3))
+         SELECT CASE GROUPING(city_code, province, round_id, category)
+                    WHEN 15 THEN 'total' WHEN 7 THEN 'city' WHEN 11 THEN 'province' WHEN 13 THEN 'round'
+                    ELSE 'category' END AS dimension,
+                coalesce(city_code, province, round_id, category, '') AS key,
+                count(*) AS problems_found,
+                count(*) FILTER (WHERE handed_over_at IS NOT NULL) AS handed_over,
+                count(*) FILTER (WHERE status = 'closed') AS closed,
+                count(*) FILTER (WHERE status = 'closed' AND deadline IS NOT NULL
+                                   AND (closed_at AT TIME ZONE 'Asia/Shanghai')::date <= deadline) AS closed_on_time,
+                count(*) FILTER (WHERE overdue_on IS NOT NULL) AS overdue,
+                count(*) FILTER (WHERE reopened_count > 0) AS reopened,
+                count(*) FILTER (WHERE rebound_of IS NOT NULL) AS rebounds,
+                count(*) FILTER (WHERE rerouted_count > 0) AS rerouted,
+                count(*) FILTER (WHERE extended_count > 0) AS extended,
+                round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - handed_over_at) / 86400)
+                    FILTER (WHERE status = 'closed' AND handed_over_at IS NOT NULL))::numeric, 2)::float8
+                    AS median_days_to_close
+         FROM p GROUP BY GROUPING SETS ((), (city_code), (province), (round_id), (category))",
+    )
+    .bind(&f.round)
+    .bind(&f.city)
+    .bind(&f.category)
+    .fetch_all(conn)
+    .await
+}
+
+/// Site checks overall and per city, province and round (checks have no category).
+pub async fn site_checks(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as(
+        "WITH c AS (
+            SELECT *, left(city_code, 2) || '0000' AS province FROM publication.inspection_counts
+            WHERE ($1::text IS NULL OR round_id = $1) AND ($2::text IS NULL OR city_code = $2))
+         SELECT CASE GROUPING(city_code, province, round_id)
+                    WHEN 7 THEN 'total' WHEN 3 THEN 'city' WHEN 5 THEN 'province' ELSE 'round' END,
+                coalesce(city_code, province, round_id, ''), coalesce(sum(checks), 0)::bigint
+         FROM c GROUP BY GROUPING SETS ((), (city_code), (province), (round_id))",
+    )
+    .bind(&f.round)
+    .bind(&f.city)
+    .fetch_all(conn)
+    .await
+}
+
+/// Problems handed over per category (the press conference names some of them).
+pub async fn handed_over_by_category(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT category, count(*) FROM publication.problems
+         WHERE category IS NOT NULL AND handed_over_at IS NOT NULL AND retracted_at IS NULL
+           AND ($1::text IS NULL OR round_id = $1) AND ($2::text IS NULL OR city_code = $2)
+           AND ($3::text IS NULL OR category = $3)
+         GROUP BY category ORDER BY category",
+    )
+    .bind(&f.round)
+    .bind(&f.city)
+    .bind(&f.category)
+    .fetch_all(conn)
+    .await
+}
+
+/// Rounds and the teams sent (each team is three people).
+pub async fn rounds_and_teams(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM publication.rounds WHERE $1::text IS NULL OR round_id = $1),
+                (SELECT count(*) FROM publication.round_teams WHERE $1::text IS NULL OR round_id = $1)",
+    )
+    .bind(&f.round)
+    .fetch_one(conn)
+    .await
+}
+
+/// Escalations per level, and each city's latest level.
+pub async fn escalations(
     conn: &mut PgConnection,
-    f: &ProblemFilter,
+    f: &StatsFilter,
+) -> sqlx::Result<(Vec<(String, i64)>, Vec<(String, String)>)> {
+    let per_level = sqlx::query_as(
+        "SELECT level, count(*) FROM publication.escalations WHERE $1::text IS NULL OR city_code = $1
+         GROUP BY level ORDER BY level",
+    )
+    .bind(&f.city)
+    .fetch_all(&mut *conn)
+    .await?;
+    let latest = sqlx::query_as(
+        "SELECT DISTINCT ON (city_code) city_code, level FROM publication.escalations
+         WHERE $1::text IS NULL OR city_code = $1 ORDER BY city_code, escalated_at DESC, source_event_id DESC",
+    )
+    .bind(&f.city)
+    .fetch_all(conn)
+    .await?;
+    Ok((per_level, latest))
+}
+
+/// Problems found and closed per day (Asia/Shanghai), for the chart.
+pub async fn daily(conn: &mut PgConnection) -> sqlx::Result<Vec<(Date, i64, i64)>> {
+    sqlx::query_as(
+        "WITH found AS (SELECT (found_at AT TIME ZONE 'Asia/Shanghai')::date AS day, count(*) AS n FROM publication.problems
+                        WHERE found_at IS NOT NULL AND retracted_at IS NULL GROUP BY 1),
+              closed AS (SELECT (closed_at AT TIME ZONE 'Asia/Shanghai')::date AS day, count(*) AS n FROM publication.problems
+                         WHERE closed_at IS NOT NULL AND status = 'closed' AND retracted_at IS NULL GROUP BY 1)
+         SELECT coalesce(found.day, closed.day), coalesce(found.n, 0), coalesce(closed.n, 0)
+         FROM found FULL JOIN closed ON found.day = closed.day ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+impl Figures {
+    pub fn empty() -> Self {
+        Self {
+            dimension: String::new(),
+            key: String::new(),
+            problems_found: 0,
+            handed_over: 0,
+            closed: 0,
+            closed_on_time: 0,
+            overdue: 0,
+            reopened: 0,
+            rebounds: 0,
+            rerouted: 0,
+            extended: 0,
+            median_days_to_close: None,
+        }
+    }
+}
+
+/// Public problems (not retracted) by city, category and status.
+pub async fn public_counts(
+    conn: &mut PgConnection,
+    f: &StatsFilter,
 ) -> sqlx::Result<Vec<(String, String, String, i64)>> {
     sqlx::query_as(
         "SELECT coalesce(city_code, ''), coalesce(category, ''), status, count(*) FROM publication.problems
-         WHERE public AND ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR category = $2)
-           AND ($3::text IS NULL OR round_id = $3)
+         WHERE public AND retracted_at IS NULL AND ($1::text IS NULL OR round_id = $1)
+           AND ($2::text IS NULL OR city_code = $2) AND ($3::text IS NULL OR category = $3)
          GROUP BY 1, 2, 3",
     )
+    .bind(&f.round)
     .bind(&f.city)
     .bind(&f.category)
-    .bind(&f.round)
     .fetch_all(conn)
     .await
 }
 
-/// Site checks per city.
-pub async fn check_counts(conn: &mut PgConnection, f: &ProblemFilter) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as(
-        "SELECT city_code, sum(checks)::bigint FROM publication.inspection_counts
-         WHERE ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR round_id = $2)
-         GROUP BY city_code",
-    )
-    .bind(&f.city)
-    .bind(&f.round)
-    .fetch_all(conn)
-    .await
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct ChainEntry {
-    pub seq: i64,
-    pub problem_id: Uuid,
-    pub content: Value,
-    pub content_hash: String,
-    pub prev_hash: String,
-    pub entry_hash: String,
-}
-
-pub async fn chain(conn: &mut PgConnection, after: i64, limit: i64) -> sqlx::Result<Vec<ChainEntry>> {
-    sqlx::query_as(
-        "SELECT seq, problem_id, content, content_hash, prev_hash, entry_hash FROM publication.entries
-         WHERE seq > $1 ORDER BY seq LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+pub async fn log_size(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM publication.log_entries").fetch_one(conn).await
 }

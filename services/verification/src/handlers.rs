@@ -4,9 +4,9 @@
 
 use shared::envelope::Event;
 use shared::events::{
-    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_ASSIGNED, PROBLEM_EXTENDED, PROBLEM_REPORTED,
-    PROBLEM_REROUTED, ProblemAssigned, ProblemExtended, ProblemReported, ProblemRerouted, ROUND_CONFIGURED,
-    RoundConfigured, TEAM_REGISTERED, TeamRegistered,
+    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_ASSIGNED, PROBLEM_EXTENDED, PROBLEM_MERGED, PROBLEM_REPORTED,
+    PROBLEM_REROUTED, PROBLEM_WITHDRAWN, ProblemAssigned, ProblemExtended, ProblemMerged, ProblemReported,
+    ProblemRerouted, ProblemWithdrawn, ROUND_CONFIGURED, RoundConfigured, TEAM_REGISTERED, TeamRegistered,
 };
 use shared::inbox::EventHandler;
 use sqlx::PgConnection;
@@ -34,6 +34,12 @@ impl EventHandler for Handlers {
             Some(PROBLEM_EXTENDED) => {
                 let extended: ProblemExtended = event.data_as()?;
                 store::problem_extended(conn, extended.problem_id, extended.deadline).await?;
+            }
+            Some(PROBLEM_WITHDRAWN) => {
+                store::take_out(conn, event.data_as::<ProblemWithdrawn>()?.problem_id, "withdrawn").await?
+            }
+            Some(PROBLEM_MERGED) => {
+                store::take_out(conn, event.data_as::<ProblemMerged>()?.problem_id, "merged").await?
             }
             Some(ROUND_CONFIGURED) => {
                 let round: RoundConfigured = event.data_as()?;

@@ -497,3 +497,15 @@ pub async fn import_legacy(
     }
     insert_recheck(conn, p.id, round, at).await
 }
+
+/// A withdrawn or merged report leaves the work: no rectification, no deadline, no verdict.
+pub async fn take_out(conn: &mut PgConnection, problem_id: Uuid, status: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE verification.problems SET status = $2, updated_at = now() WHERE problem_id = $1 AND status <> 'closed'",
+    )
+    .bind(problem_id)
+    .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

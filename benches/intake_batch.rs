@@ -1,0 +1,224 @@
+//! A synthetic day of a round pushed through the intake batch API, against the floor of this
+//! machine: a raw COPY of the same JSON documents into one Postgres table.
+//!
+//! `cargo bench --bench intake_batch` (add `-- --checks 60000` to change the day's size). Runs
+//! the intake service as a release process on a private nats-server and a fresh database; a site
+//! check counts as accepted when it is durably in Postgres and its events are out in JetStream.
+//! Prints a Markdown section for docs/benchmarks.md.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use shared::auth::Role;
+use shared::testing::{Stack, StackOptions, TestDatabase};
+use uuid::Uuid;
+
+const TEAMS: usize = 20;
+const BATCH: usize = 1000;
+const CONCURRENCY: usize = 4;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Team `t` (from Shandong, Shaanxi or Henan) covers two cities of another province.
+fn team_cities(t: usize) -> [&'static str; 2] {
+    const HEBEI_SHANXI: [&str; 20] = [
+        "130100", "130200", "130400", "130500", "130600", "130900", "131000", "131100", "140100", "140300", "140400",
+        "140500", "140700", "140800", "141000", "141100", "130100", "130200", "130400", "130500",
+    ];
+    [HEBEI_SHANXI[t % 20], HEBEI_SHANXI[(t + 7) % 20]]
+}
+
+const CATEGORIES: [&str; 8] =
+    ["scattered_polluting", "coal_boiler", "emergency_plan", "vocs", "dust", "industrial_kiln", "exceedance", "other"];
+
+/// The day's site checks, by team: about one in thirteen finds a problem, as in the campaign
+/// (666,000 checks, 52,000 problems).
+fn synthetic_day(checks: usize, seed: u64) -> Vec<(usize, Value)> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    (0..checks)
+        .map(|i| {
+            let team = i % TEAMS;
+            let city = team_cities(team)[next() % 2];
+            let found = next() % 13 == 0;
+            let problems: Vec<Value> = if found {
+                vec![json!({ "id": Uuid::now_v7(), "category": CATEGORIES[next() % CATEGORIES.len()], "severity": "general",
+                             "description": "现场检查发现问题，详见记录" })]
+            } else {
+                vec![]
+            };
+            let inspection = json!({
+                "id": Uuid::now_v7(), "round": "bench-R01", "team": format!("T-{team:02}"), "city_code": city,
+                "checked_at": "2019-05-09T10:20:00+08:00",
+                "site": { "name": format!("企业 {}", next() % 200_000), "address": "某某路 88 号",
+                          "lat": 36.0 + (next() % 10_000) as f64 / 10_000.0, "lon": 114.0 + (next() % 10_000) as f64 / 10_000.0 },
+                "problems": problems,
+            });
+            (team, inspection)
+        })
+        .collect()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn setup(stack: &Stack) {
+    let admin = stack.admin();
+    let all: Vec<&str> = shared::reference::cities().iter().map(|c| c.code.as_str()).collect();
+    let put = |path: String, body: Value| {
+        let request = stack.http.put(format!("{}{path}", stack.url("intake"))).bearer_auth(&admin).json(&body);
+        async move { assert!(request.send().await.unwrap().status().is_success()) }
+    };
+    put("/v1/rounds/bench-R01".into(), json!({ "starts_on": "2019-05-08", "ends_on": "2019-05-22", "cities": all }))
+        .await;
+    for t in 0..TEAMS {
+        let province = ["370000", "610000", "410000"][t % 3];
+        put(format!("/v1/teams/T-{t:02}"), json!({ "home_province": province, "members": ["a", "b", "c"] })).await;
+        put(format!("/v1/rounds/bench-R01/teams/T-{t:02}"), json!({ "cities": team_cities(t) })).await;
+    }
+}
+
+/// Pushes the day through the batch API; returns (seconds until every batch was answered,
+/// seconds until every event was out, peak RSS of intake in MiB).
+async fn push_day(stack: &Stack, day: Vec<(usize, Value)>) -> (f64, f64, f64) {
+    let pool = stack.db.pool().await;
+    let mut by_team: Vec<Vec<Value>> = vec![vec![]; TEAMS];
+    for (team, inspection) in day {
+        by_team[team].push(inspection);
+    }
+    let mut batches = vec![];
+    for (team, items) in by_team.into_iter().enumerate() {
+        let token = stack.token(Role::Inspector, Some(&format!("T-{team:02}")), None);
+        for chunk in items.chunks(BATCH) {
+            batches.push((token.clone(), chunk.to_vec()));
+        }
+    }
+    let pid = stack.services["intake"].pid().expect("intake runs");
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_kib(pid)));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let url = format!("{}/v1/inspections/batch", stack.url("intake"));
+    let started = Instant::now();
+    futures::stream::iter(batches)
+        .for_each_concurrent(CONCURRENCY, |(token, items)| {
+            let request = stack.http.post(&url).bearer_auth(token).json(&json!({ "items": items }));
+            async move {
+                let response = request.send().await.expect("batch sent");
+                assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+            }
+        })
+        .await;
+    let accepted = started.elapsed().as_secs_f64();
+    loop {
+        let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if unsent == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = started.elapsed().as_secs_f64();
+    sampler.abort();
+    pool.close().await;
+    (accepted, out, peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0)
+}
+
+/// The floor: the same JSON documents COPYed into one table, in one transaction.
+async fn floor(db: &TestDatabase, day: &[(usize, Value)]) -> f64 {
+    let pool = db.pool().await;
+    sqlx::query("CREATE TABLE IF NOT EXISTS floor (doc jsonb NOT NULL)").execute(&pool).await.unwrap();
+    sqlx::query("TRUNCATE floor").execute(&pool).await.unwrap();
+    let mut text = String::new();
+    for (_, doc) in day {
+        // COPY text format: backslashes and tabs/newlines escaped.
+        text.push_str(&doc.to_string().replace('\\', "\\\\"));
+        text.push('\n');
+    }
+    let started = Instant::now();
+    let mut conn = pool.acquire().await.unwrap();
+    let mut copy = conn.copy_in_raw("COPY floor (doc) FROM STDIN").await.unwrap();
+    copy.send(text.as_bytes()).await.unwrap();
+    copy.finish().await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    drop(conn);
+    pool.close().await;
+    seconds
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let checks = arg("--checks", 60_000);
+    let runs = arg("--runs", 3);
+    let options = StackOptions { only: Some(vec!["intake"]), ..Default::default() };
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+    setup(&stack).await;
+    let floor_db = TestDatabase::create().await;
+
+    let (mut accepted, mut out, mut floors, mut peaks) = (vec![], vec![], vec![], vec![]);
+    let rss_before = rss_kib(stack.services["intake"].pid().unwrap()) as f64 / 1024.0;
+    for run in 0..runs {
+        let day = synthetic_day(checks, 42 + run as u64);
+        floors.push(checks as f64 / floor(&floor_db, &day).await);
+        let (a, o, peak) = push_day(&stack, day).await;
+        accepted.push(checks as f64 / a);
+        out.push(checks as f64 / o);
+        peaks.push(peak);
+        eprintln!(
+            "run {}: {:.0} checks/s accepted, {:.0}/s with events out, floor {:.0}/s, intake peak {:.0} MiB",
+            run + 1,
+            accepted[run],
+            out[run],
+            floors[run],
+            peak
+        );
+    }
+    let rss_after = rss_kib(stack.services["intake"].pid().unwrap()) as f64 / 1024.0;
+    let (a, o, f) = (median(accepted), median(out), median(floors));
+    println!("## Intake: a synthetic day through the batch API\n");
+    println!(
+        "`cargo bench --bench intake_batch -- --checks {checks} --runs {runs}`: {checks} site checks (about one in"
+    );
+    println!(
+        "thirteen with a problem) from {TEAMS} teams in batches of {BATCH}, {CONCURRENCY} batches in flight, against"
+    );
+    println!("the intake service (release build) on a private nats-server and a fresh database on this machine.");
+    println!("Medians of {runs} runs in one process.\n");
+    println!("| measure | median |");
+    println!("|---|---|");
+    println!("| site checks accepted (answered, durably in Postgres) | {a:.0} /s |");
+    println!("| site checks accepted with their events out in JetStream | {o:.0} /s |");
+    println!("| floor: raw COPY of the same JSON documents into one table | {f:.0} /s |");
+    println!("| accepted with events out, as a share of the floor | {:.0} % |", 100.0 * o / f);
+    println!(
+        "| intake resident memory: before, peak, after | {rss_before:.0} / {:.0} / {rss_after:.0} MiB |",
+        peaks.iter().cloned().fold(0.0, f64::max)
+    );
+}

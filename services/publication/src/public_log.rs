@@ -1,0 +1,185 @@
+//! The public log's formats and signatures, shared by the service (which appends and signs) and
+//! `skyledger verify-feed` (which checks). Pure functions, no I/O but reading the key file.
+//!
+//! - An entry's content is a JSON text, hashed as the exact bytes served: `content_hash =
+//!   SHA-256(content)`. Its leaf is `SHA-256(0x00 || content_hash)` (RFC 9162 leaf hashing over
+//!   the content hash), so a withdrawn entry keeps its hash and its place: a tombstone.
+//! - Each entry carries the log key's signature over `skyledger-entry/v1\n{origin}\n{index}\n
+//!   {leaf hex}\n`, given when it was appended: changing an entry later cannot be hidden, even
+//!   by recomputing the tree.
+//! - A checkpoint (signed tree head) is a note in the manner of C2SP's tlog-checkpoint: `{origin}\n
+//!   {tree size}\n{root, base64}\ntimestamp {unix millis}\n`, signed with Ed25519.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::merkle::{self, Hash};
+
+/// What one public entry says. Field order is fixed by this struct, and the text is kept as
+/// served, so nobody has to agree on a canonical JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EntryContent {
+    pub index: i64,
+    /// `step`, `note`, `typical_case`, `correction`, `retraction` or `takedown`.
+    pub kind: String,
+    pub problem_id: Uuid,
+    pub at: String,
+    pub status: String,
+    pub what: String,
+}
+
+impl EntryContent {
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("entry content serialises")
+    }
+}
+
+pub fn content_hash(content: &str) -> Hash {
+    Sha256::digest(content.as_bytes()).into()
+}
+
+pub fn leaf_of(content_hash: &Hash) -> Hash {
+    merkle::leaf_hash(content_hash)
+}
+
+fn entry_statement(origin: &str, index: i64, leaf: &Hash) -> String {
+    format!("skyledger-entry/v1\n{origin}\n{index}\n{}\n", merkle::to_hex(leaf))
+}
+
+/// A signed tree head.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    pub origin: String,
+    pub tree_size: i64,
+    /// Hex.
+    pub root_hash: String,
+    /// Unix milliseconds.
+    pub timestamp: i64,
+    /// The signed note text.
+    pub body: String,
+    /// Base64 Ed25519 signature over `body`.
+    pub signature: String,
+}
+
+pub fn checkpoint_body(origin: &str, tree_size: i64, root: &Hash, timestamp: i64) -> String {
+    format!("{origin}\n{tree_size}\n{}\ntimestamp {timestamp}\n", B64.encode(root))
+}
+
+/// The log's signing key (`publication.checkpoint_key_file`) and its origin line.
+pub struct LogSigner {
+    key: SigningKey,
+    pub origin: String,
+}
+
+impl LogSigner {
+    pub fn load_or_create(path: &Path, origin: String) -> anyhow::Result<Self> {
+        Ok(Self { key: shared::auth::load_or_create_signing_key(path)?, origin })
+    }
+
+    pub fn generate(origin: &str) -> Self {
+        Self { key: SigningKey::generate(&mut rand::rngs::OsRng), origin: origin.into() }
+    }
+
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().to_bytes())
+    }
+
+    pub fn sign_entry(&self, index: i64, leaf: &Hash) -> String {
+        B64.encode(self.key.sign(entry_statement(&self.origin, index, leaf).as_bytes()).to_bytes())
+    }
+
+    pub fn checkpoint(&self, tree_size: i64, root: &Hash, timestamp: i64) -> Checkpoint {
+        let body = checkpoint_body(&self.origin, tree_size, root, timestamp);
+        let signature = B64.encode(self.key.sign(body.as_bytes()).to_bytes());
+        Checkpoint {
+            origin: self.origin.clone(),
+            tree_size,
+            root_hash: merkle::to_hex(root),
+            timestamp,
+            body,
+            signature,
+        }
+    }
+}
+
+/// Checks signatures with the log's public key.
+pub struct LogVerifier {
+    key: VerifyingKey,
+    pub origin: String,
+}
+
+fn signature_from(b64: &str) -> Option<Signature> {
+    let bytes: [u8; 64] = B64.decode(b64).ok()?.try_into().ok()?;
+    Some(Signature::from_bytes(&bytes))
+}
+
+impl LogVerifier {
+    pub fn from_hex(public_key: &str, origin: &str) -> anyhow::Result<Self> {
+        let bytes: [u8; 32] = hex::decode(public_key.trim())?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a public key is 32 bytes (64 hex digits)"))?;
+        Ok(Self { key: VerifyingKey::from_bytes(&bytes)?, origin: origin.into() })
+    }
+
+    pub fn entry_signed(&self, index: i64, leaf: &Hash, signature: &str) -> bool {
+        signature_from(signature)
+            .is_some_and(|s| self.key.verify(entry_statement(&self.origin, index, leaf).as_bytes(), &s).is_ok())
+    }
+
+    /// Checks that the checkpoint's fields are what its body says and that the body is signed.
+    pub fn checkpoint(&self, c: &Checkpoint) -> Result<Hash, String> {
+        let root = merkle::from_hex(&c.root_hash).ok_or("the root hash is not 32 bytes of hex")?;
+        if c.origin != self.origin {
+            return Err(format!("checkpoint of another log: {:?}", c.origin));
+        }
+        if checkpoint_body(&c.origin, c.tree_size, &root, c.timestamp) != c.body {
+            return Err("the checkpoint's fields differ from its signed body".into());
+        }
+        let signature = signature_from(&c.signature).ok_or("the signature is not base64 Ed25519")?;
+        self.key.verify(c.body.as_bytes(), &signature).map_err(|_| "the signature does not verify".to_string())?;
+        Ok(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_and_checkpoints_verify_and_changes_do_not() {
+        let signer = LogSigner::generate("example.org/log");
+        let verifier = LogVerifier::from_hex(&signer.public_key_hex(), "example.org/log").unwrap();
+        let content = EntryContent {
+            index: 0,
+            kind: "step".into(),
+            problem_id: Uuid::nil(),
+            at: "2019-05-09T02:20:00Z".into(),
+            status: "assigned".into(),
+            what: "交办".into(),
+        }
+        .to_text();
+        let leaf = leaf_of(&content_hash(&content));
+        let signature = signer.sign_entry(0, &leaf);
+        assert!(verifier.entry_signed(0, &leaf, &signature));
+        assert!(!verifier.entry_signed(1, &leaf, &signature), "the index is signed");
+        let changed = leaf_of(&content_hash(&content.replace("交办", "销号")));
+        assert!(!verifier.entry_signed(0, &changed, &signature), "the content is signed");
+
+        let checkpoint = signer.checkpoint(1, &merkle::root(&[leaf]), 1_700_000_000_000);
+        assert_eq!(verifier.checkpoint(&checkpoint), Ok(leaf));
+        let mut bigger = checkpoint.clone();
+        bigger.tree_size = 2;
+        assert!(verifier.checkpoint(&bigger).is_err());
+        let mut resigned = signer.checkpoint(2, &leaf, 0);
+        resigned.signature = checkpoint.signature.clone();
+        assert!(verifier.checkpoint(&resigned).is_err());
+        let stranger = LogSigner::generate("example.org/log").checkpoint(1, &leaf, 0);
+        assert!(verifier.checkpoint(&stranger).is_err(), "another key's checkpoint");
+    }
+}

@@ -1,0 +1,128 @@
+//! The public page in a real browser: headless Chromium loads `/`, finds the league table and
+//! the map, opens a problem page, and leaves screenshots under `target/test-artifacts/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+use shared::testing::WebhookReceiver;
+
+use crate::publication::{acknowledge, rectify, report, verdict, wait_public, wait_status};
+use crate::support::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Runs headless Chromium with a fresh profile and the given arguments; answers its stdout.
+async fn chromium(args: &[&str]) -> String {
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: deploy/test installs it (apt-get install -y chromium)"
+    );
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut command = tokio::process::Command::new(CHROMIUM);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(90), command.output())
+        .await
+        .expect("Chromium finished within 90 s")
+        .expect("Chromium runs");
+    assert!(output.status.success(), "Chromium failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn dom(url: &str) -> String {
+    chromium(&["--dump-dom", url]).await
+}
+
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    dir
+}
+
+async fn screenshot(url: &str, name: &str) -> PathBuf {
+    let file = artifacts().join(name);
+    let _ = std::fs::remove_file(&file);
+    chromium(&[&format!("--screenshot={}", file.display()), "--window-size=1280,2000", url]).await;
+    let png = std::fs::read(&file).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", file.display()));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "{} is not a real PNG", file.display());
+    file
+}
+
+/// The `href` of the first link whose attribute `class` is `class`.
+fn first_link(dom: &str, class: &str) -> Option<String> {
+    let at = dom.find(&format!("class=\"{class}\" href=\""))?;
+    let rest = &dom[at + class.len() + 15..];
+    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_public_page_works_in_a_real_browser() {
+    let stack = start().await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let first = report(&stack, XINGTAI, Some("130502"), "某某铸造厂", &["scattered_polluting", "coal_boiler"]).await;
+    let second = report(&stack, HANDAN, None, "某某化工厂", &["vocs"]).await;
+    for id in first.iter().chain(&second) {
+        wait_public(&stack, id).await;
+    }
+    acknowledge(&stack, &first[0], XINGTAI).await;
+    rectify(&stack, &first[0], XINGTAI).await;
+    verdict(&stack, &first[0], "rectified", "ok").await;
+    wait_status(&stack, &first[0], "closed").await;
+    let (status, _) = send(
+        &stack,
+        "PUT",
+        "publication",
+        &format!("/v1/admin/problems/{}/typical-case", first[1]),
+        Some(&stack.admin()),
+        Some(json!({ "narrative": "燃煤锅炉未按期淘汰，仍在使用。" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let base = stack.url("publication");
+
+    // The front page after load: the league table of the 39 cities and the map.
+    let front = dom(&format!("{base}/")).await;
+    assert!(front.contains("<table id=\"league\""), "no league table:\n{front}");
+    assert_eq!(front.matches("<tr data-city=").count(), 39, "a league row per key city");
+    assert!(front.contains("<svg id=\"map\""), "no map");
+    assert_eq!(front.matches("<circle").count(), 39, "a circle per key city on the map");
+    assert!(front.contains("<svg id=\"chart\"") && front.contains("class=\"found\""), "no chart");
+    assert!(front.contains("燃煤锅炉未按期淘汰"), "the typical case leads the page");
+    assert!(front.contains("lang=\"zh-CN\""));
+
+    // Open a problem page from the front page's own link.
+    let link = first_link(&front, "problem").expect("a link to a problem page");
+    let page = dom(&format!("{base}{link}")).await;
+    assert!(page.contains("<table id=\"history\""), "no history:\n{page}");
+    assert!(page.contains("id=\"problem-title\""));
+
+    // The search form narrows to a city and a site; English on the switch.
+    let search = dom(&format!("{base}/?city={HANDAN}&q=%E5%8C%96%E5%B7%A5")).await;
+    let results = &search[search.find("id=\"latest\"").expect("the results")..];
+    assert!(results.contains("某某化工厂") && !results.contains("某某铸造厂"), "search by city and site");
+    let english = dom(&format!("{base}/?lang=en")).await;
+    assert!(english.contains("City league table") && english.contains("Xingtai") && english.contains("lang=\"en\""));
+
+    let front_png = screenshot(&format!("{base}/"), "publication-front.png").await;
+    let problem_png = screenshot(&format!("{base}/problems/{}", first[0]), "publication-problem.png").await;
+    screenshot(&format!("{base}/?lang=en"), "publication-front-en.png").await;
+    eprintln!("screenshots: {} {}", front_png.display(), problem_png.display());
+}

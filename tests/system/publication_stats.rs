@@ -1,0 +1,221 @@
+//! The statistics: the campaign summary equals the counts of the events that were fed in, the
+//! breakdowns add up, and the league table normalises by inspection effort.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use shared::envelope::Event;
+use shared::events::{
+    CITY_ESCALATED, EventKind, INSPECTION_RECORDED, PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_EXTENDED,
+    PROBLEM_OVERDUE, PROBLEM_REOPENED, PROBLEM_REPORTED, PROBLEM_REROUTED, RECTIFICATION_PROGRESSED, ROUND_CONFIGURED,
+    TEAM_ASSIGNED,
+};
+use shared::testing::{Stack, WebhookReceiver, eventually};
+
+use crate::publication::{acknowledge, rectify, report, verdict, wait_public, wait_status};
+use crate::support::*;
+
+fn distinct(events: &[Event], field: &str) -> usize {
+    events.iter().map(|e| e.data[field].to_string()).collect::<HashSet<_>>().len()
+}
+
+/// The figures a summary should show, counted from the events in the streams.
+async fn counted(stack: &Stack) -> Value {
+    let events = |producer: &'static str, kind: &'static EventKind| stream_events(stack, producer, kind);
+    let reported = events("intake", &PROBLEM_REPORTED).await;
+    let assigned = events("assignment", &PROBLEM_ASSIGNED).await;
+    let assigned_in = |category: &str| {
+        assigned
+            .iter()
+            .filter(|e| e.data["category"] == category)
+            .map(|e| e.data["problem_id"].to_string())
+            .collect::<HashSet<_>>()
+            .len()
+    };
+    let team_rounds: HashSet<String> = events("intake", &TEAM_ASSIGNED)
+        .await
+        .iter()
+        .map(|e| format!("{}/{}", e.data["round"], e.data["team"]))
+        .collect();
+    json!({
+        "rounds": distinct(&events("intake", &ROUND_CONFIGURED).await, "round"),
+        "teams_deployed": team_rounds.len(),
+        "person_times": team_rounds.len() * 3,
+        "site_checks": events("intake", &INSPECTION_RECORDED).await.len(),
+        "problems_found": distinct(&reported, "problem_id"),
+        "handed_over": distinct(&assigned, "problem_id"),
+        "closed": distinct(&events("verification", &PROBLEM_CLOSED).await, "problem_id"),
+        "reopened": distinct(&events("verification", &PROBLEM_REOPENED).await, "problem_id"),
+        "overdue": distinct(&events("verification", &PROBLEM_OVERDUE).await, "problem_id"),
+        "rebounds": reported.iter().filter(|e| !e.data["rebound_of"].is_null()).count(),
+        "rerouted": distinct(&events("assignment", &PROBLEM_REROUTED).await, "problem_id"),
+        "extended": distinct(&events("assignment", &PROBLEM_EXTENDED).await, "problem_id"),
+        "escalations": events("verification", &CITY_ESCALATED).await.len(),
+        "emergency_plan_problems": assigned_in("emergency_plan"),
+        "scattered_polluting_problems": assigned_in("scattered_polluting"),
+        "coal_boiler_problems": assigned_in("coal_boiler"),
+        "coal_to_gas_lagging_projects": assigned_in("coal_to_gas"),
+    })
+}
+
+/// Now, as the producers stamp their events (hand-overs carry the real time).
+fn now() -> String {
+    shared::csv::timestamp(time::OffsetDateTime::now_utc())
+}
+
+fn summary_part(summary: &Value, like: &Value) -> Value {
+    let keys = like.as_object().unwrap().keys();
+    Value::Object(keys.map(|k| (k.clone(), summary[k].clone())).collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_campaign_summary_equals_the_events_fed_in() {
+    let stack = start().await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+
+    // Site checks with and without problems, in two cities.
+    let xingtai = report(&stack, XINGTAI, Some("130502"), "甲铸造厂", &["emergency_plan", "coal_boiler"]).await;
+    let handan = report(&stack, HANDAN, None, "乙化工厂", &["scattered_polluting", "coal_to_gas"]).await;
+    report(&stack, XINGTAI, None, "丙砖厂", &[]).await;
+    let (emergency, boiler) = (xingtai[0].clone(), xingtai[1].clone());
+    let (scattered, gas) = (handan[0].clone(), handan[1].clone());
+    for id in [&emergency, &boiler, &scattered, &gas] {
+        wait_public(&stack, id).await;
+    }
+
+    // One closed, one reopened.
+    acknowledge(&stack, &boiler, XINGTAI).await;
+    rectify(&stack, &boiler, XINGTAI).await;
+    verdict(&stack, &boiler, "rectified", "ok").await;
+    wait_status(&stack, &boiler, "closed").await;
+    rectify(&stack, &emergency, XINGTAI).await;
+    verdict(&stack, &emergency, "not_rectified", "仍未落实").await;
+    wait_status(&stack, &emergency, "reopened").await;
+
+    // The same site and category after closing: a rebound.
+    let rebound = report(&stack, XINGTAI, Some("130502"), "甲铸造厂", &["coal_boiler"]).await.remove(0);
+    let public = wait_public(&stack, &rebound).await;
+    assert_eq!(public["rebound_of"], boiler.as_str());
+
+    // What the producers being built elsewhere will say: overdue, reroute, extension, progress,
+    // escalation (their payloads are the contract's).
+    publish_event(
+        &stack,
+        &PROBLEM_OVERDUE,
+        &emergency,
+        Some(XINGTAI),
+        &json!({
+        "problem_id": emergency, "problem_seq": 90, "city_code": XINGTAI, "jurisdiction": "130502",
+        "deadline": "2019-06-01", "overdue_on": "2019-06-02" }),
+    )
+    .await;
+    publish_event(
+        &stack,
+        &PROBLEM_EXTENDED,
+        &gas,
+        Some(HANDAN),
+        &json!({
+        "problem_id": gas, "problem_seq": 90, "city_code": HANDAN, "jurisdiction": HANDAN,
+        "previous_deadline": "2019-08-10", "deadline": "2019-10-31", "reason": "工程量大",
+        "granted_at": now() }),
+    )
+    .await;
+    publish_event(
+        &stack,
+        &PROBLEM_REROUTED,
+        &scattered,
+        Some(HANDAN),
+        &json!({
+        "problem_id": scattered, "problem_seq": 91, "city_code": HANDAN, "from_jurisdiction": HANDAN,
+        "to_jurisdiction": "130402", "reason": "属地有误", "deadline": "2019-07-01", "category": "scattered_polluting",
+        "site_name": "乙化工厂", "description": "x", "rerouted_at": now() }),
+    )
+    .await;
+    publish_event(
+        &stack,
+        &RECTIFICATION_PROGRESSED,
+        &gas,
+        Some(HANDAN),
+        &json!({
+        "problem_id": gas, "problem_seq": 91, "city_code": HANDAN, "stage": "管网铺设", "percent_done": 40,
+        "reported_at": now() }),
+    )
+    .await;
+    publish_event(
+        &stack,
+        &CITY_ESCALATED,
+        XINGTAI,
+        Some(XINGTAI),
+        &json!({
+        "city_code": XINGTAI, "level": "reminder", "previous_level": null, "overdue": 1, "reopened": 1, "rebounds": 1,
+        "escalated_at": now() }),
+    )
+    .await;
+
+    let expected = counted(&stack).await;
+    assert_eq!(expected["overdue"], 1, "{expected}");
+    assert_eq!(expected["site_checks"], 4, "{expected}");
+    let stats = eventually("the summary to equal the events' counts", WAIT, || async {
+        let (_, stats) = get(&stack, "publication", "/v1/stats", None).await;
+        (summary_part(&stats["summary"], &expected) == expected).then_some(stats)
+    })
+    .await;
+    let summary = &stats["summary"];
+    // The injected step and any the verification service took itself: all the events say.
+    let reminders = stream_events(&stack, "verification", &CITY_ESCALATED)
+        .await
+        .iter()
+        .filter(|e| e.data["level"] == "reminder")
+        .count();
+    assert!(reminders >= 1);
+    assert_eq!(summary["escalations_by_level"]["reminder"], reminders);
+    assert!(summary["text_zh"].as_str().unwrap().contains("排查点位 4 个"), "{summary}");
+
+    // The public record shows what the newer events said.
+    let (_, gas_record) = get(&stack, "publication", &format!("/v1/problems/{gas}"), None).await;
+    assert_eq!(
+        (gas_record["deadline"].as_str(), gas_record["progress_stage"].as_str()),
+        (Some("2019-10-31"), Some("管网铺设"))
+    );
+    let (_, rerouted) = get(&stack, "publication", &format!("/v1/problems/{scattered}"), None).await;
+    assert_eq!(rerouted["jurisdiction"], "130402");
+    assert_eq!(rerouted["history"].as_array().unwrap().last().unwrap()["status"], "rerouted");
+    let (_, overdue) = get(&stack, "publication", &format!("/v1/problems/{emergency}"), None).await;
+    assert_eq!(overdue["overdue_on"], "2019-06-02");
+
+    // Breakdowns add up to the totals; cities carry their province's figures too.
+    let totals = &stats["totals"];
+    for dimension in ["cities", "provinces", "rounds", "categories"] {
+        let sum: i64 =
+            stats[dimension].as_object().unwrap().values().map(|v| v["problems_found"].as_i64().unwrap_or(0)).sum();
+        assert_eq!(sum, totals["problems_found"].as_i64().unwrap(), "{dimension}");
+    }
+    assert_eq!(stats["cities"][XINGTAI]["site_checks"], 3);
+    assert_eq!(stats["provinces"]["130000"]["site_checks"], 4);
+    assert_eq!(stats["rounds"][ROUND]["handed_over"], totals["handed_over"]);
+    assert_eq!(stats["categories"]["coal_boiler"]["rebounds"], 1);
+    assert_eq!(stats["cities"][XINGTAI]["escalation_level"], "reminder");
+
+    // The league: every key city, normalised by checks (Xingtai: 3 problems in 3 checks).
+    let league = stats["league"].as_array().unwrap();
+    assert_eq!(league.len(), 39);
+    let row = league.iter().find(|r| r["city_code"] == XINGTAI).unwrap();
+    assert_eq!(row["problems_per_100_checks"], 100.0);
+    assert!(row["share_closed_on_time"].as_f64().is_some());
+    assert_eq!(league[0]["rank"], 1);
+
+    // Filters.
+    let (_, xingtai_only) = get(&stack, "publication", &format!("/v1/stats?city={XINGTAI}"), None).await;
+    assert_eq!(xingtai_only["totals"]["problems_found"], 3);
+    assert_eq!(xingtai_only["league"].as_array().unwrap().len(), 1);
+    let (_, boilers) = get(&stack, "publication", "/v1/stats?category=coal_boiler", None).await;
+    assert_eq!(
+        (boilers["totals"]["problems_found"].as_i64(), boilers["totals"]["closed"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let (_, other_round) = get(&stack, "publication", "/v1/stats?round=2019-R02", None).await;
+    assert_eq!(other_round["totals"]["problems_found"], 0);
+    let (status, bad) = get(&stack, "publication", "/v1/stats?category=littering", None).await;
+    assert_eq!((status.as_u16(), bad["errors"][0]["field"].as_str()), (422, Some("category")));
+}
