@@ -215,3 +215,46 @@ pub async fn leads(conn: &mut PgConnection, cities: Option<&[String]>, limit: i6
     .fetch_all(conn)
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn row(evidence: Value, closed: bool, changed_at: Option<OffsetDateTime>) -> RequestRow {
+        RequestRow {
+            id: Uuid::nil(),
+            category: "dust".into(),
+            description: "扬尘".into(),
+            evidence,
+            rebound_of: None,
+            checked_at: datetime!(2019-05-09 02:20 UTC),
+            site: json!({ "name": "某工地", "address": "某某路 1 号", "lat": 37.07, "lon": 114.5 }),
+            closed,
+            changed_at,
+        }
+    }
+
+    #[test]
+    fn a_ledger_entry_shows_public_fields_only() {
+        let evidence = json!([
+            { "url": "http://h/v1/evidence/internal", "internal": true },
+            { "url": "http://h/v1/evidence/public", "internal": false }
+        ]);
+        let view = row(evidence, false, None).into_view();
+        assert_eq!(view.media_url.as_deref(), Some("http://h/v1/evidence/public"), "internal evidence is skipped");
+        assert_eq!(view.address.as_deref(), Some("某工地, 某某路 1 号"));
+        assert_eq!((view.lat, view.lon), (Some(37.07), Some(114.5)));
+        assert_eq!(view.updated, view.requested);
+        assert!(row(json!([{ "url": "x", "internal": true }]), false, None).into_view().media_url.is_none());
+        // A status that changed later updates the request; one stamped earlier (a simulated
+        // clock ahead of the database's) never moves it before it was made.
+        let later = datetime!(2019-05-20 01:00 UTC);
+        let closed = row(json!([]), true, Some(later)).into_view();
+        assert!(closed.closed && closed.status_notes.is_some());
+        assert_eq!(closed.updated, later);
+        let earlier = row(json!([]), true, Some(datetime!(2019-05-01 00:00 UTC))).into_view();
+        assert_eq!(earlier.updated, earlier.requested);
+    }
+}
