@@ -4,7 +4,11 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod evidence;
 pub mod handlers;
+pub mod open311;
+pub mod open311_domain;
+pub mod open311_store;
 pub mod recording;
 pub mod store;
 
@@ -28,5 +32,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         clock: runtime.clock.clone(),
         max_batch_items: config.intake.max_batch_items,
     };
-    runtime.serve(&config.intake.listen, api::router(state), include_str!("../openapi.json")).await
+    let open311 = open311::router(open311::Open311State {
+        pool: runtime.pool.clone(),
+        outbox: runtime.outbox.clone(),
+        clock: runtime.clock.clone(),
+        config: Arc::new(config.intake.open311.clone()),
+        public_base_url: config.intake.public_base_url.clone(),
+    });
+    let evidence = evidence::router(evidence::EvidenceState {
+        pool: runtime.pool.clone(),
+        store: evidence::open_store(&runtime).await?,
+        config: Arc::new(config.intake.evidence.clone()),
+        public_base_url: config.intake.public_base_url.clone(),
+    });
+    let routes = api::router(state).merge(open311).merge(evidence);
+    runtime.serve(&config.intake.listen, routes, include_str!("../openapi.json")).await
 }
