@@ -350,7 +350,7 @@ impl Stack {
     pub async fn wait_ready(&self, name: &str) {
         let service = &self.services[name];
         let url = format!("{}/readyz", service.url());
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if self.http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
                 return;

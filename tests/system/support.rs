@@ -20,7 +20,7 @@ pub const XINGTAI: &str = "130500";
 pub const HANDAN: &str = "130400";
 pub const TAIYUAN: &str = "140100";
 
-pub const WAIT: Duration = Duration::from_secs(45);
+pub const WAIT: Duration = Duration::from_secs(90);
 /// The secret the test recipients' webhooks are signed with.
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
