@@ -91,6 +91,9 @@ enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 4222)]
         port: u16,
+        /// Write only the users (DIR/users.conf), to include in a cluster's configuration.
+        #[arg(long)]
+        users_only: bool,
     },
     /// Tokens signed with the deployment's key.
     Token {
@@ -114,6 +117,9 @@ enum TokenCommand {
         #[arg(long, default_value_t = 30)]
         ttl_days: i64,
     },
+    /// Print the deployment's public key (hex), which services check tokens with
+    /// (`SKYLEDGER__AUTH__PUBLIC_KEY`).
+    PublicKey,
     /// Revoke a token (given as the token or its id) for every service of the deployment.
     Revoke {
         token: String,
@@ -226,14 +232,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),
-        Command::NatsConfig { dir, port } => {
+        Command::NatsConfig { dir, port, users_only } => {
             let (common, ()) = shared::config::load::<()>("nats")?;
             let passwords = supervisor::nats_passwords(&dir.join("passwords.json"))?;
-            let store = dir.join("store");
-            let config =
-                shared::messaging::server_config(&common.namespace, port, &store.to_string_lossy(), &passwords);
-            std::fs::write(dir.join("nats.conf"), config)?;
-            println!("{}", dir.join("nats.conf").display());
+            let (file, config) = if users_only {
+                ("users.conf", shared::messaging::authorization(&common.namespace, &passwords))
+            } else {
+                let store = dir.join("store").to_string_lossy().to_string();
+                ("nats.conf", shared::messaging::server_config(&common.namespace, port, &store, &passwords))
+            };
+            std::fs::write(dir.join(file), config)?;
+            println!("{}", dir.join(file).display());
             Ok(())
         }
         Command::Token { command: TokenCommand::Create { role, team, jurisdiction, ttl_days } } => {
@@ -241,6 +250,14 @@ async fn main() -> anyhow::Result<()> {
             let signer = TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             println!("{}", signer.issue(role, team, jurisdiction, now, ttl_days * 86_400)?);
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::PublicKey } => {
+            let (common, ()) = shared::config::load::<()>("token")?;
+            println!(
+                "{}",
+                TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?.public_key_hex()
+            );
             Ok(())
         }
         Command::Token { command: TokenCommand::Revoke { token, reason, url } } => {

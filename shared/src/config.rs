@@ -19,6 +19,8 @@ pub struct CommonConfig {
     /// empty for a server without them.
     pub nats_user: String,
     pub nats_password: String,
+    /// JetStream replicas of each stream: 1 on one machine, 3 on a NATS cluster.
+    pub stream_replicas: usize,
     pub auth: AuthConfig,
     pub consumer: ConsumerConfig,
     pub outbox: OutboxConfig,
@@ -38,6 +40,7 @@ impl Default for CommonConfig {
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_user: String::new(),
             nats_password: String::new(),
+            stream_replicas: 1,
             auth: AuthConfig::default(),
             consumer: ConsumerConfig::default(),
             outbox: OutboxConfig::default(),

@@ -132,10 +132,25 @@ ALTER TABLE {s}.dead_letters
 "#,
         s = schema
     );
+    let gate = format!(
+        r#"
+-- The highest counter applied of each producer's events about each problem, so an event that
+-- comes before the one creating its problem waits for it, however many instances share the
+-- consumer.
+CREATE TABLE {s}.sequence_gate (
+    producer text NOT NULL,
+    subject  text NOT NULL,
+    last_seq bigint NOT NULL,
+    PRIMARY KEY (producer, subject)
+);
+"#,
+        s = schema
+    );
     vec![
         migration(1, "plumbing: outbox, inbox, dead letters", sql),
         migration(2, "plumbing: audit log", audit),
         migration(3, "plumbing: dead-letter replays", replays),
+        migration(4, "plumbing: per-problem order", gate),
     ]
 }
 

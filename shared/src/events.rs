@@ -79,6 +79,13 @@ pub const ALL: &[EventKind] = &[
     ENTRY_PUBLISHED,
 ];
 
+/// Whether a producer's events about a problem begin with one that creates it (intake's
+/// problem.reported, assignment's problem.assigned, both `problem_seq` 1): consumers apply its
+/// later events only after that one.
+pub fn starts_with_creation(producer: &str) -> bool {
+    producer == PROBLEM_REPORTED.producer || producer == PROBLEM_ASSIGNED.producer
+}
+
 /// The services that publish events, each to a stream of its own.
 pub const PRODUCERS: &[&str] = &["intake", "assignment", "verification", "notification", "publication"];
 

@@ -34,6 +34,9 @@ enum Failure {
     Handler(anyhow::Error),
     /// The database is unreachable: retried without limit, never dead-lettered.
     Transient(anyhow::Error),
+    /// An event about a problem came before the producer's earlier one (another instance
+    /// holds it, or it is behind in the stream): tried again shortly.
+    Early { subject: String, waiting_for: i64 },
 }
 
 fn classify(e: anyhow::Error) -> Failure {
@@ -55,6 +58,8 @@ pub struct Inbox<H> {
     pub namespace: String,
     pub pool: PgPool,
     pub config: ConsumerConfig,
+    /// JetStream replicas of the streams this service makes sure exist.
+    pub replicas: usize,
     pub handler: Arc<H>,
     pub nats: async_nats::Client,
 }
@@ -69,8 +74,15 @@ impl<H: EventHandler> Inbox<H> {
         let js = jetstream::new(self.nats.clone());
         let ack_wait = Duration::from_secs(self.config.ack_wait_secs);
         while !shutdown.is_cancelled() {
-            let consumer = match messaging::ensure_consumer(&js, &self.namespace, self.producer, self.service, ack_wait)
-                .await
+            let consumer = match messaging::ensure_consumer(
+                &js,
+                &self.namespace,
+                self.producer,
+                self.service,
+                ack_wait,
+                self.replicas,
+            )
+            .await
             {
                 Ok(c) => c,
                 Err(e) => {
@@ -167,6 +179,14 @@ impl<H: EventHandler> Inbox<H> {
                 let backoff = Duration::from_millis(200 * 2u64.pow(delivered.clamp(0, 8) as u32));
                 message.ack_with(AckKind::Nak(Some(backoff))).await
             }
+            Err(Failure::Early { subject, waiting_for }) if delivered < 200 => {
+                tracing::debug!(subject, waiting_for, "event came early; waiting for the one before it");
+                message.ack_with(AckKind::Nak(Some(Duration::from_millis(100 + 20 * delivered.min(20) as u64)))).await
+            }
+            Err(Failure::Early { subject, waiting_for }) => {
+                let reason = format!("the producer's event {waiting_for} about {subject} never came");
+                self.dead_letter(message, &reason, delivered).await
+            }
             Err(Failure::Handler(e)) => self.dead_letter(message, &format!("{e:#}"), delivered).await,
             Err(Failure::Poison(reason)) => self.dead_letter(message, &reason, delivered).await,
         };
@@ -204,10 +224,48 @@ impl<H: EventHandler> Inbox<H> {
             metrics::counter!("consumer_duplicates_total", "producer" => self.producer).increment(1);
             return Ok(());
         }
+        // Where a producer's events about a problem begin with the one that creates it
+        // (problem.reported, problem.assigned), a later one waits until that first one is
+        // applied, whichever instance of this service holds it. Later events among themselves
+        // carry the producer's counter (`problem_seq`), by which handlers drop what is stale.
+        if let Some(seq) = event.data.get("problem_seq").and_then(serde_json::Value::as_i64)
+            && crate::events::starts_with_creation(self.producer)
+        {
+            let last = self.gate(tx, &event.subject).await.map_err(|e| classify(e.into()))?;
+            if last == 0 && seq > 1 {
+                return Err(Failure::Early { subject: event.subject.clone(), waiting_for: 1 });
+            }
+            let update = format!(
+                "UPDATE {}.sequence_gate SET last_seq = greatest(last_seq, $3) WHERE producer = $1 AND subject = $2",
+                self.schema()
+            );
+            sqlx::query(AssertSqlSafe(update))
+                .bind(self.producer)
+                .bind(&event.subject)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(e.into()))?;
+        }
         let span = tracing::info_span!("consume", event.type = %event.event_type, event.id = %event.id, trace_id = tracing::field::Empty);
         telemetry::continue_trace(&span, traceparent);
         span.record("trace_id", telemetry::trace_id(&span));
         self.handler.handle(tx, &event).instrument(span).await.map_err(classify)
+    }
+
+    /// The last applied counter of the producer's events about `subject`, locked until the
+    /// transaction ends.
+    async fn gate(&self, tx: &mut PgConnection, subject: &str) -> Result<i64, sqlx::Error> {
+        let insert = format!(
+            "INSERT INTO {}.sequence_gate (producer, subject, last_seq) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+            self.schema()
+        );
+        sqlx::query(AssertSqlSafe(insert)).bind(self.producer).bind(subject).execute(&mut *tx).await?;
+        let select = format!(
+            "SELECT last_seq FROM {}.sequence_gate WHERE producer = $1 AND subject = $2 FOR UPDATE",
+            self.schema()
+        );
+        sqlx::query_scalar(AssertSqlSafe(select)).bind(self.producer).bind(subject).fetch_one(&mut *tx).await
     }
 
     /// Tries again the dead letters of this stream the admin asked to replay, each in its own
@@ -234,7 +292,7 @@ impl<H: EventHandler> Inbox<H> {
             .await;
             let result = match outcome {
                 Ok(()) => "applied".to_string(),
-                Err(Failure::Transient(_)) => continue,
+                Err(Failure::Transient(_) | Failure::Early { .. }) => continue,
                 Err(Failure::Handler(e)) => format!("failed again: {e:#}"),
                 Err(Failure::Poison(reason)) => format!("failed again: {reason}"),
             };

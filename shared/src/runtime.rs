@@ -64,7 +64,7 @@ impl Runtime {
         db::migrate(&pool, service, migrations).await?;
         let nats = messaging::connect_as(&config, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
-        messaging::ensure_stream(&jetstream, &config.namespace, service).await?;
+        messaging::ensure_stream(&jetstream, &config.namespace, service, config.stream_replicas).await?;
         let clock = Clock::start(config.clock.simulated, &jetstream, &config.namespace, shutdown.clone()).await?;
         let outbox = Outbox::new(&config.namespace, service);
         let runtime = Self {
@@ -103,6 +103,7 @@ impl Runtime {
             namespace: self.config.namespace.clone(),
             pool: self.pool.clone(),
             config: self.config.consumer.clone(),
+            replicas: self.config.stream_replicas,
             handler,
             nats: self.nats.clone(),
         };

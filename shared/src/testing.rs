@@ -274,6 +274,8 @@ pub struct Stack {
     pub signer: TokenSigner,
     pub http: reqwest::Client,
     pub services: HashMap<&'static str, ServiceProcess>,
+    /// Further instances started with `add_instance`.
+    pub instances: Vec<ServiceProcess>,
     bin: PathBuf,
     options: StackOptions,
     dir: TempDir,
@@ -294,6 +296,7 @@ impl Stack {
             signer: TokenSigner::generate(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
             services: HashMap::new(),
+            instances: Vec::new(),
             bin: bin.to_path_buf(),
             options,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -362,6 +365,20 @@ impl Stack {
 
     pub fn url(&self, service: &str) -> String {
         self.services[service].url()
+    }
+
+    /// Starts one more instance of a service (sharing its consumers) on a port of its own and
+    /// waits until it is ready; it stops with the stack.
+    pub async fn add_instance(&mut self, service: &'static str) -> String {
+        let process = self.spawn(service, free_port());
+        let url = process.url();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(Instant::now() < deadline, "the second {service} is not ready:\n{}", process.log_tail(30));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.instances.push(process);
+        url
     }
 
     /// SIGKILLs a service.

@@ -17,6 +17,7 @@ mod publication_browser;
 mod publication_chain;
 mod publication_stats;
 mod roles;
+mod scale_out;
 mod schemas;
 mod security;
 mod support;

@@ -192,7 +192,8 @@ pub async fn handover_problems(conn: &mut PgConnection, no: &str) -> sqlx::Resul
 }
 
 /// Records the city's acknowledgement (签收) and moves the sheet's problems on; returns each
-/// moved problem with its new counter.
+/// moved problem with its counter. The sheet's event is about the sheet, so the problems'
+/// counters (which order events about one problem) do not move.
 pub async fn acknowledge(
     conn: &mut PgConnection,
     no: &str,
@@ -206,7 +207,7 @@ pub async fn acknowledge(
         .execute(&mut *conn)
         .await?;
     sqlx::query_as(
-        "UPDATE assignment.ledger SET status = 'acknowledged', problem_seq = problem_seq + 1, updated_at = now()
+        "UPDATE assignment.ledger SET status = 'acknowledged', updated_at = now()
          WHERE handover_no = $1 AND status = 'assigned' RETURNING problem_id, problem_seq",
     )
     .bind(no)
@@ -545,7 +546,7 @@ pub async fn jurisdictions(conn: &mut PgConnection) -> sqlx::Result<Vec<Jurisdic
 /// Takes a withdrawn or merged report out of the ledger's work (and off any sheet to come).
 pub async fn take_out(conn: &mut PgConnection, problem_id: Uuid, status: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE assignment.ledger SET status = $2, problem_seq = problem_seq + 1, updated_at = now()
+        "UPDATE assignment.ledger SET status = $2, updated_at = now()
          WHERE problem_id = $1 AND status <> 'closed'",
     )
     .bind(problem_id)
