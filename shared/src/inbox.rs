@@ -37,16 +37,7 @@ enum Failure {
 }
 
 fn classify(e: anyhow::Error) -> Failure {
-    let transient = e.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
-        Some(sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)) => true,
-        Some(sqlx::Error::Database(db)) => {
-            // Serialisation failures, deadlocks, and the server shutting down or starting up.
-            db.code().is_some_and(|c| c == "40001" || c == "40P01" || c.starts_with("57P") || c.starts_with("08"))
-        }
-        _ => false,
-    });
-    if transient { Failure::Transient(e) } else { Failure::Handler(e) }
+    if crate::db::is_transient_chain(&e) { Failure::Transient(e) } else { Failure::Handler(e) }
 }
 
 pub struct Inbox<H> {
@@ -100,14 +91,25 @@ impl<H: EventHandler> Inbox<H> {
                 };
                 let Some(chunk) = next else { break };
                 let mut batch = Vec::with_capacity(chunk.len());
+                let mut broken = None;
                 for item in chunk {
                     match item {
                         Ok(message) => batch.push(message),
-                        Err(e) => tracing::debug!(error = %e, producer = self.producer, "pull stream hiccup"),
+                        Err(e) => broken = Some(e),
                     }
                 }
                 if !batch.is_empty() {
                     self.handle_batch(batch).await;
+                }
+                // A missed heartbeat or a failed pull request (the broker restarted, the
+                // consumer is gone, the connection is back but the pull was lost): the stream
+                // may never yield again, so make the consumer and the stream anew. What was
+                // delivered and not acked comes again after `ack_wait`; the inbox drops repeats.
+                if let Some(e) = broken {
+                    tracing::warn!(error = %e, producer = self.producer, "pull stream broken; pulling anew");
+                    metrics::counter!("consumer_restarts_total", "producer" => self.producer).increment(1);
+                    tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = shutdown.cancelled() => return }
+                    break;
                 }
             }
         }

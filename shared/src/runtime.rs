@@ -61,7 +61,7 @@ impl Runtime {
         let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::migrate(&pool, service, migrations).await?;
-        let nats =
+        let (nats, connections) =
             messaging::connect(&config.nats_url, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
         messaging::ensure_stream(&jetstream, &config.namespace, service).await?;
@@ -83,6 +83,7 @@ impl Runtime {
             runtime.pool.clone(),
             runtime.jetstream.clone(),
             runtime.config.outbox.clone(),
+            connections,
             runtime.shutdown.clone(),
         ));
         runtime.start_pruning();
@@ -158,6 +159,7 @@ impl Runtime {
             clock: self.clock.clone(),
             namespace: self.config.namespace.clone(),
         };
+        let api = http::with_admission_limit(api, self.config.overload.limit());
         let router = api.merge(system_routes(system)).layer(Extension(self.verifier.clone()));
         let router = http::with_standard_layers(
             router,

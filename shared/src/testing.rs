@@ -18,7 +18,9 @@ use tempfile::TempDir;
 
 use crate::auth::{Role, TokenSigner};
 
+pub mod postgres;
 pub mod smtp;
+pub use postgres::{PostgresServer, StopMode};
 pub use smtp::{Mail, SmtpReceiver};
 
 pub const SERVICES: [&str; 5] = ["intake", "assignment", "verification", "notification", "publication"];
@@ -122,6 +124,13 @@ impl TestDatabase {
     pub async fn create() -> Self {
         let admin_url = std::env::var("SKYLEDGER_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Self::create_on(&admin_url).await
+    }
+
+    /// A database of the test's own on the cluster whose maintenance database is `admin_url`
+    /// (a [`PostgresServer`] of the test's own, say).
+    pub async fn create_on(admin_url: &str) -> Self {
+        let admin_url = admin_url.to_string();
         let name = format!("skyledger_test_{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::connect(&admin_url).await.expect("connect to Postgres for tests");
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
@@ -191,9 +200,19 @@ impl ServiceProcess {
         child.wait().ok()
     }
 
+    /// Whether the process is still running (it has not exited by itself or been killed).
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Child::id)
+    }
+
+    /// The whole log of the service (every run of it: a restart appends).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -216,6 +235,9 @@ pub struct StackOptions {
     pub env: Vec<(String, String)>,
     /// Start only these services (a benchmark of one service); all five when `None`.
     pub only: Option<Vec<&'static str>>,
+    /// The maintenance database of the cluster the test's database is made on (a private
+    /// [`PostgresServer`]'s `admin_url()`); the machine's Postgres when `None`.
+    pub database_admin_url: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -227,6 +249,7 @@ impl Default for StackOptions {
                 ("SKYLEDGER__PUBLICATION__CHECKPOINT_INTERVAL_MILLIS".into(), "300".into()),
             ],
             only: None,
+            database_admin_url: None,
         }
     }
 }
@@ -250,7 +273,10 @@ impl Stack {
     pub async fn start(bin: &Path, options: StackOptions) -> Self {
         crate::install_crypto_provider();
         let nats = NatsServer::start();
-        let db = TestDatabase::create().await;
+        let db = match &options.database_admin_url {
+            Some(admin_url) => TestDatabase::create_on(admin_url).await,
+            None => TestDatabase::create().await,
+        };
         let mut stack = Self {
             nats,
             db,

@@ -5,6 +5,8 @@ mod bad_input;
 mod clock;
 mod crash;
 mod dead_letters;
+mod faults;
+mod fuzz;
 mod import;
 mod intake;
 mod ledger;
