@@ -117,7 +117,18 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_transient(&e) { Self::database_unavailable() } else { Self::Internal(e.into()) }
+        if crate::db::is_transient(&e) {
+            return Self::database_unavailable();
+        }
+        // Class 22 (data exception): a value the database cannot hold (out of range, a
+        // character it cannot store, a date that does not exist) came from the request.
+        if let sqlx::Error::Database(db) = &e
+            && db.code().is_some_and(|c| c.starts_with("22"))
+        {
+            tracing::warn!(error = %db, "a request value the database refused");
+            return Self::invalid("body", format!("a value cannot be stored: {}", db.message()));
+        }
+        Self::Internal(e.into())
     }
 }
 

@@ -68,8 +68,29 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// Whether JSON text carries the escape `\u0000`: valid JSON, but Postgres stores no NUL
+/// character in text or jsonb, so it is refused before it gets there.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return true;
+            }
+            // Skip the escaped character (a `\\` is one backslash, not the start of an escape).
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// Parses JSON, naming the field of the first error found.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if has_escaped_nul(bytes) {
+        return Err(ApiError::invalid("body", "text may not contain the NUL character (\\u0000)"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(field_error)
 }
@@ -189,6 +210,20 @@ async fn problem_details(req: Request, next: Next) -> Response {
     problem
 }
 
+/// Refuses a path or query carrying an encoded NUL character (`%00`): no identifier or filter
+/// holds one, and Postgres cannot compare text with it.
+async fn refuse_nul(req: Request, next: Next) -> Response {
+    let nul = |text: &str| text.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"));
+    let uri = req.uri();
+    if nul(uri.path()) {
+        return ApiError::Malformed(FieldError::new("path", "the NUL character (%00) is not allowed")).into_response();
+    }
+    if uri.query().is_some_and(nul) {
+        return ApiError::Malformed(FieldError::new("query", "the NUL character (%00) is not allowed")).into_response();
+    }
+    next.run(req).await
+}
+
 /// Settings of the admission limit on a service's API routes.
 #[derive(Debug, Clone)]
 pub struct AdmissionLimit {
@@ -237,6 +272,7 @@ async fn admit(axum::extract::State(admission): axum::extract::State<Admission>,
                 Some(Ok(place)) => place,
                 _ => {
                     metrics::counter!("http_refused_overload_total").increment(1);
+                    discard_body(req).await;
                     return ApiError::Unavailable {
                         detail: "too many requests in progress; try again shortly".into(),
                         retry_after_secs: admission.limit.retry_after_secs,
@@ -249,6 +285,23 @@ async fn admit(axum::extract::State(admission): axum::extract::State<Admission>,
     let response = next.run(req).await;
     drop(place);
     response
+}
+
+/// Reads a refused request's body and throws it away (at most 16 MiB, for at most 5 s), so the
+/// client, still sending, gets to read the refusal instead of a broken pipe. Nothing is kept.
+async fn discard_body(req: Request) {
+    use futures::StreamExt;
+    let mut chunks = req.into_body().into_data_stream();
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            seen += chunk.len();
+            if seen > 16 * 1024 * 1024 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Puts the admission limit on a service's own routes (not on the system routes, so health and
@@ -273,6 +326,7 @@ pub fn with_standard_layers(router: axum::Router, max_body_bytes: usize, timeout
         .layer(axum::middleware::from_fn(track_requests))
         .layer(axum::middleware::from_fn_with_state(timeout, time_limit))
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(problem_details))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
@@ -311,5 +365,17 @@ mod tests {
             (StatusCode::UNPROCESSABLE_ENTITY, "items[1].lat".into())
         );
         assert_eq!(field_of(r#"{"site": "#), (StatusCode::BAD_REQUEST, "body".into()));
+    }
+
+    #[test]
+    fn an_escaped_nul_is_refused_and_an_escaped_backslash_before_u0000_is_not() {
+        assert!(has_escaped_nul(br#"{"a": "x\u0000"}"#));
+        assert!(has_escaped_nul(br#"{"a": "\\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a": "\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a": "\u0001"}"#));
+        assert_eq!(
+            parse_json::<serde_json::Value>(br#"{"a": "\u0000"}"#).unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 }

@@ -68,7 +68,7 @@ fn start_reporting(
         while !stop.load(Ordering::SeqCst) {
             let items: Vec<Value> = (0..per_batch)
                 .map(|i| {
-                    let city = if (n as usize + i) % 2 == 0 { XINGTAI } else { HANDAN };
+                    let city = if (n as usize + i).is_multiple_of(2) { XINGTAI } else { HANDAN };
                     inspection(city, None, &format!("故障测试厂 {n}-{i}"), &["scattered_polluting"])
                 })
                 .collect();
@@ -127,8 +127,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
     println!("fault suite: seed {seed} (SKYLEDGER_FAULT_SEED={seed} repeats the schedule), scale {scale}");
 
     let mut postgres = tokio::task::block_in_place(PostgresServer::start);
-    let mut options = StackOptions::default();
-    options.database_admin_url = Some(postgres.admin_url());
+    let mut options = StackOptions { database_admin_url: Some(postgres.admin_url()), ..Default::default() };
     options.env.push(("SKYLEDGER__NOTIFICATION__RETRY_SCALE".into(), "0.05".into()));
     let mut stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
     let receiver = WebhookReceiver::start(vec![]).await;
@@ -136,7 +135,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
 
     // The schedule: each fault once, in a random order, at random moments of the reporting window.
     let window = Duration::from_secs(40);
-    let mut faults: Vec<Fault> = SERVICE_NAMES.iter().map(|s| Fault::Kill(*s)).collect();
+    let mut faults: Vec<Fault> = SERVICE_NAMES.into_iter().map(Fault::Kill).collect();
     faults.push(Fault::RestartNats);
     faults.push(Fault::RestartPostgres(if rng.r#gen::<bool>() { StopMode::Fast } else { StopMode::Immediate }));
     faults.shuffle(&mut rng);
@@ -341,7 +340,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
     report.push(format!("settled {settle_secs:.1} s after the reports stopped"));
     // What the plumbing did to ride the restarts out, from the services' logs.
     for (what, needle) in [
-        ("NATS reconnections", "connected to NATS"),
+        ("NATS connections (starts and reconnections)", "connected to NATS"),
         ("pull streams made anew", "pull stream broken"),
         ("resends of recent events after a reconnection", "sending recent events again"),
         ("relay retries", "outbox relay failed"),

@@ -387,21 +387,39 @@ fn make_case(
 }
 
 async fn send(stack: &Stack, method: &Method, case: &Case) -> Result<(u16, String, String), String> {
-    let mut request = stack.http.request(method.clone(), &case.url);
-    if let Some(authorization) = &case.authorization {
-        request = request.header("authorization", authorization);
-    }
-    if let Some(content_type) = &case.content_type {
-        request = request.header("content-type", content_type);
-    }
-    if let Some(body) = &case.body {
-        request = request.body(body.clone());
-    }
-    let response = request.send().await.map_err(|e| format!("no answer: {e}"))?;
+    let build = || {
+        let mut request = stack.http.request(method.clone(), &case.url);
+        if let Some(authorization) = &case.authorization {
+            request = request.header("authorization", authorization);
+        }
+        if let Some(content_type) = &case.content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(body) = &case.body {
+            request = request.body(body.clone());
+        }
+        request
+    };
+    // A kept-alive connection the server closed just then fails the request before it was
+    // sent; once more on a fresh connection tells that from a service that does not answer.
+    let response = match build().send().await {
+        Ok(response) => response,
+        Err(_) => build().send().await.map_err(|e| format!("no answer: {}", error_chain(&e)))?,
+    };
     let status = response.status().as_u16();
     let media = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let text = response.text().await.unwrap_or_default();
     Ok((status, media, text.chars().take(300).collect()))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let _ = write!(text, ": {c}");
+        cause = c.source();
+    }
+    text
 }
 
 /// What is wrong with an answer, if anything.

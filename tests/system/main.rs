@@ -12,6 +12,7 @@ mod intake;
 mod ledger;
 mod lifecycle;
 mod notification;
+mod overload;
 mod publication;
 mod publication_browser;
 mod publication_chain;
