@@ -93,6 +93,28 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The JetStream store directory (what a backup copies with the server stopped).
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// SIGTERM: the server flushes its store and exits; `restart` starts it again.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on its port (nothing happens when it runs).
+    pub fn start_again(&mut self) {
+        if self.process.is_none() {
+            self.launch();
+        }
+    }
+
     /// SIGKILLs the server; its store stays for `restart`.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.process.take() {
