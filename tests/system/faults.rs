@@ -3,7 +3,8 @@
 //! nats-server is killed and started again on its port, and Postgres is stopped (fast or
 //! immediate, which is a crash) and started again. The moments and the order come from a seed
 //! that the test prints (`SKYLEDGER_FAULT_SEED` repeats a run); `SKYLEDGER_FAULT_SCALE` (1)
-//! multiplies the reports.
+//! multiplies the site checks per batch and `SKYLEDGER_FAULT_WINDOW_SECS` (40) is how long the
+//! reports go on, the faults spread over it.
 //!
 //! Only the killed services are restarted, by the test; the others must ride out the broker's
 //! and the database's restarts by themselves. At the end every accepted report has reached its
@@ -134,7 +135,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
     campaign(&stack, &receiver).await;
 
     // The schedule: each fault once, in a random order, at random moments of the reporting window.
-    let window = Duration::from_secs(40);
+    let window = Duration::from_secs(env_u64("SKYLEDGER_FAULT_WINDOW_SECS").unwrap_or(40).max(20));
     let mut faults: Vec<Fault> = SERVICE_NAMES.into_iter().map(Fault::Kill).collect();
     faults.push(Fault::RestartNats);
     faults.push(Fault::RestartPostgres(if rng.r#gen::<bool>() { StopMode::Fast } else { StopMode::Immediate }));
@@ -321,7 +322,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
     let mut retries: Vec<_> = posting.retries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     retries.sort();
     let mut report = vec![
-        format!("fault suite: seed {seed}, scale {scale}"),
+        format!("fault suite: seed {seed}, scale {scale}, window {} s", window.as_secs()),
         format!(
             "reports: {} batches of {per_batch} in {reporting_secs:.0} s; {n} problems accepted; retried answers: {}",
             posting.batches,
