@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
@@ -84,6 +85,8 @@ impl<H: EventHandler> Inbox<H> {
                 }
             };
             let mut batches = messages.ready_chunks(self.config.batch_size);
+            // Heartbeats missed in a row, with nothing received in between.
+            let mut silent = 0u32;
             loop {
                 let next = tokio::select! {
                     next = batches.next() => next,
@@ -95,16 +98,25 @@ impl<H: EventHandler> Inbox<H> {
                 for item in chunk {
                     match item {
                         Ok(message) => batch.push(message),
+                        Err(e) if e.kind() == MessagesErrorKind::MissingHeartbeat => {
+                            silent += 1;
+                            tracing::debug!(error = %e, producer = self.producer, silent, "missed heartbeat");
+                            if silent >= 2 {
+                                broken = Some(e);
+                            }
+                        }
                         Err(e) => broken = Some(e),
                     }
                 }
                 if !batch.is_empty() {
+                    silent = 0;
                     self.handle_batch(batch).await;
                 }
-                // A missed heartbeat or a failed pull request (the broker restarted, the
-                // consumer is gone, the connection is back but the pull was lost): the stream
-                // may never yield again, so make the consumer and the stream anew. What was
-                // delivered and not acked comes again after `ack_wait`; the inbox drops repeats.
+                // A failed pull request (the broker restarted and JetStream was not back yet, the
+                // consumer is gone) leaves the stream waiting for an answer that never comes, and
+                // heartbeats missed twice running say the same: make the consumer and the stream
+                // anew. What the old one was sent and did not pass on comes again after
+                // `ack_wait`; the inbox drops repeats.
                 if let Some(e) = broken {
                     tracing::warn!(error = %e, producer = self.producer, "pull stream broken; pulling anew");
                     metrics::counter!("consumer_restarts_total", "producer" => self.producer).increment(1);
