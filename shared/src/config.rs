@@ -29,6 +29,8 @@ pub struct CommonConfig {
     pub max_body_bytes: usize,
     /// Longest time a request may take before it is answered 503.
     pub request_timeout_secs: u64,
+    /// The bounded queue in front of a service's API routes.
+    pub overload: OverloadConfig,
 }
 
 impl Default for CommonConfig {
@@ -47,6 +49,40 @@ impl Default for CommonConfig {
             clock: ClockConfig::default(),
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout_secs: 30,
+            overload: OverloadConfig::default(),
+        }
+    }
+}
+
+/// How many requests a service's API takes at once before it answers 503 with `Retry-After`
+/// (`[overload]`, `SKYLEDGER__OVERLOAD__MAX_IN_FLIGHT=…`). Health, readiness and metrics are
+/// outside the limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OverloadConfig {
+    /// Requests handled at once; 0 turns the limit off.
+    pub max_in_flight: usize,
+    /// Requests that may wait for a place; more are refused at once.
+    pub max_waiting: usize,
+    /// How long a request waits for a place before it is refused.
+    pub max_wait_millis: u64,
+    /// `Retry-After` of a refusal, in seconds.
+    pub retry_after_secs: u64,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        Self { max_in_flight: 32, max_waiting: 128, max_wait_millis: 2_000, retry_after_secs: 1 }
+    }
+}
+
+impl OverloadConfig {
+    pub fn limit(&self) -> crate::http::AdmissionLimit {
+        crate::http::AdmissionLimit {
+            max_in_flight: self.max_in_flight,
+            max_waiting: self.max_waiting,
+            max_wait: std::time::Duration::from_millis(self.max_wait_millis),
+            retry_after_secs: self.retry_after_secs,
         }
     }
 }
@@ -93,11 +129,16 @@ pub struct OutboxConfig {
     pub poll_millis: u64,
     /// Sent rows are kept this long so they can be replayed after a broker crash.
     pub retention_hours: u64,
+    /// After the NATS connection comes back, the events sent in this many seconds before are
+    /// sent again: JetStream acknowledges before it syncs to disk (every 2 minutes by default),
+    /// so a broker that crashed may have lost them. The stream's duplicate window drops the
+    /// copies it still has; consumers' inboxes drop any other. 0 turns it off.
+    pub resend_after_reconnect_secs: u64,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { poll_millis: 250, retention_hours: 24 * 7 }
+        Self { poll_millis: 250, retention_hours: 24 * 7, resend_after_reconnect_secs: 300 }
     }
 }
 

@@ -22,6 +22,30 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
     Ok(pool)
 }
 
+/// Whether an error means the database is away for now (down, restarting, unreachable, the pool
+/// out of connections) rather than that the statement is wrong: worth retrying, answered 503.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // Serialisation failures, deadlocks, the server shutting down or starting up
+        // (57P01-57P05), connection exceptions (08xxx), too many connections (53300).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c == "40001" || c == "40P01" || c == "53300" || c.starts_with("57P") || c.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether any cause in an error's chain is a transient database error.
+pub fn is_transient_chain(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(is_transient))
+}
+
 async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
     let Some(name) = options.get_database().map(str::to_owned) else { return Ok(()) };
     let mut admin = options.clone().database("postgres").connect().await?;

@@ -108,14 +108,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer while the database is away (restarting, unreachable, out of connections).
+    pub fn database_unavailable() -> Self {
+        Self::Unavailable { detail: "the database is unavailable; try again shortly".into(), retry_after_secs: 2 }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable { detail: "the database is unavailable".into(), retry_after_secs: 2 }
-            }
-            other => Self::Internal(other.into()),
+        if crate::db::is_transient(&e) {
+            return Self::database_unavailable();
         }
+        // Class 22 (data exception): a value the database cannot hold (out of range, a
+        // character it cannot store, a date that does not exist) came from the request.
+        if let sqlx::Error::Database(db) = &e
+            && db.code().is_some_and(|c| c.starts_with("22"))
+        {
+            tracing::warn!(error = %db, "a request value the database refused");
+            return Self::invalid("body", format!("a value cannot be stored: {}", db.message()));
+        }
+        Self::Internal(e.into())
     }
 }
 
@@ -133,13 +146,18 @@ struct ProblemDetails<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let (slug, title) = self.slug_and_title();
-        let errors = match &self {
+        // A handler that wrapped a database outage in its own error still answers 503.
+        let this = match self {
+            Self::Internal(e) if crate::db::is_transient_chain(&e) => Self::database_unavailable(),
+            other => other,
+        };
+        let status = this.status();
+        let (slug, title) = this.slug_and_title();
+        let errors = match &this {
             Self::Internal(_) | Self::NotFound(_) | Self::PayloadTooLarge => vec![],
             other => other.field_errors(),
         };
-        let detail = match &self {
+        let detail = match &this {
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 "an internal error occurred; it has been logged".to_string()
@@ -162,7 +180,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let Self::Unavailable { retry_after_secs, .. } = self {
+        if let Self::Unavailable { retry_after_secs, .. } = this {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if status == StatusCode::UNAUTHORIZED {
@@ -170,6 +188,23 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A problem+json answer of any status, for errors the framework makes (405, say) that no
+/// variant of [`ApiError`] stands for.
+pub fn problem_response(status: StatusCode, detail: String) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let slug = title.to_lowercase().replace(' ', "-");
+    let body = ProblemDetails {
+        problem_type: format!("https://skyledger.org/problems/{slug}"),
+        title,
+        status: status.as_u16(),
+        detail,
+        errors: vec![],
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response
 }
 
 /// Collects every rule a request breaks, so one answer names all the bad fields at once.

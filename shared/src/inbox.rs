@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
@@ -40,16 +41,7 @@ enum Failure {
 }
 
 fn classify(e: anyhow::Error) -> Failure {
-    let transient = e.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
-        Some(sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)) => true,
-        Some(sqlx::Error::Database(db)) => {
-            // Serialisation failures, deadlocks, and the server shutting down or starting up.
-            db.code().is_some_and(|c| c == "40001" || c == "40P01" || c.starts_with("57P") || c.starts_with("08"))
-        }
-        _ => false,
-    });
-    if transient { Failure::Transient(e) } else { Failure::Handler(e) }
+    if crate::db::is_transient_chain(&e) { Failure::Transient(e) } else { Failure::Handler(e) }
 }
 
 pub struct Inbox<H> {
@@ -106,6 +98,8 @@ impl<H: EventHandler> Inbox<H> {
             };
             let mut batches = messages.ready_chunks(self.config.batch_size);
             let mut replays = tokio::time::interval(Duration::from_secs(1));
+            // Heartbeats missed in a row, with nothing received in between.
+            let mut silent = 0u32;
             loop {
                 let next = tokio::select! {
                     next = batches.next() => next,
@@ -117,14 +111,34 @@ impl<H: EventHandler> Inbox<H> {
                 };
                 let Some(chunk) = next else { break };
                 let mut batch = Vec::with_capacity(chunk.len());
+                let mut broken = None;
                 for item in chunk {
                     match item {
                         Ok(message) => batch.push(message),
-                        Err(e) => tracing::debug!(error = %e, producer = self.producer, "pull stream hiccup"),
+                        Err(e) if e.kind() == MessagesErrorKind::MissingHeartbeat => {
+                            silent += 1;
+                            tracing::debug!(error = %e, producer = self.producer, silent, "missed heartbeat");
+                            if silent >= 2 {
+                                broken = Some(e);
+                            }
+                        }
+                        Err(e) => broken = Some(e),
                     }
                 }
                 if !batch.is_empty() {
+                    silent = 0;
                     self.handle_batch(batch).await;
+                }
+                // A failed pull request (the broker restarted and JetStream was not back yet, the
+                // consumer is gone) leaves the stream waiting for an answer that never comes, and
+                // heartbeats missed twice running say the same: make the consumer and the stream
+                // anew. What the old one was sent and did not pass on comes again after
+                // `ack_wait`; the inbox drops repeats.
+                if let Some(e) = broken {
+                    tracing::warn!(error = %e, producer = self.producer, "pull stream broken; pulling anew");
+                    metrics::counter!("consumer_restarts_total", "producer" => self.producer).increment(1);
+                    tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = shutdown.cancelled() => return }
+                    break;
                 }
             }
         }

@@ -2,9 +2,11 @@
 //! consumer per consuming service and stream. Stream and consumer names carry the namespace,
 //! since they are global to a NATS account.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
+use tokio::sync::watch;
 
 use crate::config::CommonConfig;
 
@@ -19,35 +21,53 @@ pub fn consumer_name(namespace: &str, consumer_service: &str) -> String {
 }
 
 /// Connects as the configured user (if any), retrying until the server answers or
-/// `give_up_after` passes.
+/// `give_up_after` passes; see [`connect`].
 pub async fn connect_as(
     config: &CommonConfig,
     client_name: &str,
     give_up_after: Duration,
-) -> anyhow::Result<async_nats::Client> {
+) -> anyhow::Result<(async_nats::Client, watch::Receiver<u64>)> {
     let credentials = (!config.nats_user.is_empty()).then(|| (config.nats_user.clone(), config.nats_password.clone()));
     connect(&config.nats_url, credentials, client_name, give_up_after).await
 }
 
-/// Connects, retrying until the server answers or `give_up_after` passes.
+/// Connects, retrying until the server answers or `give_up_after` passes. The receiver counts
+/// the connections made (the first one and every reconnection after the broker went away), so
+/// the outbox relay can send recent events again after a broker restart.
 pub async fn connect(
     url: &str,
     credentials: Option<(String, String)>,
     client_name: &str,
     give_up_after: Duration,
-) -> anyhow::Result<async_nats::Client> {
+) -> anyhow::Result<(async_nats::Client, watch::Receiver<u64>)> {
     let deadline = tokio::time::Instant::now() + give_up_after;
+    let (connections_tx, connections) = watch::channel(0u64);
+    let connections_tx = Arc::new(connections_tx);
     loop {
+        let tx = connections_tx.clone();
         let mut options = async_nats::ConnectOptions::new()
             .name(client_name)
             .connection_timeout(Duration::from_secs(3))
             // Keep retrying after a broker restart rather than giving up.
-            .max_reconnects(None);
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tx.send_modify(|n| *n += 1);
+                            tracing::info!("connected to NATS");
+                        }
+                        async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
+                        other => tracing::debug!(event = %other, "NATS connection event"),
+                    }
+                }
+            });
         if let Some((user, password)) = credentials.clone() {
             options = options.user_and_password(user, password);
         }
         match options.connect(url).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => return Ok((client, connections)),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, url, "NATS not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, context::PublishAckFuture};
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -159,18 +160,46 @@ impl Outbox {
         sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await
     }
 
+    /// Marks the events sent in the last `window` as unsent, so the relay sends them again
+    /// (after a broker restart that may have lost what it acknowledged); returns how many.
+    pub async fn resend_recent(&self, pool: &PgPool, window: Duration) -> Result<u64, sqlx::Error> {
+        let sql = format!(
+            "UPDATE {}.outbox SET sent_at = NULL WHERE sent_at > now() - make_interval(secs => $1)",
+            self.schema
+        );
+        Ok(sqlx::query(AssertSqlSafe(sql)).bind(window.as_secs_f64()).execute(pool).await?.rows_affected())
+    }
+
     /// The relay: runs until `shutdown`, woken by Postgres NOTIFY when a transaction that wrote
     /// events commits, and polling as a fallback. On shutdown it relays what is left once more.
+    /// When the NATS connection comes back after it was lost (`connections` counts them), the
+    /// events of the last `resend_after_reconnect_secs` go out again first.
     pub async fn run_relay(
         self,
         pool: PgPool,
         js: jetstream::Context,
         config: OutboxConfig,
+        mut connections: watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
         let poll = Duration::from_millis(config.poll_millis.max(10));
+        let resend_window = Duration::from_secs(config.resend_after_reconnect_secs);
+        // The first connection is no reconnection.
+        connections.borrow_and_update();
+        let mut resend_due = false;
+        let mut watching = !resend_window.is_zero();
         let mut listener = self.listen(&pool).await;
         loop {
+            if resend_due {
+                match self.resend_recent(&pool, resend_window).await {
+                    Ok(n) => {
+                        tracing::info!(events = n, "NATS reconnected: sending recent events again");
+                        metrics::counter!("outbox_resent_total").increment(n);
+                        resend_due = false;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot mark recent events for sending again; retrying"),
+                }
+            }
             match self.relay_batch(&pool, &js).await {
                 Ok(n) if n as i64 == RELAY_BATCH => continue,
                 Ok(_) => {}
@@ -194,7 +223,19 @@ impl Outbox {
                         listener = self.listen(&pool).await;
                     }
                 }
-                _ = tokio::time::sleep(poll) => {}
+                changed = connections.changed(), if watching => {
+                    match changed {
+                        Ok(()) => resend_due = true,
+                        // The client is gone (shutting down): stop watching.
+                        Err(_) => watching = false,
+                    }
+                }
+                _ = tokio::time::sleep(poll) => {
+                    // A listener lost while the database was down is made again once it is back.
+                    if listener.is_none() {
+                        listener = self.listen(&pool).await;
+                    }
+                }
                 _ = shutdown.cancelled() => {}
             }
         }

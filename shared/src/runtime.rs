@@ -62,7 +62,8 @@ impl Runtime {
         let verifier = Arc::new(TokenVerifier::from_config(&config.auth)?);
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::migrate(&pool, service, migrations).await?;
-        let nats = messaging::connect_as(&config, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
+        let (nats, connections) =
+            messaging::connect_as(&config, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
         messaging::ensure_stream(&jetstream, &config.namespace, service, config.stream_replicas).await?;
         let clock = Clock::start(config.clock.simulated, &jetstream, &config.namespace, shutdown.clone()).await?;
@@ -83,6 +84,7 @@ impl Runtime {
             runtime.pool.clone(),
             runtime.jetstream.clone(),
             runtime.config.outbox.clone(),
+            connections,
             runtime.shutdown.clone(),
         ));
         runtime.start_pruning();
@@ -169,6 +171,7 @@ impl Runtime {
         let audit_shutdown = CancellationToken::new();
         let (audit, audit_writer) =
             AuditLog::start(self.pool.clone(), self.service, self.verifier.clone(), audit_shutdown.clone());
+        let api = http::with_admission_limit(api, self.config.overload.limit());
         let router = api
             .merge(system_routes(system))
             .layer(axum::middleware::from_fn_with_state(audit, crate::audit::record))

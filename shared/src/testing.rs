@@ -18,7 +18,9 @@ use tempfile::TempDir;
 
 use crate::auth::{Role, TokenSigner};
 
+pub mod postgres;
 pub mod smtp;
+pub use postgres::{PostgresServer, StopMode};
 pub use smtp::{Mail, SmtpReceiver};
 
 pub const SERVICES: [&str; 5] = ["intake", "assignment", "verification", "notification", "publication"];
@@ -123,6 +125,28 @@ impl NatsServer {
         options.connect(self.url()).await.expect("connect to the test's NATS")
     }
 
+    /// The JetStream store directory (what a backup copies with the server stopped).
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// SIGTERM: the server flushes its store and exits; `restart` starts it again.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on its port (nothing happens when it runs).
+    pub fn start_again(&mut self) {
+        if self.process.is_none() {
+            self.launch();
+        }
+    }
+
     /// SIGKILLs the server; its store stays for `restart`.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.process.take() {
@@ -154,6 +178,13 @@ impl TestDatabase {
     pub async fn create() -> Self {
         let admin_url = std::env::var("SKYLEDGER_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Self::create_on(&admin_url).await
+    }
+
+    /// A database of the test's own on the cluster whose maintenance database is `admin_url`
+    /// (a [`PostgresServer`] of the test's own, say).
+    pub async fn create_on(admin_url: &str) -> Self {
+        let admin_url = admin_url.to_string();
         let name = format!("skyledger_test_{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::connect(&admin_url).await.expect("connect to Postgres for tests");
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
@@ -223,9 +254,19 @@ impl ServiceProcess {
         child.wait().ok()
     }
 
+    /// Whether the process is still running (it has not exited by itself or been killed).
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Child::id)
+    }
+
+    /// The whole log of the service (every run of it: a restart appends).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -250,6 +291,9 @@ pub struct StackOptions {
     pub only: Option<Vec<&'static str>>,
     /// Run NATS with a user per service and its permissions; each service connects as its own.
     pub nats_users: bool,
+    /// The maintenance database of the cluster the test's database is made on (a private
+    /// [`PostgresServer`]'s `admin_url()`); the machine's Postgres when `None`.
+    pub database_admin_url: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -259,9 +303,12 @@ impl Default for StackOptions {
             env: vec![
                 ("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), "300".into()),
                 ("SKYLEDGER__PUBLICATION__CHECKPOINT_INTERVAL_MILLIS".into(), "300".into()),
+                // Several stacks share the machine's Postgres (100 connections by default).
+                ("SKYLEDGER__DATABASE_MAX_CONNECTIONS".into(), "5".into()),
             ],
             only: None,
             nats_users: false,
+            database_admin_url: None,
         }
     }
 }
@@ -288,7 +335,10 @@ impl Stack {
         crate::install_crypto_provider();
         let namespace = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         let nats = if options.nats_users { NatsServer::start_with_users(&namespace) } else { NatsServer::start() };
-        let db = TestDatabase::create().await;
+        let db = match &options.database_admin_url {
+            Some(admin_url) => TestDatabase::create_on(admin_url).await,
+            None => TestDatabase::create().await,
+        };
         let mut stack = Self {
             nats,
             db,

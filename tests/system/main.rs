@@ -1,17 +1,21 @@
 //! System tests: the five services as separate `skyledger serve` processes on a private
 //! nats-server and a fresh database, driven over HTTP only.
 
+mod backup;
 mod bad_input;
 mod clock;
 mod crash;
 mod dead_letters;
 mod evidence;
+mod faults;
+mod fuzz;
 mod import;
 mod intake;
 mod ledger;
 mod lifecycle;
 mod notification;
 mod open311;
+mod overload;
 mod publication;
 mod publication_browser;
 mod publication_chain;

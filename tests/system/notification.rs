@@ -432,11 +432,12 @@ async fn quiet_hours_hold_handover_notices_while_overdue_escalation_and_reroute_
     })
     .await;
 
-    // A reroute is a new notice to the new owner (Handan, standing in for its county).
+    // A reroute is a new notice to the new owner (Handan, standing in for its county). The
+    // problem is made up, so its reroute is the first word assignment says of it.
     let rerouted_id = Uuid::now_v7();
     let rerouted = ProblemRerouted {
         problem_id: rerouted_id,
-        problem_seq: 5,
+        problem_seq: 1,
         city_code: HANDAN.into(),
         from_jurisdiction: "130502".into(),
         to_jurisdiction: "130402".into(),
