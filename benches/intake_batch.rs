@@ -177,7 +177,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 async fn main() {
     let checks = arg("--checks", 60_000);
     let runs = arg("--runs", 3);
-    let options = StackOptions { only: Some(vec!["intake"]), ..Default::default() };
+    let mut options = StackOptions { only: Some(vec!["intake"]), ..Default::default() };
+    // The service's own default pool, not the tests' small one.
+    options.env.push(("SKYLEDGER__DATABASE_MAX_CONNECTIONS".into(), "10".into()));
     let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
     setup(&stack).await;
     let floor_db = TestDatabase::create().await;
