@@ -226,6 +226,20 @@ impl Validator {
     pub fn fail(&mut self, field: impl Into<String>, detail: impl Into<String>) {
         self.errors.push(FieldError::new(field, detail));
     }
+    /// A required piece of text of at most `max_bytes`, not blank.
+    pub fn text(&mut self, field: &str, value: &str, max_bytes: usize, detail: &str) -> bool {
+        self.check(
+            !value.trim().is_empty() && value.len() <= max_bytes,
+            field,
+            format!("{detail} (at most {max_bytes} bytes)"),
+        )
+    }
+
+    /// The reason kept with a decision (a withdrawal, a dispute, an extension…).
+    pub fn reason(&mut self, reason: &str) -> bool {
+        self.text("reason", reason, 2000, "give a reason")
+    }
+
     pub fn is_clean(&self) -> bool {
         self.errors.is_empty()
     }

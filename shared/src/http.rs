@@ -86,6 +86,11 @@ fn has_escaped_nul(bytes: &[u8]) -> bool {
     false
 }
 
+/// An id in a path (`/v1/problems/{id}`), refused as 422 naming `id` when it is no UUID.
+pub fn parse_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "an id is a UUID"))
+}
+
 /// Parses JSON, naming the field of the first error found.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if has_escaped_nul(bytes) {

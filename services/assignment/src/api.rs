@@ -15,7 +15,7 @@ use shared::events::{
     HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED, ProblemDisputed,
     ProblemExtended, ProblemRerouted, ProblemSeq,
 };
-use shared::http::{JsonBody, QueryParams};
+use shared::http::{JsonBody, QueryParams, parse_id};
 use shared::outbox::Outbox;
 use shared::reference;
 use sqlx::{PgConnection, PgPool};
@@ -51,10 +51,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jurisdictions", get(list_jurisdictions))
         .route("/v1/jurisdictions/{code}", put(put_jurisdiction))
         .with_state(state)
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "an id is a UUID"))
 }
 
 /// Who may read the ledger, and which part: the campaign office and verifiers all of it, a

@@ -126,7 +126,7 @@ pub struct JurisdictionRequest {
 
 pub fn validate_reason(reason: &str) -> Validator {
     let mut v = Validator::new();
-    v.check(!reason.trim().is_empty() && reason.len() <= 2000, "reason", "give a reason (at most 2000 bytes)");
+    v.reason(reason);
     v
 }
 

@@ -15,7 +15,7 @@ use shared::events::{
     CITY_PACKAGE_CONFIGURED, CityPackageConfigured, PROBLEM_MERGED, PROBLEM_WITHDRAWN, ProblemMerged, ProblemWithdrawn,
     ROUND_CONFIGURED, RoundConfigured, TEAM_ASSIGNED, TEAM_REGISTERED, TeamAssigned, TeamRegistered,
 };
-use shared::http::{JsonBody, parse_value};
+use shared::http::{JsonBody, parse_id, parse_value};
 use shared::outbox::Outbox;
 use sqlx::PgPool;
 
@@ -235,13 +235,9 @@ async fn get_quality(
     Ok(Json(json!({ "round": round, "teams": teams })))
 }
 
-fn parse_id(id: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "a problem id is a UUID"))
-}
-
 fn check_reason(reason: &str) -> Result<(), ApiError> {
     let mut v = shared::error::Validator::new();
-    v.check(!reason.trim().is_empty() && reason.len() <= 2000, "reason", "give a reason (at most 2000 bytes)");
+    v.reason(reason);
     v.finish()
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, Validator};
-use shared::http::{JsonBody, QueryParams};
+use shared::http::{JsonBody, QueryParams, parse_id};
 use shared::reference;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -177,10 +177,6 @@ fn checked(q: &ListQuery, default_limit: i64, max: i64) -> Result<Checked, ApiEr
     v.check(!matches!(bbox, Some(None)), "bbox", "min_lon,min_lat,max_lon,max_lat in degrees (WGS 84)");
     v.finish()?;
     Ok(Checked { limit, cursor: cursor.flatten(), bbox: bbox.flatten() })
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "a problem id is a UUID"))
 }
 
 /// The query string of a list with its filters and a cursor, for `next` links.

@@ -15,7 +15,7 @@ use shared::events::{
     PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECTIFICATION_PROGRESSED, RECTIFICATION_REPORTED,
     RectificationProgressed, RectificationReported,
 };
-use shared::http::{JsonBody, QueryParams};
+use shared::http::{JsonBody, QueryParams, parse_id};
 use shared::outbox::Outbox;
 use shared::reference;
 use sqlx::{PgConnection, PgPool};
@@ -46,10 +46,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/escalations", get(list_escalations))
         .route("/v1/legacy-problems/batch", post(import_legacy))
         .with_state(state)
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "an id is a UUID"))
 }
 
 /// Whether a local government is responsible for a handed-over problem (a city answers for its
