@@ -366,3 +366,34 @@ async fn complaints_become_leads_of_the_covering_team_and_errors_follow_the_spec
         assert!(!public.body.contains(PHONE) && !public.body.contains("zhang.san"), "{path}: {}", public.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn complainants_contact_details_are_erased_after_the_retention() {
+    let mut options = StackOptions::default();
+    options.env.push(("SKYLEDGER__INTAKE__OPEN311__COMPLAINT_CHANNELS__HOTLINE".into(), HOTLINE_KEY.into()));
+    // Kept for no days, checked every second: erased at the next check.
+    options.env.push(("SKYLEDGER__INTAKE__RETENTION__COMPLAINANT_DAYS".into(), "0".into()));
+    options.env.push(("SKYLEDGER__INTAKE__RETENTION__CHECK_INTERVAL_SECS".into(), "1".into()));
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+    current_campaign(&stack).await;
+    let base = format!("{}/open311/v2", stack.url("intake"));
+    let complaint = [
+        ("api_key", HOTLINE_KEY),
+        ("jurisdiction_id", XINGTAI),
+        ("service_code", "dust"),
+        ("address_string", "某工地"),
+        ("description", "工地扬尘严重"),
+        ("phone", PHONE),
+    ];
+    let posted = post_form(&stack, &format!("{base}/requests.json"), &complaint).await;
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    let lead = posted.json()[0]["service_request_id"].as_str().unwrap().to_string();
+    let inspector = stack.token(Role::Inspector, Some(FINDER), None);
+    eventually("the complainant's phone to be erased, the lead kept", WAIT, || async {
+        let (_, leads) = get(&stack, "intake", "/v1/leads", Some(&inspector)).await;
+        let item = leads["items"].as_array()?.iter().find(|l| l["id"] == lead.as_str())?.clone();
+        (!item.to_string().contains(PHONE) && item["description"] == "工地扬尘严重").then_some(())
+    })
+    .await;
+    assert_eq!(count(&stack, "SELECT count(*) FROM intake.leads WHERE complainant::text LIKE '%139%'").await, 0);
+}

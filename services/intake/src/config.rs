@@ -13,6 +13,23 @@ pub struct IntakeConfig {
     pub public_base_url: String,
     pub open311: crate::open311::Open311Config,
     pub evidence: crate::evidence::EvidenceConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long personal details are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionConfig {
+    /// Days a complainant's contact details are kept with a lead; then they are erased.
+    pub complainant_days: i64,
+    /// How often the erasure runs (it is idempotent).
+    pub check_interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { complainant_days: 180, check_interval_secs: 3600 }
+    }
 }
 
 impl Default for IntakeConfig {
@@ -23,6 +40,7 @@ impl Default for IntakeConfig {
             public_base_url: String::new(),
             open311: Default::default(),
             evidence: Default::default(),
+            retention: Default::default(),
         }
     }
 }

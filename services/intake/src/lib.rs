@@ -13,6 +13,7 @@ pub mod recording;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::runtime::Runtime;
 use sqlx::migrate::Migrator;
@@ -26,6 +27,18 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runtime = Runtime::start("intake", config.common.clone(), &MIGRATIONS, shutdown).await?;
     runtime.consume("verification", Arc::new(handlers::Handlers));
+    let (pool, retention) = (runtime.pool.clone(), config.intake.retention.clone());
+    runtime.every("complainant retention", Duration::from_secs(retention.check_interval_secs.max(1)), move || {
+        let pool = pool.clone();
+        async move {
+            let erased =
+                open311_store::erase_complainants(&mut *pool.acquire().await?, retention.complainant_days).await?;
+            if erased > 0 {
+                tracing::info!(erased, "complainants' contact details erased past their retention");
+            }
+            Ok(())
+        }
+    });
     let state = api::AppState {
         pool: runtime.pool.clone(),
         outbox: runtime.outbox.clone(),

@@ -258,3 +258,16 @@ mod tests {
         assert_eq!(earlier.updated, earlier.requested);
     }
 }
+
+/// Erases the contact details of complainants whose leads are older than `days`; the leads
+/// themselves stay. Returns how many were erased.
+pub async fn erase_complainants(conn: &mut PgConnection, days: i64) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE intake.leads SET complainant = '{}'::jsonb, complainant_erased_at = now()
+         WHERE complainant_erased_at IS NULL AND received_at < now() - make_interval(days => $1::int)",
+    )
+    .bind(days)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
