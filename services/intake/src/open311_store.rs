@@ -216,6 +216,19 @@ pub async fn leads(conn: &mut PgConnection, cities: Option<&[String]>, limit: i6
     .await
 }
 
+/// Erases the contact details of complainants whose leads are older than `days`; the leads
+/// themselves stay. Returns how many were erased.
+pub async fn erase_complainants(conn: &mut PgConnection, days: i64) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE intake.leads SET complainant = '{}'::jsonb, complainant_erased_at = now()
+         WHERE complainant_erased_at IS NULL AND received_at < now() - make_interval(days => $1::int)",
+    )
+    .bind(days)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,17 +270,4 @@ mod tests {
         let earlier = row(json!([]), true, Some(datetime!(2019-05-01 00:00 UTC))).into_view();
         assert_eq!(earlier.updated, earlier.requested);
     }
-}
-
-/// Erases the contact details of complainants whose leads are older than `days`; the leads
-/// themselves stay. Returns how many were erased.
-pub async fn erase_complainants(conn: &mut PgConnection, days: i64) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE intake.leads SET complainant = '{}'::jsonb, complainant_erased_at = now()
-         WHERE complainant_erased_at IS NULL AND received_at < now() - make_interval(days => $1::int)",
-    )
-    .bind(days)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
 }
