@@ -4,6 +4,7 @@
 mod demo;
 mod import;
 mod setup;
+mod simulate;
 mod supervisor;
 mod verify_feed;
 
@@ -83,6 +84,41 @@ enum Command {
         /// The log's public key (hex) to trust, instead of the one the service announces.
         #[arg(long)]
         key: Option<String>,
+    },
+    /// Replay a seeded synthetic campaign year (22 rounds, 39 cities, 666,000 site checks and
+    /// 52,000 problems at scale 1) against the HTTP APIs, driving the simulated clock when the
+    /// deployment runs on one; prints what was sent beside the public statistics, as JSON.
+    Simulate {
+        /// Fraction of the campaign's volume: 0.01 is a small run for tests.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 2018)]
+        seed: u64,
+        /// Campaign days per real second at most; 0 runs as fast as the stack takes it.
+        #[arg(long, default_value_t = 0.0)]
+        speed: f64,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to wait at the end for the public statistics to agree.
+        #[arg(long, default_value_t = 120)]
+        settle_secs: u64,
+        /// The services; by default the configured ones.
+        #[arg(long)]
+        intake: Option<String>,
+        #[arg(long)]
+        assignment: Option<String>,
+        #[arg(long)]
+        verification: Option<String>,
+        #[arg(long)]
+        publication: Option<String>,
+        /// The deployment's signing key (hex seed), to sign the tokens of every role the year
+        /// needs; by default the key file of the configuration.
+        #[arg(long, env = "SKYLEDGER_SIGNING_KEY")]
+        signing_key: Option<String>,
+        /// Only write the year's site checks, as JSON lines, to this file (`-` for stdout).
+        #[arg(long)]
+        write_checks: Option<PathBuf>,
     },
     /// Write a nats-server configuration with a user per service (each may publish only its own
     /// subjects) and their passwords (created once, kept in DIR/passwords.json).
@@ -229,6 +265,68 @@ async fn main() -> anyhow::Result<()> {
                 summary.refused,
                 import::report_path(&file).display()
             );
+            Ok(())
+        }
+        Command::Simulate {
+            scale,
+            seed,
+            speed,
+            concurrency,
+            settle_secs,
+            intake,
+            assignment,
+            verification,
+            publication,
+            signing_key,
+            write_checks,
+        } => {
+            anyhow::ensure!(scale > 0.0 && scale <= 10.0, "--scale must be in (0, 10]");
+            if let Some(path) = write_checks {
+                let today = time::OffsetDateTime::now_utc().to_offset(shared::clock::SHANGHAI).date();
+                let mut out: Box<dyn std::io::Write> = if path.as_os_str() == "-" {
+                    Box::new(std::io::stdout().lock())
+                } else {
+                    Box::new(std::fs::File::create(&path)?)
+                };
+                let mut out = std::io::BufWriter::new(&mut out);
+                let n = simulate::write_checks(scale, seed, today, &mut out)?;
+                eprintln!("{n} site checks written");
+                return Ok(());
+            }
+            let (common, ()) = shared::config::load::<()>("simulate")?;
+            let signer = match signing_key {
+                Some(seed) => TokenSigner::from_seed_hex(&seed)?,
+                None => TokenSigner::load_or_create(std::path::Path::new(&common.auth.signing_key_file))?,
+            };
+            let services = simulate::Services {
+                intake: match intake {
+                    Some(url) => url,
+                    None => format!("http://{}", intake::Config::load()?.intake.listen),
+                },
+                assignment: match assignment {
+                    Some(url) => url,
+                    None => format!("http://{}", assignment::Config::load()?.assignment.listen),
+                },
+                verification: match verification {
+                    Some(url) => url,
+                    None => format!("http://{}", verification::Config::load()?.verification.listen),
+                },
+                publication: match publication {
+                    Some(url) => url,
+                    None => format!("http://{}", publication::Config::load()?.publication.listen),
+                },
+            };
+            let options = simulate::Options {
+                scale,
+                seed,
+                speed,
+                concurrency,
+                settle: std::time::Duration::from_secs(settle_secs),
+                services,
+            };
+            let report = simulate::run(options, signer).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            anyhow::ensure!(report.agree, "the public statistics do not agree with what was sent");
             Ok(())
         }
         Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),

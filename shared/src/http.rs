@@ -333,7 +333,22 @@ pub fn with_standard_layers(router: axum::Router, max_body_bytes: usize, timeout
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(problem_details))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// A request's span, at INFO so that it is exported and its trace id is in the logs; it
+/// continues the caller's trace when the request carries a `traceparent`.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        trace_id = tracing::field::Empty
+    );
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    crate::telemetry::continue_trace(&span, traceparent);
+    span.record("trace_id", crate::telemetry::trace_id(&span));
+    span
 }
 
 #[cfg(test)]

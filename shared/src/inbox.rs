@@ -105,6 +105,11 @@ impl<H: EventHandler> Inbox<H> {
                     next = batches.next() => next,
                     _ = replays.tick() => {
                         self.replay_requested().await;
+                        // Consumer lag: what the stream holds that this consumer has not yet had.
+                        if let Ok(info) = consumer.get_info().await {
+                            metrics::gauge!("consumer_lag", "producer" => self.producer).set(info.num_pending as f64);
+                            metrics::gauge!("consumer_unacked", "producer" => self.producer).set(info.num_ack_pending as f64);
+                        }
                         continue;
                     }
                     _ = shutdown.cancelled() => return,

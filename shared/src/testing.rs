@@ -464,9 +464,20 @@ impl Stack {
     }
 }
 
+/// A process's resident memory in KiB: `VmRSS` now, or `VmHWM` (its peak so far); 0 when the
+/// process is gone.
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// One request a receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When it arrived.
+    pub at: Instant,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -527,7 +538,12 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    state.received.lock().expect("receiver lock").push(Received { path: uri.path().to_string(), headers, body });
+    state.received.lock().expect("receiver lock").push(Received {
+        at: Instant::now(),
+        path: uri.path().to_string(),
+        headers,
+        body,
+    });
     let status = {
         let mut script = state.script.lock().expect("script lock");
         if script.is_empty() { 204 } else { script.remove(0) }

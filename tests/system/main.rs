@@ -24,4 +24,6 @@ mod roles;
 mod scale_out;
 mod schemas;
 mod security;
+mod simulate;
 mod support;
+mod tracing;

@@ -1,0 +1,759 @@
+//! `skyledger simulate`: a seeded, synthetic campaign year replayed against the HTTP APIs.
+//!
+//! The year is shaped like the Blue Sky campaign (DESIGN.md): 22 rounds of 15 days over the 39
+//! cities, teams of three sent to cities of other provinces, 666,000 site checks and 52,000
+//! problems in the campaign's category mix (times `--scale`). Each problem has a fate drawn from
+//! the seed: fixed on time, a faked or failed fix that is reopened and then fixed, fixed late
+//! (overdue first), or never fixed in the year. Every round is set up, synced in batches of
+//! 1,000 checks, its handover sheets acknowledged by the cities, and its problems rectified
+//! and verified. On a simulated clock the run moves the clock through the year (so deadlines
+//! pass and overdue flags rise); on the real clock the rounds are dated in the past year and
+//! nothing falls overdue. Ids come from the seed, so the same seed twice sends the same
+//! reports (the services answer "already had"); the rounds and teams are named after the seed
+//! so a run never mixes with other data on the stack.
+//!
+//! At the end the run waits until the public statistics of its rounds agree with what it sent,
+//! and prints both.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use futures::{StreamExt, TryStreamExt, stream};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::{Value, json};
+use shared::auth::{Role, TokenSigner};
+use shared::reference::{self, City};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+const ROUNDS: usize = 22;
+const ROUND_DAYS: i64 = 15;
+const YEAR_CHECKS: f64 = 666_000.0;
+const YEAR_PROBLEMS: f64 = 52_000.0;
+/// Person-times 19,500 over 22 rounds is about 300 teams of three a round: 8 per city.
+const TEAMS_PER_CITY: f64 = 8.0;
+const BATCH: usize = 1_000;
+/// Past every deadline the policy gives (small thermal power: 180 days).
+const YEAR_END_GRACE_DAYS: i64 = 200;
+
+/// The campaign's mix: the four categories the press conference named, with its figures; the
+/// remaining 40,248 problems spread over the other task types.
+const CATEGORY_MIX: [(&str, u32); 14] = [
+    ("emergency_plan", 6_394),
+    ("scattered_polluting", 1_523),
+    ("coal_boiler", 2_391),
+    ("coal_to_gas", 1_444),
+    ("dust", 9_000),
+    ("vocs", 8_000),
+    ("industrial_kiln", 5_000),
+    ("exceedance", 4_000),
+    ("diesel_vehicle", 3_500),
+    ("online_monitoring", 3_000),
+    ("other", 3_000),
+    ("open_burning", 2_500),
+    ("special_emission_limit", 2_000),
+    ("small_thermal_power", 248),
+];
+
+/// Provinces teams come from: every province takes part, the campaign's own ones included
+/// (they inspect the others).
+const HOME_PROVINCES: [&str; 12] = [
+    "110000", "120000", "130000", "140000", "370000", "410000", "610000", "320000", "330000", "420000", "210000",
+    "510000",
+];
+
+/// Where the services are.
+pub struct Services {
+    pub intake: String,
+    pub assignment: String,
+    pub verification: String,
+    pub publication: String,
+}
+
+pub struct Options {
+    pub scale: f64,
+    pub seed: u64,
+    /// Campaign days per real second at most; 0 runs as fast as the stack takes it.
+    pub speed: f64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// How long to wait for the public statistics to agree at the end.
+    pub settle: Duration,
+    pub services: Services,
+}
+
+/// What the run sent, and the figures that must follow from it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub rounds: i64,
+    pub site_checks: i64,
+    pub problems_found: i64,
+    pub handed_over: i64,
+    pub closed: i64,
+    pub reopened: i64,
+    pub overdue: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub scale: f64,
+    pub simulated_clock: bool,
+    /// Teams sent, counted once per round (the public summary's `teams_deployed`).
+    pub teams_deployed: i64,
+    pub sent: Totals,
+    /// The public statistics of the run's rounds, summed.
+    pub published: Totals,
+    pub agree: bool,
+    pub elapsed_secs: f64,
+    /// Phases of the run and their seconds.
+    pub phases: BTreeMap<String, f64>,
+    pub handover_sheets: usize,
+}
+
+/// A small seeded generator (SplitMix64): the same seed gives the same year everywhere.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uuid(&mut self) -> Uuid {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.next().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.next().to_le_bytes());
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+}
+
+/// What becomes of a problem once it is handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    FixedOnTime,
+    /// The first verdict finds the fix not done (or faked); reopened, then fixed.
+    FixFailed(&'static str),
+    /// Fixed only at the end of the year, past its deadline.
+    FixedLate,
+    /// Still open when the year ends.
+    Unresolved,
+}
+
+impl Fate {
+    fn draw(rng: &mut Seeded) -> Self {
+        let x = rng.unit();
+        if x < 0.025 {
+            Fate::FixFailed("fake_rectification")
+        } else if x < 0.04 {
+            Fate::FixFailed("not_rectified")
+        } else if x < 0.07 {
+            Fate::FixedLate
+        } else if x < 0.08 {
+            Fate::Unresolved
+        } else {
+            Fate::FixedOnTime
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Problem {
+    id: Uuid,
+    city: String,
+    category: &'static str,
+    /// The team that found it (never its verifier).
+    team: usize,
+    fate: Fate,
+}
+
+struct Team {
+    id: String,
+    home_province: &'static str,
+}
+
+/// The whole year, drawn from the seed before anything is sent.
+struct Campaign {
+    prefix: String,
+    teams: Vec<Team>,
+    /// Per round: the city each team covers.
+    coverage: Vec<Vec<&'static City>>,
+    /// Per round: the site checks, as inspections.
+    checks: Vec<Vec<Value>>,
+    /// Per round: the problems in those checks.
+    problems: Vec<Vec<Problem>>,
+}
+
+fn split(total: usize, parts: usize, i: usize) -> usize {
+    total / parts + usize::from(i < total % parts)
+}
+
+impl Campaign {
+    fn draw(scale: f64, seed: u64, day_zero: Date) -> Self {
+        let mut rng = Seeded(seed);
+        let cities = reference::cities();
+        let prefix = format!("SIM{seed}");
+        let team_count = ((TEAMS_PER_CITY * scale).round() as usize).max(1) * cities.len();
+        let teams: Vec<Team> = (0..team_count)
+            .map(|t| Team { id: format!("{prefix}-T{t:03}"), home_province: HOME_PROVINCES[t % HOME_PROVINCES.len()] })
+            .collect();
+        // Team t covers one city a round, moving on each round, never in its own province.
+        let coverage: Vec<Vec<&City>> = (0..ROUNDS)
+            .map(|r| {
+                teams
+                    .iter()
+                    .enumerate()
+                    .map(|(t, team)| {
+                        (0..cities.len())
+                            .map(|k| &cities[(t + r * 7 + k) % cities.len()])
+                            .find(|c| c.province_code != team.home_province)
+                            .expect("a city outside the team's province")
+                    })
+                    .collect()
+            })
+            .collect();
+        let year_checks = (YEAR_CHECKS * scale).round() as usize;
+        let year_problems = ((YEAR_PROBLEMS * scale).round() as usize).min(year_checks);
+        let mix_total: u32 = CATEGORY_MIX.iter().map(|(_, n)| n).sum();
+        let mut checks = Vec::with_capacity(ROUNDS);
+        let mut problems = Vec::with_capacity(ROUNDS);
+        for (r, covered) in coverage.iter().enumerate() {
+            let round_checks = split(year_checks, ROUNDS, r);
+            let round_problems = split(year_problems, ROUNDS, r);
+            // Which of the round's checks find a problem: an even spread with a seeded start.
+            let stride = round_checks as f64 / round_problems.max(1) as f64;
+            let offset = rng.unit() * stride;
+            let finds: std::collections::HashSet<usize> =
+                (0..round_problems).map(|p| (offset + p as f64 * stride) as usize).collect();
+            let day = day_zero + time::Duration::days(r as i64 * ROUND_DAYS);
+            let mut round_inspections = Vec::with_capacity(round_checks);
+            let mut round_found = Vec::with_capacity(round_problems);
+            for i in 0..round_checks {
+                let t = i % teams.len();
+                let city = covered[t];
+                let mut found = Vec::new();
+                if finds.contains(&i) {
+                    let mut pick = rng.below(mix_total as usize) as u32;
+                    let category = CATEGORY_MIX
+                        .iter()
+                        .find(|(_, n)| {
+                            let hit = pick < *n;
+                            pick = pick.saturating_sub(*n);
+                            hit
+                        })
+                        .map_or("other", |(c, _)| c);
+                    let problem = Problem {
+                        id: rng.uuid(),
+                        city: city.code.clone(),
+                        category,
+                        team: t,
+                        fate: Fate::draw(&mut rng),
+                    };
+                    found.push(json!({
+                        "id": problem.id, "category": category,
+                        "severity": if rng.below(5) == 0 { "serious" } else { "general" },
+                        "description": format!("模拟第{}轮现场检查发现的问题", r + 1),
+                    }));
+                    round_found.push(problem);
+                }
+                let checked_at = OffsetDateTime::new_in_offset(
+                    day,
+                    time::Time::from_hms(8 + (i % 10) as u8, (i % 60) as u8, 0).expect("a time of day"),
+                    shared::clock::SHANGHAI,
+                );
+                round_inspections.push(json!({
+                    "id": rng.uuid(), "round": format!("{prefix}-R{:02}", r + 1), "team": teams[t].id,
+                    "city_code": city.code,
+                    "checked_at": shared::csv::timestamp(checked_at),
+                    "site": { "name": format!("模拟点位 {}-{:02}-{i:06}", prefix, r + 1),
+                              "lat": city.lat + (rng.unit() - 0.5) * 0.3, "lon": city.lon + (rng.unit() - 0.5) * 0.3 },
+                    "problems": found,
+                }));
+            }
+            checks.push(round_inspections);
+            problems.push(round_found);
+        }
+        Self { prefix, teams, coverage, checks, problems }
+    }
+
+    fn round_id(&self, r: usize) -> String {
+        format!("{}-R{:02}", self.prefix, r + 1)
+    }
+
+    fn expected(&self, simulated_clock: bool) -> Totals {
+        let all = || self.problems.iter().flatten();
+        let count = |f: &dyn Fn(&Problem) -> bool| all().filter(|p| f(p)).count() as i64;
+        let problems = all().count() as i64;
+        Totals {
+            rounds: ROUNDS as i64,
+            site_checks: self.checks.iter().map(Vec::len).sum::<usize>() as i64,
+            problems_found: problems,
+            handed_over: problems,
+            closed: count(&|p| p.fate != Fate::Unresolved),
+            reopened: count(&|p| matches!(p.fate, Fate::FixFailed(_))),
+            overdue: if simulated_clock { count(&|p| matches!(p.fate, Fate::FixedLate | Fate::Unresolved)) } else { 0 },
+        }
+    }
+}
+
+/// The HTTP side: tokens for every role and retries where the services ask for them.
+struct Client {
+    http: reqwest::Client,
+    signer: TokenSigner,
+    services: Services,
+    admin: String,
+}
+
+impl Client {
+    fn token(&self, role: Role, team: Option<&str>, jurisdiction: Option<&str>) -> String {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.signer.issue(role, team.map(Into::into), jurisdiction.map(Into::into), now, 12 * 3600).expect("a token")
+    }
+
+    /// Sends a request; 429/503 (overload) and connection errors are retried, honouring
+    /// `Retry-After`. `until` lists further statuses that mean "not yet" (the event has not
+    /// reached that service): those are retried too, for up to two minutes.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        token: &str,
+        body: Option<&Value>,
+        not_yet: &[u16],
+    ) -> anyhow::Result<Value> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let mut request = self.http.request(method.clone(), url).bearer_auth(token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let retry_after = match request.send().await {
+                Ok(r) if r.status().is_success() => return Ok(r.json().await.unwrap_or(Value::Null)),
+                Ok(r) if [StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE].contains(&r.status()) => r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .map(Duration::from_secs),
+                Ok(r) if not_yet.contains(&r.status().as_u16()) => None,
+                Ok(r) => bail!("{method} {url}: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) if e.is_connect() || e.is_timeout() => None,
+                Err(e) => return Err(e).context(format!("{method} {url}")),
+            };
+            ensure!(started.elapsed() < Duration::from_secs(120), "{method} {url}: still refused after two minutes");
+            tokio::time::sleep(retry_after.unwrap_or(wait)).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn put(&self, url: String, body: Value) -> anyhow::Result<()> {
+        self.send(Method::PUT, &url, &self.admin, Some(&body), &[]).await.map(drop)
+    }
+
+    async fn clock(&self, service: &str) -> anyhow::Result<Value> {
+        self.send(Method::GET, &format!("{service}/v1/admin/clock"), &self.admin, None, &[]).await
+    }
+
+    /// Moves the simulated clock to `target` (never back) and waits until the services that
+    /// act on it have followed.
+    async fn move_clock_to(&self, target: OffsetDateTime) -> anyhow::Result<()> {
+        let clock = self.clock(&self.services.intake).await?;
+        let now = OffsetDateTime::now_utc() + time::Duration::seconds(clock["offset_secs"].as_i64().unwrap_or(0));
+        let advance = (target - now).whole_seconds();
+        if advance <= 0 {
+            return Ok(());
+        }
+        let moved = self
+            .send(
+                Method::POST,
+                &format!("{}/v1/admin/clock", self.services.intake),
+                &self.admin,
+                Some(&json!({ "advance_secs": advance })),
+                &[],
+            )
+            .await?;
+        let offset = moved["offset_secs"].as_i64().unwrap_or(0);
+        for service in [&self.services.assignment, &self.services.verification, &self.services.publication] {
+            let started = Instant::now();
+            while self.clock(service).await?["offset_secs"].as_i64().unwrap_or(0) < offset {
+                ensure!(started.elapsed() < Duration::from_secs(60), "{service} did not follow the clock");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>14} {bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("a progress template"),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Writes the year's site checks (the inspections as the batch API takes them) as JSON lines,
+/// without sending anything: the same documents a benchmark's floor inserts raw.
+pub fn write_checks(scale: f64, seed: u64, day_zero: Date, out: &mut impl std::io::Write) -> anyhow::Result<usize> {
+    let campaign = Campaign::draw(scale, seed, day_zero);
+    let mut n = 0;
+    for check in campaign.checks.iter().flatten() {
+        serde_json::to_writer(&mut *out, check)?;
+        out.write_all(b"\n")?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Runs the year and reports what it sent and what was published.
+pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let admin = signer.issue(Role::Admin, None, None, now, 12 * 3600)?;
+    let client = Client { http, signer, services: options.services, admin };
+    let clock = client.clock(&client.services.intake).await?;
+    let simulated = clock["simulated"].as_bool().unwrap_or(false);
+    let today: Date = clock["today"]
+        .as_str()
+        .and_then(|d| Date::parse(d, &time::format_description::well_known::Iso8601::DATE).ok())
+        .context("the clock's date")?;
+    // On the real clock the year lies behind us, so no check is dated in the future.
+    let day_zero = if simulated { today } else { today - time::Duration::days(ROUNDS as i64 * ROUND_DAYS + 1) };
+
+    let campaign = Campaign::draw(options.scale, options.seed, day_zero);
+    let expected = campaign.expected(simulated);
+    let mut phases: BTreeMap<String, f64> = BTreeMap::new();
+    let mut phase =
+        |name: &str, since: Instant| *phases.entry(name.into()).or_default() += since.elapsed().as_secs_f64();
+
+    let since = Instant::now();
+    set_up_teams(&client, &campaign).await?;
+    phase("set-up", since);
+
+    let checks_bar = bar(expected.site_checks as usize, "site checks");
+    let problems_bar = bar(expected.problems_found as usize * 2, "fixes+verdicts");
+    let mut sheets = 0;
+    let mut late: Vec<Problem> = Vec::new();
+    for r in 0..ROUNDS {
+        let round_start = OffsetDateTime::new_in_offset(
+            day_zero + time::Duration::days(r as i64 * ROUND_DAYS),
+            time::Time::from_hms(18, 0, 0).expect("evening"),
+            shared::clock::SHANGHAI,
+        );
+        if simulated {
+            let since = Instant::now();
+            client.move_clock_to(round_start).await?;
+            phase("clock", since);
+        }
+        let since = Instant::now();
+        set_up_round(&client, &campaign, r, day_zero).await?;
+        sync_checks(&client, &campaign, r, options.concurrency, &checks_bar).await?;
+        phase("site checks", since);
+
+        let since = Instant::now();
+        sheets += acknowledge_sheets(&client, &campaign, r).await?;
+        phase("handover", since);
+
+        if simulated {
+            let since = Instant::now();
+            client.move_clock_to(round_start + time::Duration::days(2)).await?;
+            phase("clock", since);
+        }
+        let since = Instant::now();
+        let (now_fixed, later): (Vec<Problem>, Vec<Problem>) = campaign.problems[r]
+            .iter()
+            .cloned()
+            .partition(|p| matches!(p.fate, Fate::FixedOnTime | Fate::FixFailed(_)));
+        rectify_and_verify(&client, &campaign, &now_fixed, options.concurrency, &problems_bar).await?;
+        problems_bar.inc(later.iter().filter(|p| p.fate == Fate::Unresolved).count() as u64 * 2);
+        late.extend(later.into_iter().filter(|p| p.fate == Fate::FixedLate));
+        phase("fixes and verdicts", since);
+
+        if options.speed > 0.0 {
+            let due = Duration::from_secs_f64((r + 1) as f64 * ROUND_DAYS as f64 / options.speed);
+            if let Some(rest) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
+            }
+        }
+    }
+    // The year ends: the late fixes come in after every deadline has passed.
+    let year_end = OffsetDateTime::new_in_offset(
+        day_zero + time::Duration::days(ROUNDS as i64 * ROUND_DAYS + YEAR_END_GRACE_DAYS),
+        time::Time::from_hms(9, 0, 0).expect("morning"),
+        shared::clock::SHANGHAI,
+    );
+    if simulated {
+        let since = Instant::now();
+        client.move_clock_to(year_end).await?;
+        wait_for_overdue(&client, &campaign, &late, options.settle).await?;
+        phase("clock", since);
+    }
+    let since = Instant::now();
+    rectify_and_verify(&client, &campaign, &late, options.concurrency, &problems_bar).await?;
+    checks_bar.finish();
+    problems_bar.finish();
+    phase("fixes and verdicts", since);
+
+    let since = Instant::now();
+    let published = settle(&client, &campaign, &expected, options.settle).await?;
+    phase("publication", since);
+    Ok(Report {
+        seed: options.seed,
+        scale: options.scale,
+        simulated_clock: simulated,
+        teams_deployed: (campaign.teams.len() * ROUNDS) as i64,
+        agree: published == expected,
+        sent: expected,
+        published,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        phases,
+        handover_sheets: sheets,
+    })
+}
+
+async fn set_up_teams(client: &Client, campaign: &Campaign) -> anyhow::Result<()> {
+    stream::iter(&campaign.teams)
+        .map(|team| {
+            let members: Vec<String> = (1..=3).map(|m| format!("{} 队员{m}", team.id)).collect();
+            client.put(
+                format!("{}/v1/teams/{}", client.services.intake, team.id),
+                json!({ "home_province": team.home_province, "members": members }),
+            )
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// Every fourth round is a special one, through the campaign's special kinds in turn.
+fn round_kind(r: usize) -> &'static str {
+    const SPECIAL: [&str; 5] =
+        ["emergency_response", "scattered_polluting", "coal_to_gas", "special_emission_limit", "small_thermal_power"];
+    if r % 4 == 3 { SPECIAL[(r / 4) % SPECIAL.len()] } else { "regular" }
+}
+
+async fn set_up_round(client: &Client, campaign: &Campaign, r: usize, day_zero: Date) -> anyhow::Result<()> {
+    let round = campaign.round_id(r);
+    let starts_on = day_zero + time::Duration::days(r as i64 * ROUND_DAYS);
+    let cities: Vec<&str> = reference::cities().iter().map(|c| c.code.as_str()).collect();
+    client
+        .put(
+            format!("{}/v1/rounds/{round}", client.services.intake),
+            json!({ "starts_on": starts_on, "ends_on": starts_on + time::Duration::days(ROUND_DAYS - 1),
+                    "kind": round_kind(r), "cities": cities }),
+        )
+        .await?;
+    stream::iter(campaign.teams.iter().zip(&campaign.coverage[r]))
+        .map(|(team, city)| {
+            client.put(
+                format!("{}/v1/rounds/{round}/teams/{}", client.services.intake, team.id),
+                json!({ "cities": [city.code] }),
+            )
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// The round's checks, synced team by team in batches of up to 1,000.
+async fn sync_checks(
+    client: &Client,
+    campaign: &Campaign,
+    r: usize,
+    concurrency: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let mut by_team: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for check in &campaign.checks[r] {
+        by_team.entry(check["team"].as_str().unwrap_or_default()).or_default().push(check);
+    }
+    let batches: Vec<(&str, &[&Value])> =
+        by_team.iter().flat_map(|(team, checks)| checks.chunks(BATCH).map(move |c| (*team, c))).collect();
+    stream::iter(batches)
+        .map(|(team, items)| async move {
+            let token = client.token(Role::Inspector, Some(team), None);
+            let url = format!("{}/v1/inspections/batch", client.services.intake);
+            let answer = client.send(Method::POST, &url, &token, Some(&json!({ "items": items })), &[]).await?;
+            let refused: Vec<&Value> = answer["results"]
+                .as_array()
+                .map(|rs| rs.iter().filter(|r| r["status"] == "refused").collect())
+                .unwrap_or_default();
+            ensure!(
+                refused.is_empty(),
+                "intake refused simulated checks: {}",
+                Value::from(refused.into_iter().take(3).cloned().collect::<Vec<_>>())
+            );
+            bar.inc(items.len() as u64);
+            Ok(())
+        })
+        .buffer_unordered(concurrency.clamp(1, 4))
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// Waits until every problem of the round is on a handover sheet, and has each city sign
+/// for its sheets (签收). Returns how many sheets there were.
+async fn acknowledge_sheets(client: &Client, campaign: &Campaign, r: usize) -> anyhow::Result<usize> {
+    let round = campaign.round_id(r);
+    let wanted = campaign.problems[r].len();
+    let started = Instant::now();
+    let sheets: BTreeMap<String, String> = loop {
+        let ledger = client
+            .send(
+                Method::GET,
+                &format!("{}/v1/ledger?round={round}", client.services.assignment),
+                &client.admin,
+                None,
+                &[],
+            )
+            .await?;
+        let items = ledger["items"].as_array().cloned().unwrap_or_default();
+        let sheets: BTreeMap<String, String> = items
+            .iter()
+            .filter_map(|i| Some((i["handover_no"].as_str()?.to_string(), i["city_code"].as_str()?.to_string())))
+            .collect();
+        let handed = items.iter().filter(|i| i["handover_no"].is_string()).count();
+        if handed >= wanted {
+            break sheets;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "round {round}: {handed} of {wanted} problems handed over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stream::iter(&sheets)
+        .map(|(no, city)| async move {
+            let token = client.token(Role::LocalGov, None, Some(city));
+            let url = format!("{}/v1/handovers/{no}/acknowledge", client.services.assignment);
+            client.send(Method::POST, &url, &token, Some(&json!({})), &[]).await.map(drop)
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(sheets.len())
+}
+
+/// A verifier team for a problem: not the finder, not from the city's province.
+fn verifier<'a>(campaign: &'a Campaign, problem: &Problem) -> &'a str {
+    let province = reference::province_of(&problem.city);
+    let n = campaign.teams.len();
+    (1..n)
+        .map(|k| &campaign.teams[(problem.team + k) % n])
+        .find(|t| t.home_province != province)
+        .map_or("", |t| t.id.as_str())
+}
+
+async fn rectify_and_verify(
+    client: &Client,
+    campaign: &Campaign,
+    problems: &[Problem],
+    concurrency: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    stream::iter(problems)
+        .map(|p| async move {
+            let city = client.token(Role::LocalGov, None, Some(&p.city));
+            let team = verifier(campaign, p);
+            let inspector = client.token(Role::Verifier, Some(team), None);
+            let base = format!("{}/v1/problems/{}", client.services.verification, p.id);
+            if p.category == "coal_to_gas" {
+                let stage = json!({ "stage": "管网铺设完成", "percent_done": 60 });
+                client.send(Method::POST, &format!("{base}/progress"), &city, Some(&stage), &[404, 409]).await?;
+            }
+            let verdicts: &[&str] = match p.fate {
+                Fate::FixFailed(first) => &[first, "rectified"],
+                _ => &["rectified"],
+            };
+            for (n, verdict) in verdicts.iter().enumerate() {
+                let fix = json!({ "measures": if n == 0 { "已按要求整改" } else { "重新整改到位" },
+                                  "completed_at": shared::csv::timestamp(OffsetDateTime::now_utc() - time::Duration::hours(1)) });
+                // 404/409: the handover (or the reopening) has not reached verification yet.
+                client.send(Method::POST, &format!("{base}/rectification"), &city, Some(&fix), &[404, 409]).await?;
+                let body = json!({ "result": verdict, "team": team, "note": "现场核查" });
+                client.send(Method::POST, &format!("{base}/verdict"), &inspector, Some(&body), &[]).await?;
+            }
+            bar.inc(2);
+            Ok(())
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// On the simulated clock, waits until the late problems are flagged overdue before they are
+/// fixed, as they would be in a real year.
+async fn wait_for_overdue(
+    client: &Client,
+    campaign: &Campaign,
+    late: &[Problem],
+    settle: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let rounds: Vec<String> = (0..ROUNDS).map(|r| campaign.round_id(r)).collect();
+    loop {
+        let ledger = client
+            .send(
+                Method::GET,
+                &format!("{}/v1/ledger?overdue=true", client.services.assignment),
+                &client.admin,
+                None,
+                &[],
+            )
+            .await?;
+        let overdue = ledger["items"]
+            .as_array()
+            .map_or(0, |items| items.iter().filter(|i| rounds.iter().any(|r| i["round_id"] == r.as_str())).count());
+        let unresolved = campaign.problems.iter().flatten().filter(|p| p.fate == Fate::Unresolved).count();
+        if overdue >= late.len() + unresolved {
+            return Ok(());
+        }
+        ensure!(started.elapsed() < settle, "{overdue} of {} problems flagged overdue", late.len() + unresolved);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The public statistics of the run's rounds, summed, once they agree with `expected` (or
+/// when `settle` has passed).
+async fn settle(client: &Client, campaign: &Campaign, expected: &Totals, settle: Duration) -> anyhow::Result<Totals> {
+    let started = Instant::now();
+    loop {
+        let stats = client
+            .send(Method::GET, &format!("{}/v1/stats", client.services.publication), &client.admin, None, &[])
+            .await?;
+        let mut published = Totals::default();
+        for r in 0..ROUNDS {
+            let figures = &stats["rounds"][campaign.round_id(r)];
+            let n = |k: &str| figures[k].as_i64().unwrap_or(0);
+            published.rounds += i64::from(figures.is_object());
+            published.site_checks += n("site_checks");
+            published.problems_found += n("problems_found");
+            published.handed_over += n("handed_over");
+            published.closed += n("closed");
+            published.reopened += n("reopened");
+            published.overdue += n("overdue");
+        }
+        if &published == expected || started.elapsed() > settle {
+            return Ok(published);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,55 @@
+//! `skyledger simulate --scale 0.01`: a small campaign year on the simulated clock, whose totals
+//! must equal the public statistics afterwards.
+
+use std::path::Path;
+
+use serde_json::Value;
+use shared::testing::{Stack, StackOptions};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_simulated_year_at_one_percent_matches_the_public_statistics() {
+    let mut options = StackOptions::default();
+    options.env.push(("SKYLEDGER__CLOCK__SIMULATED".into(), "true".into()));
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_skyledger"))
+        .args(["simulate", "--scale", "0.01", "--seed", "7", "--settle-secs", "180"])
+        .args(["--intake", &stack.url("intake"), "--assignment", &stack.url("assignment")])
+        .args(["--verification", &stack.url("verification"), "--publication", &stack.url("publication")])
+        .env("SKYLEDGER_SIGNING_KEY", stack.signer.seed_hex())
+        .env("SKYLEDGER_CONFIG", "/nonexistent/skyledger.toml")
+        .output()
+        .await
+        .expect("skyledger simulate runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "simulate failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr).lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+        stack.logs()
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("simulate prints its report as JSON");
+    let sent = &report["sent"];
+    // 1% of the campaign: 6,660 checks, 520 problems over 22 rounds, some fixes failed and
+    // reopened, some late (overdue on the simulated clock), some still open.
+    assert_eq!((sent["site_checks"].as_i64(), sent["problems_found"].as_i64()), (Some(6_660), Some(520)));
+    assert_eq!(sent["rounds"], 22);
+    for field in ["reopened", "overdue"] {
+        assert!(sent[field].as_i64().unwrap_or(0) > 0, "the year has {field} problems: {report}");
+    }
+    assert!(sent["closed"].as_i64() < sent["problems_found"].as_i64(), "some are still open: {report}");
+    assert_eq!(report["agree"], true, "{report}");
+
+    // The public statistics, read here on their own, say the same.
+    let (status, stats) = get(&stack, "publication", "/v1/stats", None).await;
+    assert_eq!(status, 200);
+    let summary = &stats["summary"];
+    for field in ["rounds", "site_checks", "problems_found", "handed_over", "closed", "reopened", "overdue"] {
+        assert_eq!(summary[field], sent[field], "{field}: the public summary {summary} against what was sent {sent}");
+    }
+    assert_eq!(summary["teams_deployed"], report["teams_deployed"]);
+    let emergency = summary["emergency_plan_problems"].as_i64().unwrap_or(0);
+    assert!((40..=90).contains(&emergency), "about 12% of the problems are emergency-plan ones: {emergency}");
+}
