@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 const TEAMS: usize = 20;
 const BATCH: usize = 1000;
-const CONCURRENCY: usize = 4;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -89,7 +88,7 @@ async fn setup(stack: &Stack) {
 
 /// Pushes the day through the batch API; returns (seconds until every batch was answered,
 /// seconds until every event was out, peak RSS of intake in MiB).
-async fn push_day(stack: &Stack, day: Vec<(usize, Value)>) -> (f64, f64, f64) {
+async fn push_day(stack: &Stack, day: Vec<(usize, Value)>, concurrency: usize) -> (f64, f64, f64) {
     let pool = stack.db.pool().await;
     let mut by_team: Vec<Vec<Value>> = vec![vec![]; TEAMS];
     for (team, inspection) in day {
@@ -116,7 +115,7 @@ async fn push_day(stack: &Stack, day: Vec<(usize, Value)>) -> (f64, f64, f64) {
     let url = format!("{}/v1/inspections/batch", stack.url("intake"));
     let started = Instant::now();
     futures::stream::iter(batches)
-        .for_each_concurrent(CONCURRENCY, |(token, items)| {
+        .for_each_concurrent(concurrency, |(token, items)| {
             let request = stack.http.post(&url).bearer_auth(token).json(&json!({ "items": items }));
             async move {
                 let response = request.send().await.expect("batch sent");
@@ -172,6 +171,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
 async fn main() {
     let checks = arg("--checks", 60_000);
     let runs = arg("--runs", 3);
+    // Teams sync side by side at the end of the day: batches in flight at once.
+    let concurrency = arg("--concurrency", 8);
     let mut options = StackOptions { only: Some(vec!["intake"]), ..Default::default() };
     // The service's own default pool, not the tests' small one.
     options.env.push(("SKYLEDGER__DATABASE_MAX_CONNECTIONS".into(), "10".into()));
@@ -184,7 +185,7 @@ async fn main() {
     for run in 0..runs {
         let day = synthetic_day(checks, 42 + run as u64);
         floors.push(checks as f64 / floor(&floor_db, &day).await);
-        let (a, o, peak) = push_day(&stack, day).await;
+        let (a, o, peak) = push_day(&stack, day, concurrency).await;
         accepted.push(checks as f64 / a);
         out.push(checks as f64 / o);
         peaks.push(peak);
@@ -201,10 +202,10 @@ async fn main() {
     let (a, o, f) = (median(accepted), median(out), median(floors));
     println!("## Intake: a synthetic day through the batch API\n");
     println!(
-        "`cargo bench --bench intake_batch -- --checks {checks} --runs {runs}`: {checks} site checks (about one in"
+        "`cargo bench --bench intake_batch -- --checks {checks} --runs {runs} --concurrency {concurrency}`: {checks} site checks (about one in"
     );
     println!(
-        "thirteen with a problem) from {TEAMS} teams in batches of {BATCH}, {CONCURRENCY} batches in flight, against"
+        "thirteen with a problem) from {TEAMS} teams in batches of {BATCH}, {concurrency} batches in flight, against"
     );
     println!("the intake service (release build) on a private nats-server and a fresh database on this machine.");
     println!("Medians of {runs} runs in one process.\n");

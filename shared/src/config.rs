@@ -134,11 +134,15 @@ pub struct OutboxConfig {
     /// so a broker that crashed may have lost them. The stream's duplicate window drops the
     /// copies it still has; consumers' inboxes drop any other. 0 turns it off.
     pub resend_after_reconnect_secs: u64,
+    /// Relays side by side (they skip each other's rows): one waits on JetStream's
+    /// acknowledgements while the other reads and marks in Postgres. Consumers put each
+    /// problem's events in order whatever order they are published in.
+    pub relays: usize,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { poll_millis: 250, retention_hours: 24 * 7, resend_after_reconnect_secs: 300 }
+        Self { poll_millis: 250, retention_hours: 24 * 7, resend_after_reconnect_secs: 300, relays: 2 }
     }
 }
 

@@ -170,11 +170,23 @@ CREATE TABLE {s}.sequence_gate (
 "#,
         s = schema
     );
+    let outbox_created = format!(
+        r#"
+-- Pruning and resending go by when an event was written, which never changes, so marking an
+-- event sent updates one index fewer. Event ids are fresh UUIDv7s that nothing looks up here;
+-- their uniqueness index only cost time on every write.
+DROP INDEX {s}.outbox_sent_at;
+ALTER TABLE {s}.outbox DROP CONSTRAINT outbox_event_id_key;
+CREATE INDEX outbox_created_at ON {s}.outbox (created_at);
+"#,
+        s = schema
+    );
     vec![
         migration(1, "plumbing: outbox, inbox, dead letters", sql),
         migration(2, "plumbing: audit log", audit),
         migration(3, "plumbing: dead-letter replays", replays),
         migration(4, "plumbing: per-problem order", gate),
+        migration(5, "plumbing: outbox by creation time", outbox_created),
     ]
 }
 

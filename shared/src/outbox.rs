@@ -20,7 +20,7 @@ use crate::events::EventKind;
 use crate::telemetry;
 
 /// Events relayed in one round trip.
-const RELAY_BATCH: i64 = 500;
+const RELAY_BATCH: i64 = 1000;
 
 /// An event to record with `publish_many`.
 pub struct Outgoing {
@@ -149,7 +149,10 @@ impl Outbox {
     /// Deletes sent events older than the retention; they are kept that long so a broker that
     /// lost acknowledged messages can be refilled.
     pub async fn prune(&self, pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
-        let sql = format!("DELETE FROM {}.outbox WHERE sent_at < now() - make_interval(secs => $1)", self.schema);
+        let sql = format!(
+            "DELETE FROM {}.outbox WHERE created_at < now() - make_interval(secs => $1) AND sent_at IS NOT NULL",
+            self.schema
+        );
         let done = sqlx::query(AssertSqlSafe(sql)).bind(retention.as_secs_f64()).execute(pool).await?;
         Ok(done.rows_affected())
     }
@@ -160,11 +163,12 @@ impl Outbox {
         sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await
     }
 
-    /// Marks the events sent in the last `window` as unsent, so the relay sends them again
+    /// Marks the sent events written in the last `window` as unsent, so the relay sends them again
     /// (after a broker restart that may have lost what it acknowledged); returns how many.
     pub async fn resend_recent(&self, pool: &PgPool, window: Duration) -> Result<u64, sqlx::Error> {
         let sql = format!(
-            "UPDATE {}.outbox SET sent_at = NULL WHERE sent_at > now() - make_interval(secs => $1)",
+            "UPDATE {}.outbox SET sent_at = NULL
+             WHERE created_at > now() - make_interval(secs => $1) AND sent_at IS NOT NULL",
             self.schema
         );
         Ok(sqlx::query(AssertSqlSafe(sql)).bind(window.as_secs_f64()).execute(pool).await?.rows_affected())

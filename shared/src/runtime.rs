@@ -80,13 +80,15 @@ impl Runtime {
             tasks: TaskTracker::new(),
             config,
         };
-        runtime.tasks.spawn(runtime.outbox.clone().run_relay(
-            runtime.pool.clone(),
-            runtime.jetstream.clone(),
-            runtime.config.outbox.clone(),
-            connections,
-            runtime.shutdown.clone(),
-        ));
+        for _ in 0..runtime.config.outbox.relays.max(1) {
+            runtime.tasks.spawn(runtime.outbox.clone().run_relay(
+                runtime.pool.clone(),
+                runtime.jetstream.clone(),
+                runtime.config.outbox.clone(),
+                connections.clone(),
+                runtime.shutdown.clone(),
+            ));
+        }
         runtime.start_pruning();
         runtime.tasks.spawn(crate::revocation::follow(
             runtime.jetstream.clone(),

@@ -113,14 +113,18 @@ pub async fn latest_entries(
     if keys.is_empty() {
         return Ok(vec![]);
     }
-    let (sites, categories): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
+    let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
+    let (sites, categories): (Vec<String>, Vec<String>) = unique.into_iter().cloned().unzip();
+    // One index probe per key (problems_site_category), however large the ledger grows.
     let rows: Vec<(String, String, Uuid, Option<bool>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (p.site_key, p.category) p.site_key, p.category, p.id, s.closed
-         FROM intake.problems p
-         JOIN unnest($1::text[], $2::text[]) AS k(site_key, category) ON k.site_key = p.site_key AND k.category = p.category
-         LEFT JOIN intake.problem_status s ON s.problem_id = p.id
-         WHERE p.duplicate_of IS NULL AND p.withdrawn_at IS NULL
-         ORDER BY p.site_key, p.category, p.reported_at DESC, p.id DESC",
+        "SELECT k.site_key, k.category, e.id, e.closed
+         FROM unnest($1::text[], $2::text[]) AS k(site_key, category)
+         CROSS JOIN LATERAL (
+             SELECT p.id, s.closed FROM intake.problems p
+             LEFT JOIN intake.problem_status s ON s.problem_id = p.id
+             WHERE p.site_key = k.site_key AND p.category = k.category
+               AND p.duplicate_of IS NULL AND p.withdrawn_at IS NULL
+             ORDER BY p.reported_at DESC, p.id DESC LIMIT 1) e",
     )
     .bind(&sites)
     .bind(&categories)
