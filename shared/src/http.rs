@@ -333,7 +333,12 @@ pub fn with_standard_layers(router: axum::Router, max_body_bytes: usize, timeout
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(problem_details))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // One access-log line per request, inside its span, so it carries the trace id.
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
 }
 
 /// A request's span, at INFO so that it is exported and its trace id is in the logs; it
