@@ -602,7 +602,7 @@ async fn sync_checks(
             bar.inc(items.len() as u64);
             Ok(())
         })
-        .buffer_unordered(concurrency.clamp(1, 4))
+        .buffer_unordered(concurrency.clamp(1, 8))
         .try_collect::<Vec<()>>()
         .await
         .map(drop)

@@ -25,6 +25,14 @@ pub trait EventHandler: Send + Sync + 'static {
     /// the outbox on the same connection. An error rolls the whole transaction back.
     /// Events of kinds the service does not care about are simply `Ok(())`.
     fn handle(&self, conn: &mut PgConnection, event: &Event) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Kinds the service never acts on, acknowledged without a transaction or an inbox row
+    /// (they have no effect to repeat): a site check's event, say, to a service that follows
+    /// problems only. There is one per check, so at campaign volume this matters.
+    fn ignores(&self, kind: &crate::events::EventKind) -> bool {
+        let _ = kind;
+        false
+    }
 }
 
 /// Why a message could not be applied.
@@ -229,6 +237,9 @@ impl<H: EventHandler> Inbox<H> {
     ) -> Result<(), Failure> {
         let event: Event = serde_json::from_slice(payload)
             .map_err(|e| Failure::Poison(format!("not a CloudEvents JSON event: {e}")))?;
+        if event.kind().is_some_and(|kind| self.handler.ignores(&kind)) {
+            return Ok(());
+        }
         let insert =
             format!("INSERT INTO {}.inbox (event_id, stream) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.schema());
         let fresh = sqlx::query(AssertSqlSafe(insert))

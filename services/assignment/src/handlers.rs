@@ -4,9 +4,9 @@
 use shared::clock::Clock;
 use shared::envelope::Event;
 use shared::events::{
-    PROBLEM_CLOSED, PROBLEM_MERGED, PROBLEM_OVERDUE, PROBLEM_REOPENED, PROBLEM_REPORTED, PROBLEM_WITHDRAWN,
-    ProblemClosed, ProblemMerged, ProblemOverdue, ProblemReopened, ProblemReported, ProblemWithdrawn,
-    RECTIFICATION_REPORTED, RectificationReported,
+    EventKind, INSPECTION_RECORDED, PROBLEM_CLOSED, PROBLEM_MERGED, PROBLEM_OVERDUE, PROBLEM_REOPENED,
+    PROBLEM_REPORTED, PROBLEM_WITHDRAWN, ProblemClosed, ProblemMerged, ProblemOverdue, ProblemReopened,
+    ProblemReported, ProblemWithdrawn, RECTIFICATION_REPORTED, RectificationReported,
 };
 use shared::inbox::EventHandler;
 use sqlx::PgConnection;
@@ -18,6 +18,10 @@ pub struct Handlers {
 }
 
 impl EventHandler for Handlers {
+    fn ignores(&self, kind: &EventKind) -> bool {
+        *kind == INSPECTION_RECORDED
+    }
+
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
         match event.kind() {
             Some(PROBLEM_REPORTED) => {

@@ -4,9 +4,10 @@
 
 use shared::envelope::Event;
 use shared::events::{
-    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_ASSIGNED, PROBLEM_EXTENDED, PROBLEM_MERGED, PROBLEM_REPORTED,
-    PROBLEM_REROUTED, PROBLEM_WITHDRAWN, ProblemAssigned, ProblemExtended, ProblemMerged, ProblemReported,
-    ProblemRerouted, ProblemWithdrawn, ROUND_CONFIGURED, RoundConfigured, TEAM_REGISTERED, TeamRegistered,
+    EventKind, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, INSPECTION_RECORDED, PROBLEM_ASSIGNED, PROBLEM_EXTENDED,
+    PROBLEM_MERGED, PROBLEM_REPORTED, PROBLEM_REROUTED, PROBLEM_WITHDRAWN, ProblemAssigned, ProblemExtended,
+    ProblemMerged, ProblemReported, ProblemRerouted, ProblemWithdrawn, ROUND_CONFIGURED, RoundConfigured,
+    TEAM_REGISTERED, TeamRegistered,
 };
 use shared::inbox::EventHandler;
 use sqlx::PgConnection;
@@ -16,6 +17,10 @@ use crate::store;
 pub struct Handlers;
 
 impl EventHandler for Handlers {
+    fn ignores(&self, kind: &EventKind) -> bool {
+        *kind == INSPECTION_RECORDED
+    }
+
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
         match event.kind() {
             Some(TEAM_REGISTERED) => {
