@@ -3,6 +3,7 @@
 //! and only then acks. A message that keeps failing is kept in `dead_letters` with its reason
 //! and terminated, and the stream moves on.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
 use crate::envelope::Event;
@@ -179,12 +181,40 @@ impl<H: EventHandler> Inbox<H> {
             .record(started.elapsed().as_secs_f64());
     }
 
+    /// The whole batch in one transaction, its inbox rows written in one statement.
     async fn apply_all(&self, batch: &[Message]) -> Result<(), ()> {
+        // A message that is no event fails the batch; one by one, it is dead-lettered.
+        let events: Vec<Event> = batch.iter().map(|m| parse(&m.payload)).collect::<Result<_, _>>().map_err(|_| ())?;
         let mut tx = self.pool.begin().await.map_err(|_| ())?;
-        for message in batch {
-            self.apply(&mut tx, message).await.map_err(|_| ())?;
+        let wanted: Vec<Uuid> = events.iter().filter(|e| !self.ignored(e)).map(|e| e.id).collect();
+        let mut fresh = self.record_all(&mut tx, &wanted).await.map_err(|_| ())?;
+        for (message, event) in batch.iter().zip(&events) {
+            if self.ignored(event) {
+                continue;
+            }
+            // `remove`: an event that came twice in one batch is applied once.
+            if !fresh.remove(&event.id) {
+                metrics::counter!("consumer_duplicates_total", "producer" => self.producer).increment(1);
+                continue;
+            }
+            self.apply_fresh(&mut tx, event, traceparent(message).as_deref()).await.map_err(|_| ())?;
         }
         tx.commit().await.map_err(|_| ())
+    }
+
+    /// Records `ids` in the inbox; answers those not there before.
+    async fn record_all(&self, tx: &mut PgConnection, ids: &[Uuid]) -> Result<HashSet<Uuid>, sqlx::Error> {
+        let insert = format!(
+            "INSERT INTO {}.inbox (event_id, stream) SELECT unnest($1::uuid[]), $2 ON CONFLICT DO NOTHING RETURNING event_id",
+            self.schema()
+        );
+        let fresh: Vec<Uuid> =
+            sqlx::query_scalar(AssertSqlSafe(insert)).bind(ids).bind(self.producer).fetch_all(&mut *tx).await?;
+        Ok(fresh.into_iter().collect())
+    }
+
+    fn ignored(&self, event: &Event) -> bool {
+        event.kind().is_some_and(|kind| self.handler.ignores(&kind))
     }
 
     async fn handle_one(&self, message: &Message) {
@@ -224,8 +254,7 @@ impl<H: EventHandler> Inbox<H> {
 
     /// Applies one message within `tx`, unless the inbox says it was applied before.
     async fn apply(&self, tx: &mut PgConnection, message: &Message) -> Result<(), Failure> {
-        let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string());
-        self.apply_payload(tx, &message.payload, traceparent.as_deref()).await
+        self.apply_payload(tx, &message.payload, traceparent(message).as_deref()).await
     }
 
     /// Applies one event within `tx`, unless the inbox says it was applied before.
@@ -235,9 +264,8 @@ impl<H: EventHandler> Inbox<H> {
         payload: &[u8],
         traceparent: Option<&str>,
     ) -> Result<(), Failure> {
-        let event: Event = serde_json::from_slice(payload)
-            .map_err(|e| Failure::Poison(format!("not a CloudEvents JSON event: {e}")))?;
-        if event.kind().is_some_and(|kind| self.handler.ignores(&kind)) {
+        let event = parse(payload)?;
+        if self.ignored(&event) {
             return Ok(());
         }
         let insert =
@@ -254,6 +282,16 @@ impl<H: EventHandler> Inbox<H> {
             metrics::counter!("consumer_duplicates_total", "producer" => self.producer).increment(1);
             return Ok(());
         }
+        self.apply_fresh(tx, &event, traceparent).await
+    }
+
+    /// Applies an event the inbox has just recorded as new.
+    async fn apply_fresh(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+        traceparent: Option<&str>,
+    ) -> Result<(), Failure> {
         // Where a producer's events about a problem begin with the one that creates it
         // (problem.reported, problem.assigned), a later one waits until that first one is
         // applied, whichever instance of this service holds it. Later events among themselves
@@ -280,7 +318,7 @@ impl<H: EventHandler> Inbox<H> {
         let span = tracing::info_span!("consume", event.type = %event.event_type, event.id = %event.id, trace_id = tracing::field::Empty);
         telemetry::continue_trace(&span, traceparent);
         span.record("trace_id", telemetry::trace_id(&span));
-        self.handler.handle(tx, &event).instrument(span).await.map_err(classify)
+        self.handler.handle(tx, event).instrument(span).await.map_err(classify)
     }
 
     /// The last applied counter of the producer's events about `subject`, locked until the
@@ -369,6 +407,14 @@ impl<H: EventHandler> Inbox<H> {
 }
 
 /// Deletes inbox rows past the redelivery horizon.
+fn parse(payload: &[u8]) -> Result<Event, Failure> {
+    serde_json::from_slice(payload).map_err(|e| Failure::Poison(format!("not a CloudEvents JSON event: {e}")))
+}
+
+fn traceparent(message: &Message) -> Option<String> {
+    message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string())
+}
+
 pub async fn prune(pool: &PgPool, schema: &str, retention: Duration) -> Result<u64, sqlx::Error> {
     let sql = format!("DELETE FROM {schema}.inbox WHERE received_at < now() - make_interval(secs => $1)");
     Ok(sqlx::query(AssertSqlSafe(sql)).bind(retention.as_secs_f64()).execute(pool).await?.rows_affected())
