@@ -268,17 +268,7 @@ impl<H: EventHandler> Inbox<H> {
         if self.ignored(&event) {
             return Ok(());
         }
-        let insert =
-            format!("INSERT INTO {}.inbox (event_id, stream) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.schema());
-        let fresh = sqlx::query(AssertSqlSafe(insert))
-            .bind(event.id)
-            .bind(self.producer)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| classify(e.into()))?
-            .rows_affected()
-            == 1;
-        if !fresh {
+        if self.record_all(tx, &[event.id]).await.map_err(|e| classify(e.into()))?.is_empty() {
             metrics::counter!("consumer_duplicates_total", "producer" => self.producer).increment(1);
             return Ok(());
         }
@@ -406,7 +396,6 @@ impl<H: EventHandler> Inbox<H> {
     }
 }
 
-/// Deletes inbox rows past the redelivery horizon.
 fn parse(payload: &[u8]) -> Result<Event, Failure> {
     serde_json::from_slice(payload).map_err(|e| Failure::Poison(format!("not a CloudEvents JSON event: {e}")))
 }
@@ -415,6 +404,7 @@ fn traceparent(message: &Message) -> Option<String> {
     message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string())
 }
 
+/// Deletes inbox rows past the redelivery horizon.
 pub async fn prune(pool: &PgPool, schema: &str, retention: Duration) -> Result<u64, sqlx::Error> {
     let sql = format!("DELETE FROM {schema}.inbox WHERE received_at < now() - make_interval(secs => $1)");
     Ok(sqlx::query(AssertSqlSafe(sql)).bind(retention.as_secs_f64()).execute(pool).await?.rows_affected())
