@@ -53,30 +53,7 @@ async fn a_problem_travels_from_field_report_to_the_public_feed() {
     let (status, ack) =
         post(&stack, "assignment", &format!("/v1/handovers/{handover_no}/acknowledge"), &city, json!({})).await;
     assert_eq!(status, 200, "{ack}");
-    let rectification = json!({ "measures": "已取缔，设备拆除", "completed_at": "2019-05-20T09:00:00+08:00" });
-    eventually("verification to accept the rectification", WAIT, || async {
-        let (status, _) = post(
-            &stack,
-            "verification",
-            &format!("/v1/problems/{problem}/rectification"),
-            &city,
-            rectification.clone(),
-        )
-        .await;
-        (status == 201).then_some(())
-    })
-    .await;
-
-    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
-    let (status, verdict) = post(
-        &stack,
-        "verification",
-        &format!("/v1/problems/{problem}/verdict"),
-        &verifier,
-        json!({ "result": "rectified", "team": VERIFIER, "note": "现场核实" }),
-    )
-    .await;
-    assert_eq!(status, 201, "{verdict}");
+    let verdict = rectify_and_verify(&stack, &problem, XINGTAI).await;
     assert_eq!(verdict["status"], "closed");
 
     // The public record: closed, with its history.

@@ -487,24 +487,7 @@ async fn deadline_reminders_follow_the_simulated_clock_and_stop_once_a_problem_i
     .await;
 
     // One of them is rectified and verified: closed, and its government is told.
-    let city = stack.token(Role::LocalGov, None, Some(XINGTAI));
-    eventually("verification to accept the rectification", WAIT, || async {
-        let body = json!({ "measures": "已落实应急预案", "completed_at": "2019-05-12T09:00:00+08:00" });
-        let (status, _) =
-            post(&stack, "verification", &format!("/v1/problems/{closing_id}/rectification"), &city, body).await;
-        (status == 201).then_some(())
-    })
-    .await;
-    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
-    let (status, verdict) = post(
-        &stack,
-        "verification",
-        &format!("/v1/problems/{closing_id}/verdict"),
-        &verifier,
-        json!({ "result": "rectified", "team": VERIFIER }),
-    )
-    .await;
-    assert_eq!(status, 201, "{verdict}");
+    rectify_and_verify(&stack, &closing_id, XINGTAI).await;
     let result = eventually("the verification result notice", WAIT, || async {
         of_type(&receiver, "problem.verified").into_iter().next()
     })

@@ -224,24 +224,7 @@ async fn an_open311_client_reports_a_problem_and_follows_it_to_closure_in_json_a
     assert_eq!(document.root_element().children().filter(|n| n.has_tag_name("request")).count(), 2);
 
     // The city government rectifies, another team verifies on site: closed.
-    let city = stack.token(Role::LocalGov, None, Some(XINGTAI));
-    let rectification = json!({ "measures": "已取缔，设备拆除", "completed_at": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap() });
-    eventually("verification to accept the rectification", WAIT, || async {
-        let path = format!("/v1/problems/{first}/rectification");
-        let (status, _) = post(&stack, "verification", &path, &city, rectification.clone()).await;
-        (status == 201).then_some(())
-    })
-    .await;
-    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
-    let (status, verdict) = post(
-        &stack,
-        "verification",
-        &format!("/v1/problems/{first}/verdict"),
-        &verifier,
-        json!({ "result": "rectified", "team": VERIFIER }),
-    )
-    .await;
-    assert_eq!(status, 201, "{verdict}");
+    rectify_and_verify(&stack, &first, XINGTAI).await;
     let closed = eventually("Open311 to show the request closed", WAIT, || async {
         let got = fetch(&stack, &format!("{base}/requests/{first}.json")).await.json();
         (got[0]["status"] == "closed").then_some(got)

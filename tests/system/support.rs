@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::auth::Role;
-use shared::testing::{Stack, StackOptions, WebhookReceiver};
+use shared::testing::{Stack, StackOptions, WebhookReceiver, eventually};
 use uuid::Uuid;
 
 pub const ROUND: &str = "2019-R01";
@@ -201,4 +201,23 @@ pub async fn publish_event(
     let nats_subject = shared::envelope::nats_subject(&stack.namespace, kind, partition);
     js.send_publish(nats_subject, message).await.expect("publish").await.expect("ack");
     event
+}
+
+/// The city government reports a rectification (retried until verification has the problem)
+/// and team VERIFIER finds it rectified on site; answers the verdict.
+pub async fn rectify_and_verify(stack: &Stack, problem: &str, city: &str) -> Value {
+    let token = stack.token(Role::LocalGov, None, Some(city));
+    let rectification = json!({ "measures": "已取缔，设备拆除", "completed_at": "2019-05-20T09:00:00+08:00" });
+    eventually("verification to accept the rectification", WAIT, || async {
+        let path = format!("/v1/problems/{problem}/rectification");
+        let (status, _) = post(stack, "verification", &path, &token, rectification.clone()).await;
+        (status == 201).then_some(())
+    })
+    .await;
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let body = json!({ "result": "rectified", "team": VERIFIER });
+    let (status, verdict) =
+        post(stack, "verification", &format!("/v1/problems/{problem}/verdict"), &verifier, body).await;
+    assert_eq!(status, 201, "{verdict}");
+    verdict
 }
