@@ -112,13 +112,14 @@ pub struct ConsumerConfig {
     /// Messages handled in one transaction.
     pub batch_size: usize,
     pub ack_wait_secs: u64,
-    /// Inbox rows older than this are pruned; it must outlast any redelivery.
+    /// Inbox rows are kept at least this long, and never while the stream can still deliver
+    /// their event to this service again (see `inbox::prune`).
     pub inbox_retention_hours: u64,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self { max_deliver: 5, batch_size: 200, ack_wait_secs: 30, inbox_retention_hours: 24 * 14 }
+        Self { max_deliver: 5, batch_size: 1000, ack_wait_secs: 30, inbox_retention_hours: 24 }
     }
 }
 
@@ -134,15 +135,15 @@ pub struct OutboxConfig {
     /// so a broker that crashed may have lost them. The stream's duplicate window drops the
     /// copies it still has; consumers' inboxes drop any other. 0 turns it off.
     pub resend_after_reconnect_secs: u64,
-    /// Relays side by side (they skip each other's rows): one waits on JetStream's
-    /// acknowledgements while the other reads and marks in Postgres. Consumers put each
-    /// problem's events in order whatever order they are published in.
+    /// Relays in each instance. Relays (of this instance and of others) take the oldest unsent
+    /// events in turn, never side by side, so a producer's events reach the stream in the order
+    /// they were written; more than one only stands by.
     pub relays: usize,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { poll_millis: 250, retention_hours: 24 * 7, resend_after_reconnect_secs: 300, relays: 2 }
+        Self { poll_millis: 100, retention_hours: 24 * 7, resend_after_reconnect_secs: 300, relays: 1 }
     }
 }
 
@@ -217,7 +218,7 @@ mod tests {
         let (common, section) = load::<Section>("demo").unwrap();
         assert_eq!(common.namespace, "drill");
         assert_eq!(common.consumer.max_deliver, 7);
-        assert_eq!(common.consumer.batch_size, 200);
+        assert_eq!(common.consumer.batch_size, 1000);
         assert_eq!(section.window_secs, 3);
         assert_eq!(section.listen, "");
         assert_eq!((section.nested.a, section.nested.b), (1, 5), "one nested key set, its sibling kept");

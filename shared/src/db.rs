@@ -181,12 +181,43 @@ CREATE INDEX outbox_created_at ON {s}.outbox (created_at);
 "#,
         s = schema
     );
+    let event_path = format!(
+        r#"
+-- The relay is woken in-process after a commit: a NOTIFY per commit took Postgres's global
+-- notify-queue lock until every event-writing commit was flushed.
+DROP TRIGGER outbox_wake ON {s}.outbox;
+DROP FUNCTION {s}.outbox_wake();
+
+-- Where each consumer had acknowledged everything up to, stored beside the state: a consumer
+-- made anew starts after it, and inbox rows behind it can go.
+CREATE TABLE {s}.stream_positions (
+    stream        text PRIMARY KEY,
+    acked_through bigint NOT NULL,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE {s}.inbox ADD COLUMN stream_seq bigint NOT NULL DEFAULT 0;
+
+-- The last counter applied of each producer's events about each problem.
+CREATE TABLE {s}.problem_order (
+    producer   text NOT NULL,
+    problem_id uuid NOT NULL,
+    last_seq   bigint NOT NULL,
+    PRIMARY KEY (producer, problem_id)
+);
+INSERT INTO {s}.problem_order (producer, problem_id, last_seq)
+    SELECT producer, subject::uuid, last_seq FROM {s}.sequence_gate
+    WHERE subject ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$';
+DROP TABLE {s}.sequence_gate;
+"#,
+        s = schema
+    );
     vec![
         migration(1, "plumbing: outbox, inbox, dead letters", sql),
         migration(2, "plumbing: audit log", audit),
         migration(3, "plumbing: dead-letter replays", replays),
         migration(4, "plumbing: per-problem order", gate),
         migration(5, "plumbing: outbox by creation time", outbox_created),
+        migration(6, "plumbing: ordered, exactly-once event path", event_path),
     ]
 }
 

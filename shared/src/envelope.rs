@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::events::EventKind;
+use crate::events::{EventKind, Payload};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
@@ -25,7 +25,14 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(kind: &EventKind, subject: impl Into<String>, data: &impl Serialize) -> Self {
+    /// A new event carrying `data`, of the kind its type says.
+    pub fn of<T: Payload>(subject: impl Into<String>, data: &T) -> Self {
+        Self::untyped(&T::KIND, subject, data)
+    }
+
+    /// An event of `kind` carrying any data: for tests and tools that must send what no
+    /// producer would (services use [`Event::of`], whose type says its kind).
+    pub fn untyped(kind: &EventKind, subject: impl Into<String>, data: &impl Serialize) -> Self {
         Self {
             specversion: "1.0".into(),
             id: Uuid::now_v7(),
@@ -62,11 +69,22 @@ pub fn nats_subject(namespace: &str, kind: &EventKind, partition: Option<&str>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::PROBLEM_REPORTED;
+    use crate::events::{PROBLEM_REPORTED, RoundConfigured};
 
     #[test]
     fn envelope_is_structured_cloudevents() {
-        let event = Event::new(&PROBLEM_REPORTED, "p-1", &serde_json::json!({"a": 1}));
+        let event = Event::untyped(&PROBLEM_REPORTED, "p-1", &serde_json::json!({"a": 1}));
+        let round = Event::of(
+            "R1",
+            &RoundConfigured {
+                round: "R1".into(),
+                starts_on: time::macros::date!(2019 - 05 - 08),
+                ends_on: time::macros::date!(2019 - 05 - 22),
+                kind: "regular".into(),
+                cities: vec![],
+            },
+        );
+        assert_eq!(round.event_type, "org.skyledger.intake.round.configured.v1");
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["specversion"], "1.0");
         assert_eq!(json["type"], "org.skyledger.intake.problem.reported.v1");

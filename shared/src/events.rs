@@ -1,21 +1,71 @@
-//! The messaging contract: every event kind the services exchange and the data each carries.
-//! Producers and consumers both use these types, so the contract is written once.
+//! The messaging contract: every event the services exchange, as one type per event kind.
+//! Each payload type carries its kind ([`Payload::KIND`]), so an event cannot be published
+//! under the wrong kind, and "who consumes X" is a search for the type.
 //!
-//! Events about one problem carry their producer's own counter for it (`problem_seq`), so a
-//! consumer can drop what is stale.
+//! Events about a problem carry their producer's own counter for it (`problem_seq`) and the
+//! counter of the latest earlier event of each kind (`previous`): a consumer that handles only
+//! some of a producer's kinds then knows which earlier event it must have applied first.
 
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 /// One kind of event: who produces it, about what, and what happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventKind {
     pub producer: &'static str,
     pub entity: &'static str,
     pub action: &'static str,
+    /// `{entity}.{action}`: the kind's name among its producer's kinds (the keys of `previous`).
+    pub name: &'static str,
     /// The CloudEvents `type`: `org.skyledger.{producer}.{entity}.{action}.v1`.
     pub type_name: &'static str,
+}
+
+/// The data of one kind of event.
+pub trait Payload: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const KIND: EventKind;
+
+    /// The problems this event is about, each with its producer's counter: consumers apply one
+    /// producer's events about a problem in that order. None for events about no problem.
+    fn stamps(&self) -> Vec<Stamp<'_>> {
+        Vec::new()
+    }
+}
+
+/// Where an event stands among its producer's events about one problem.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stamp<'a> {
+    pub problem_id: Uuid,
+    pub seq: i64,
+    pub previous: &'a Previous,
+}
+
+impl Stamp<'_> {
+    /// The counter of the event a consumer handling `kinds` must have applied before this one
+    /// (0: none).
+    pub fn needs<'k>(&self, kinds: impl IntoIterator<Item = &'k str>) -> i64 {
+        kinds.into_iter().filter_map(|k| self.previous.0.get(k).copied()).max().unwrap_or(0)
+    }
+}
+
+/// The counter of the latest earlier event of each kind (`problem.assigned` → 1, …) about the
+/// same problem from the same producer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Previous(pub BTreeMap<String, i64>);
+
+impl Previous {
+    pub fn of(pairs: &[(EventKind, i64)]) -> Self {
+        Self(pairs.iter().map(|(k, seq)| (k.name.to_string(), *seq)).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 macro_rules! kind {
@@ -24,8 +74,27 @@ macro_rules! kind {
             producer: $producer,
             entity: $entity,
             action: $action,
+            name: concat!($entity, ".", $action),
             type_name: concat!("org.skyledger.", $producer, ".", $entity, ".", $action, ".v1"),
         };
+    };
+}
+
+/// A payload about no problem, or about one problem (fields `problem_id`, `problem_seq`,
+/// `previous`).
+macro_rules! payload {
+    ($ty:ident, $kind:ident) => {
+        impl Payload for $ty {
+            const KIND: EventKind = $kind;
+        }
+    };
+    ($ty:ident, $kind:ident, one_problem) => {
+        impl Payload for $ty {
+            const KIND: EventKind = $kind;
+            fn stamps(&self) -> Vec<Stamp<'_>> {
+                vec![Stamp { problem_id: self.problem_id, seq: self.problem_seq, previous: &self.previous }]
+            }
+        }
     };
 }
 
@@ -33,7 +102,7 @@ kind!(ROUND_CONFIGURED, "intake", "round", "configured");
 kind!(TEAM_REGISTERED, "intake", "team", "registered");
 kind!(TEAM_ASSIGNED, "intake", "team", "assigned");
 kind!(CITY_PACKAGE_CONFIGURED, "intake", "city_package", "configured");
-kind!(INSPECTION_RECORDED, "intake", "inspection", "recorded");
+kind!(INSPECTIONS_RECORDED, "intake", "inspections", "recorded");
 kind!(PROBLEM_REPORTED, "intake", "problem", "reported");
 kind!(PROBLEM_WITHDRAWN, "intake", "problem", "withdrawn");
 kind!(PROBLEM_MERGED, "intake", "problem", "merged");
@@ -58,7 +127,7 @@ pub const ALL: &[EventKind] = &[
     TEAM_REGISTERED,
     TEAM_ASSIGNED,
     CITY_PACKAGE_CONFIGURED,
-    INSPECTION_RECORDED,
+    INSPECTIONS_RECORDED,
     PROBLEM_REPORTED,
     PROBLEM_WITHDRAWN,
     PROBLEM_MERGED,
@@ -78,13 +147,6 @@ pub const ALL: &[EventKind] = &[
     NOTICE_FAILED,
     ENTRY_PUBLISHED,
 ];
-
-/// Whether a producer's events about a problem begin with one that creates it (intake's
-/// problem.reported, assignment's problem.assigned, both `problem_seq` 1): consumers apply its
-/// later events only after that one.
-pub fn starts_with_creation(producer: &str) -> bool {
-    producer == PROBLEM_REPORTED.producer || producer == PROBLEM_ASSIGNED.producer
-}
 
 /// The services that publish events, each to a stream of its own.
 pub const PRODUCERS: &[&str] = &["intake", "assignment", "verification", "notification", "publication"];
@@ -132,12 +194,19 @@ pub struct Site {
     pub lon: f64,
 }
 
+/// Site checks accepted together (one batch, one city): one event for them all, since a
+/// campaign day brings hundreds of thousands.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct InspectionRecorded {
+pub struct InspectionsRecorded {
+    pub city_code: String,
+    pub checks: Vec<CheckRecorded>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckRecorded {
     pub inspection_id: Uuid,
     pub round: String,
     pub team: String,
-    pub city_code: String,
     pub county_code: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub checked_at: OffsetDateTime,
@@ -150,6 +219,8 @@ pub struct InspectionRecorded {
 pub struct ProblemReported {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub inspection_id: Uuid,
     pub round: String,
     /// The finding team: internal, never published.
@@ -164,6 +235,10 @@ pub struct ProblemReported {
     pub checked_at: OffsetDateTime,
     /// Set when the same site and category had a problem that was closed: a rebound.
     pub rebound_of: Option<Uuid>,
+    /// Evidence a producer chose to pass on (`url`, `sha256`, `internal`); the disclosure
+    /// policy decides what of it is shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<serde_json::Value>,
 }
 
 /// The campaign office withdraws a report entered in error; the ledger entry goes with it.
@@ -171,6 +246,8 @@ pub struct ProblemReported {
 pub struct ProblemWithdrawn {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     pub reason: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -183,6 +260,8 @@ pub struct ProblemWithdrawn {
 pub struct ProblemMerged {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub into: Uuid,
     pub city_code: String,
     pub reason: String,
@@ -194,6 +273,8 @@ pub struct ProblemMerged {
 pub struct ProblemAssigned {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub handover_no: String,
     pub round: String,
     pub city_code: String,
@@ -209,6 +290,10 @@ pub struct ProblemAssigned {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HandoverProblem {
     pub problem_id: Uuid,
+    /// The sheet is an event about each problem on it, in the problem's order.
+    pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub jurisdiction: String,
     pub category: String,
     pub severity: String,
@@ -232,6 +317,8 @@ pub struct HandoverIssued {
 pub struct ProblemSeq {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -248,6 +335,8 @@ pub struct HandoverAcknowledged {
 pub struct ProblemDisputed {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     pub jurisdiction: String,
     pub reason: String,
@@ -260,6 +349,8 @@ pub struct ProblemDisputed {
 pub struct ProblemRerouted {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     /// The problem's city after the reroute (the new owner's city).
     pub city_code: String,
     pub from_jurisdiction: String,
@@ -278,6 +369,8 @@ pub struct ProblemRerouted {
 pub struct ProblemExtended {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     pub jurisdiction: String,
     pub previous_deadline: Date,
@@ -292,6 +385,8 @@ pub struct ProblemExtended {
 pub struct RectificationProgressed {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     pub stage: String,
     pub percent_done: Option<u8>,
@@ -304,6 +399,8 @@ pub struct RectificationProgressed {
 pub struct ProblemOverdue {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     pub jurisdiction: String,
     pub deadline: Date,
@@ -329,6 +426,8 @@ pub struct CityEscalated {
 pub struct RectificationReported {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     pub measures: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -341,6 +440,8 @@ pub struct RectificationReported {
 pub struct ProblemClosed {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     /// The verifying team: internal, never published.
     pub team: String,
@@ -352,6 +453,8 @@ pub struct ProblemClosed {
 pub struct ProblemReopened {
     pub problem_id: Uuid,
     pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
     pub city_code: String,
     /// `not_rectified` or `fake_rectification`.
     pub result: String,
@@ -379,4 +482,80 @@ pub struct EntryPublished {
     pub problem_id: Uuid,
     pub status: String,
     pub entry_hash: String,
+}
+
+/// A notice reached its recipient.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct NoticeDelivered(pub NoticeOutcome);
+
+/// A notice could not be delivered after every try.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct NoticeFailed(pub NoticeOutcome);
+
+payload!(RoundConfigured, ROUND_CONFIGURED);
+payload!(TeamRegistered, TEAM_REGISTERED);
+payload!(TeamAssigned, TEAM_ASSIGNED);
+payload!(CityPackageConfigured, CITY_PACKAGE_CONFIGURED);
+payload!(InspectionsRecorded, INSPECTIONS_RECORDED);
+payload!(ProblemReported, PROBLEM_REPORTED, one_problem);
+payload!(ProblemWithdrawn, PROBLEM_WITHDRAWN, one_problem);
+payload!(ProblemMerged, PROBLEM_MERGED, one_problem);
+payload!(ProblemAssigned, PROBLEM_ASSIGNED, one_problem);
+payload!(ProblemDisputed, PROBLEM_DISPUTED, one_problem);
+payload!(ProblemRerouted, PROBLEM_REROUTED, one_problem);
+payload!(ProblemExtended, PROBLEM_EXTENDED, one_problem);
+payload!(RectificationReported, RECTIFICATION_REPORTED, one_problem);
+payload!(RectificationProgressed, RECTIFICATION_PROGRESSED, one_problem);
+payload!(ProblemClosed, PROBLEM_CLOSED, one_problem);
+payload!(ProblemReopened, PROBLEM_REOPENED, one_problem);
+payload!(ProblemOverdue, PROBLEM_OVERDUE, one_problem);
+payload!(CityEscalated, CITY_ESCALATED);
+payload!(NoticeDelivered, NOTICE_DELIVERED);
+payload!(NoticeFailed, NOTICE_FAILED);
+payload!(EntryPublished, ENTRY_PUBLISHED);
+
+impl Payload for HandoverIssued {
+    const KIND: EventKind = HANDOVER_ISSUED;
+    fn stamps(&self) -> Vec<Stamp<'_>> {
+        self.problems
+            .iter()
+            .map(|p| Stamp { problem_id: p.problem_id, seq: p.problem_seq, previous: &p.previous })
+            .collect()
+    }
+}
+
+impl Payload for HandoverAcknowledged {
+    const KIND: EventKind = HANDOVER_ACKNOWLEDGED;
+    fn stamps(&self) -> Vec<Stamp<'_>> {
+        self.problems
+            .iter()
+            .map(|p| Stamp { problem_id: p.problem_id, seq: p.problem_seq, previous: &p.previous })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_needs_the_latest_earlier_event_of_the_kinds_a_consumer_handles() {
+        // rectification.reported 1, problem.reopened 2, rectification.reported 3, then closed 4.
+        let previous = Previous::of(&[(RECTIFICATION_REPORTED, 3), (PROBLEM_REOPENED, 2)]);
+        let closed = Stamp { problem_id: Uuid::nil(), seq: 4, previous: &previous };
+        assert_eq!(closed.needs(["problem.closed", "problem.reopened"]), 2);
+        assert_eq!(closed.needs(["rectification.reported", "problem.closed"]), 3);
+        assert_eq!(closed.needs(["problem.overdue"]), 0);
+    }
+
+    #[test]
+    fn every_kind_is_named_after_its_entity_and_action() {
+        for kind in ALL {
+            assert_eq!(kind.name, format!("{}.{}", kind.entity, kind.action));
+            assert_eq!(kind.type_name, format!("org.skyledger.{}.{}.v1", kind.producer, kind.name));
+        }
+        assert_eq!(<ProblemClosed as Payload>::KIND, PROBLEM_CLOSED);
+    }
 }

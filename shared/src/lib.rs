@@ -18,9 +18,11 @@ pub mod http;
 pub mod inbox;
 pub mod messaging;
 pub mod openapi_doc;
+pub mod order;
 pub mod outbox;
 pub mod reference;
 pub mod revocation;
+pub mod routing;
 pub mod runtime;
 pub mod telemetry;
 #[cfg(feature = "testing")]

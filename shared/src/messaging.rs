@@ -9,6 +9,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use tokio::sync::watch;
 
 use crate::config::CommonConfig;
+use crate::events::EventKind;
 
 /// `SKYLEDGER_INTAKE` for namespace `skyledger` and producer `intake`.
 pub fn stream_name(namespace: &str, producer: &str) -> String {
@@ -97,32 +98,98 @@ pub async fn ensure_stream(
     js.get_or_create_stream(config).await.map_err(|e| anyhow::anyhow!("cannot create stream for {producer}: {e}"))
 }
 
-/// Creates (or finds) the durable pull consumer of `consumer_service` on `producer`'s stream.
-/// Redelivery is unbounded at the server: the inbox decides when a message is dead, so a long
-/// database outage never silently drops messages.
+/// The durable pull consumer a service wants on a producer's stream.
+pub struct Wanted<'a> {
+    pub namespace: &'a str,
+    pub producer: &'a str,
+    pub consumer_service: &'a str,
+    /// The kinds it handles: the consumer is filtered to their subjects.
+    pub kinds: &'a [EventKind],
+    pub ack_wait: Duration,
+    pub replicas: usize,
+    /// The stream position the service had acknowledged everything up to: a consumer made
+    /// anew starts after it rather than at the stream's beginning.
+    pub start_after: Option<u64>,
+}
+
+/// The subjects of `kinds`, with and without the partition token.
+pub fn filter_subjects(namespace: &str, kinds: &[EventKind]) -> Vec<String> {
+    kinds
+        .iter()
+        .flat_map(|k| {
+            let base = crate::envelope::nats_subject(namespace, k, None);
+            [format!("{base}.>"), base]
+        })
+        .collect()
+}
+
+/// Whether the server filters a consumer to several subjects (nats-server 2.10 and later).
+fn filters_many(client: &async_nats::Client) -> bool {
+    let version = client.server_info().version;
+    let mut parts = version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (2, 10)
+}
+
+/// Finds the durable pull consumer of a service on a producer's stream, filtered to the
+/// subjects it handles (its filter brought up to date), or makes it, starting after the
+/// stored position. Redelivery is unbounded at the server: the inbox decides when a message is
+/// dead, so a long database outage never silently drops messages.
 pub async fn ensure_consumer(
     js: &jetstream::Context,
-    namespace: &str,
-    producer: &str,
-    consumer_service: &str,
-    ack_wait: Duration,
-    replicas: usize,
+    client: &async_nats::Client,
+    wanted: &Wanted<'_>,
 ) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
-    let stream = ensure_stream(js, namespace, producer, replicas).await?;
-    let name = consumer_name(namespace, consumer_service);
-    let config = consumer::pull::Config {
-        durable_name: Some(name.clone()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait,
-        max_deliver: -1,
-        max_ack_pending: 20_000,
-        deliver_policy: consumer::DeliverPolicy::All,
-        ..Default::default()
+    let stream = ensure_stream(js, wanted.namespace, wanted.producer, wanted.replicas).await?;
+    let name = consumer_name(wanted.namespace, wanted.consumer_service);
+    let filters = if filters_many(client) {
+        filter_subjects(wanted.namespace, wanted.kinds)
+    } else {
+        tracing::warn!(
+            producer = wanted.producer,
+            "nats-server older than 2.10: the consumer takes every subject and acknowledges what it does not handle"
+        );
+        Vec::new()
     };
-    stream
-        .get_or_create_consumer(&name, config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create consumer {name} on {producer}: {e}"))
+    match stream.consumer_info(&name).await {
+        Ok(info) => {
+            let current = <consumer::pull::Config as consumer::FromConsumer>::try_from_consumer_config(info.config.clone())
+                .map_err(|e| anyhow::anyhow!("consumer {name} is not a pull consumer: {e}"))?;
+            let mut have = current.filter_subjects.clone();
+            let mut want = filters.clone();
+            have.sort();
+            want.sort();
+            if have == want {
+                return stream.get_consumer(&name).await.map_err(|e| anyhow::anyhow!("consumer {name}: {e}"));
+            }
+            let config = consumer::pull::Config { filter_subjects: filters, filter_subject: String::new(), ..current };
+            stream
+                .update_consumer(config)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot update consumer {name} on {}: {e}", wanted.producer))
+        }
+        Err(e) if e.kind() == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound => {
+            let deliver_policy = match wanted.start_after {
+                Some(position) => consumer::DeliverPolicy::ByStartSequence { start_sequence: position + 1 },
+                None => consumer::DeliverPolicy::All,
+            };
+            let config = consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: wanted.ack_wait,
+                max_deliver: -1,
+                max_ack_pending: 20_000,
+                deliver_policy,
+                filter_subjects: filters,
+                ..Default::default()
+            };
+            stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create consumer {name} on {}: {e}", wanted.producer))
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot find consumer {name} on {}: {e}", wanted.producer)),
+    }
 }
 
 /// The users of a NATS server with permissions: each service may publish only its own

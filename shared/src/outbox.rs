@@ -2,21 +2,24 @@
 //! transaction; the relay publishes committed events to JetStream with `Nats-Msg-Id` = event id
 //! and marks them sent only after JetStream's ack. A crash between the two publishes again, and
 //! the stream's duplicate window drops the copy.
+//!
+//! Relays take the oldest unsent events in turn (row locks, no SKIP LOCKED), so one producer's
+//! events about one problem reach its stream in the order they were written, however many
+//! relays and instances there are. The relay is woken in-process after a commit
+//! ([`Outbox::commit`], [`Outbox::wake`]); a short poll finds what other instances wrote.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
-use serde::Serialize;
-use sqlx::postgres::PgListener;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
-use tokio::sync::watch;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::OutboxConfig;
 use crate::envelope::{Event, nats_subject};
-use crate::events::EventKind;
+use crate::events::{EventKind, Payload};
 use crate::telemetry;
 
 /// Events relayed in one round trip.
@@ -30,8 +33,8 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    pub fn new(kind: EventKind, partition: Option<&str>, subject: impl Into<String>, data: &impl Serialize) -> Self {
-        Self { kind, partition: partition.map(str::to_owned), event: Event::new(&kind, subject, data) }
+    pub fn new<T: Payload>(partition: Option<&str>, subject: impl Into<String>, data: &T) -> Self {
+        Self { kind: T::KIND, partition: partition.map(str::to_owned), event: Event::of(subject, data) }
     }
 }
 
@@ -39,11 +42,12 @@ impl Outgoing {
 pub struct Outbox {
     namespace: Arc<str>,
     schema: Arc<str>,
+    wake: Arc<Notify>,
 }
 
 impl Outbox {
     pub fn new(namespace: &str, schema: &str) -> Self {
-        Self { namespace: namespace.into(), schema: schema.into() }
+        Self { namespace: namespace.into(), schema: schema.into(), wake: Arc::new(Notify::new()) }
     }
 
     pub fn namespace(&self) -> &str {
@@ -52,32 +56,29 @@ impl Outbox {
 
     /// Records an event, to be published once the caller's transaction commits.
     /// `partition` (the city code) becomes the subject's last token.
-    pub async fn publish<T: Serialize>(
+    pub async fn publish<T: Payload>(
         &self,
         conn: &mut PgConnection,
-        kind: &EventKind,
         partition: Option<&str>,
         subject: impl Into<String>,
         data: &T,
     ) -> Result<Event, sqlx::Error> {
-        let event = Event::new(kind, subject, data);
-        self.record(conn, &event, &nats_subject(&self.namespace, kind, partition)).await?;
+        let outgoing = Outgoing::new(partition, subject, data);
+        let event = outgoing.event.clone();
+        self.publish_many(conn, vec![outgoing]).await?;
         Ok(event)
     }
 
-    async fn record(&self, conn: &mut PgConnection, event: &Event, subject: &str) -> Result<(), sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO {}.outbox (event_id, nats_subject, payload, traceparent) VALUES ($1, $2, $3, $4)",
-            self.schema
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(event.id)
-            .bind(subject)
-            .bind(serde_json::to_string(event).expect("an event serialises"))
-            .bind(telemetry::current_traceparent())
-            .execute(conn)
-            .await?;
+    /// Commits a transaction that recorded events and wakes the relay for them.
+    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        self.wake();
         Ok(())
+    }
+
+    /// Wakes the relay: call after committing a transaction that recorded events.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Records many events in one statement (a batch of site checks, say), to be published
@@ -95,9 +96,11 @@ impl Outbox {
             subjects.push(nats_subject(&self.namespace, &outgoing.kind, outgoing.partition.as_deref()));
             payloads.push(serde_json::to_string(&outgoing.event).expect("an event serialises"));
         }
+        // `WITH ORDINALITY … ORDER BY`: positions follow the order the events were given in.
         let sql = format!(
             "INSERT INTO {}.outbox (event_id, nats_subject, payload, traceparent)
-             SELECT id, subject, payload, $4 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(id, subject, payload)",
+             SELECT id, subject, payload, $4
+             FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS e(id, subject, payload, n) ORDER BY n",
             self.schema
         );
         sqlx::query(AssertSqlSafe(sql))
@@ -113,10 +116,11 @@ impl Outbox {
     /// Publishes one batch of committed, unsent events; returns how many went out.
     async fn relay_batch(&self, pool: &PgPool, js: &jetstream::Context) -> anyhow::Result<usize> {
         let mut tx = pool.begin().await?;
-        // SKIP LOCKED lets several instances relay side by side without waiting on each other.
+        // No SKIP LOCKED: a second relay (here or in another instance) waits for this one and
+        // then takes the rows after, so events leave in the order they were written.
         let select = format!(
             "SELECT position, event_id, nats_subject, payload, traceparent FROM {}.outbox
-             WHERE sent_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
+             WHERE sent_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE",
             self.schema
         );
         let rows: Vec<(i64, Uuid, String, String, Option<String>)> =
@@ -174,10 +178,10 @@ impl Outbox {
         Ok(sqlx::query(AssertSqlSafe(sql)).bind(window.as_secs_f64()).execute(pool).await?.rows_affected())
     }
 
-    /// The relay: runs until `shutdown`, woken by Postgres NOTIFY when a transaction that wrote
-    /// events commits, and polling as a fallback. On shutdown it relays what is left once more.
-    /// When the NATS connection comes back after it was lost (`connections` counts them), the
-    /// events of the last `resend_after_reconnect_secs` go out again first.
+    /// The relay: runs until `shutdown`, woken in-process when a transaction that wrote events
+    /// commits, and polling for what other instances wrote. On shutdown it relays what is left
+    /// once more. When the NATS connection comes back after it was lost (`connections` counts
+    /// them), the events of the last `resend_after_reconnect_secs` go out again first.
     pub async fn run_relay(
         self,
         pool: PgPool,
@@ -192,7 +196,6 @@ impl Outbox {
         connections.borrow_and_update();
         let mut resend_due = false;
         let mut watching = !resend_window.is_zero();
-        let mut listener = self.listen(&pool).await;
         loop {
             if resend_due {
                 match self.resend_recent(&pool, resend_window).await {
@@ -222,11 +225,7 @@ impl Outbox {
                 return;
             }
             tokio::select! {
-                woken = wait_for_wake(&mut listener) => {
-                    if !woken {
-                        listener = self.listen(&pool).await;
-                    }
-                }
+                _ = self.wake.notified() => {}
                 changed = connections.changed(), if watching => {
                     match changed {
                         Ok(()) => resend_due = true,
@@ -234,28 +233,9 @@ impl Outbox {
                         Err(_) => watching = false,
                     }
                 }
-                _ = tokio::time::sleep(poll) => {
-                    // A listener lost while the database was down is made again once it is back.
-                    if listener.is_none() {
-                        listener = self.listen(&pool).await;
-                    }
-                }
+                _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.cancelled() => {}
             }
         }
-    }
-
-    async fn listen(&self, pool: &PgPool) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(pool).await.ok()?;
-        listener.listen(&format!("{}_outbox", self.schema)).await.ok()?;
-        Some(listener)
-    }
-}
-
-/// Waits for a NOTIFY; false when the listener is gone and must be re-made.
-async fn wait_for_wake(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(l) => l.recv().await.is_ok(),
-        None => std::future::pending().await,
     }
 }

@@ -28,7 +28,8 @@ use crate::clock::Clock;
 use crate::config::CommonConfig;
 use crate::error::ApiError;
 use crate::http::JsonBody;
-use crate::inbox::{EventHandler, Inbox};
+use crate::inbox::Inbox;
+use crate::routing::{Dispatch, Routes};
 use crate::outbox::Outbox;
 use crate::{db, http, messaging};
 
@@ -99,19 +100,25 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// Consumes `producer`'s stream with `handler`, through this service's durable consumer.
-    pub fn consume<H: EventHandler>(&self, producer: &'static str, handler: Arc<H>) {
-        let inbox = Inbox {
-            service: self.service,
-            producer,
-            namespace: self.config.namespace.clone(),
-            pool: self.pool.clone(),
-            config: self.config.consumer.clone(),
-            replicas: self.config.stream_replicas,
-            handler,
-            nats: self.nats.clone(),
-        };
-        self.tasks.spawn(inbox.run(self.shutdown.clone()));
+    /// Consumes the events `routes` handles: one durable consumer on each producer's stream,
+    /// filtered to the subjects of the routed kinds.
+    pub fn consume<H: Send + Sync + 'static>(&self, routes: Routes<H>) {
+        let producers = routes.producers();
+        let routes: Arc<dyn Dispatch> = Arc::new(routes);
+        for producer in producers {
+            let inbox = Inbox {
+                service: self.service,
+                producer,
+                namespace: self.config.namespace.clone(),
+                pool: self.pool.clone(),
+                config: self.config.consumer.clone(),
+                replicas: self.config.stream_replicas,
+                routes: routes.clone(),
+                nats: self.nats.clone(),
+                outbox: self.outbox.clone(),
+            };
+            self.tasks.spawn(inbox.run(self.shutdown.clone()));
+        }
     }
 
     /// Runs `job` every `period` until shutdown; a failed run is logged and tried next period.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use shared::auth::Role;
-use shared::events::{INSPECTION_RECORDED, PROBLEM_REPORTED};
+use shared::events::{INSPECTIONS_RECORDED, PROBLEM_REPORTED};
 use shared::testing::WebhookReceiver;
 
 use crate::support::*;
@@ -131,7 +131,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored_or_publishe
     assert_eq!(count(&stack, "SELECT count(*) FROM intake.problems").await, 0);
     assert_eq!(count(&stack, "SELECT count(*) FROM intake.outbox WHERE payload::jsonb->>'type' LIKE '%inspection%' OR payload::jsonb->>'type' LIKE '%problem%'").await, 0);
     assert!(stream_events(&stack, "intake", &PROBLEM_REPORTED).await.is_empty());
-    assert!(stream_events(&stack, "intake", &INSPECTION_RECORDED).await.is_empty());
+    assert!(stream_events(&stack, "intake", &INSPECTIONS_RECORDED).await.is_empty());
     let (_, stats) = get(&stack, "publication", "/v1/stats", None).await;
     assert_eq!(stats["totals"]["problems"], 0);
     assert_eq!(stats["totals"]["site_checks"], 0);

@@ -31,7 +31,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_stream_moves_
 
     // Not an event at all, and an event whose data no handler can read.
     publish(&stack, subject.clone(), b"this is not JSON".to_vec()).await;
-    let unreadable = Event::new(&PROBLEM_REPORTED, "x", &json!({ "problem_id": "not-a-uuid" }));
+    let unreadable = Event::untyped(&PROBLEM_REPORTED, "x", &json!({ "problem_id": "not-a-uuid" }));
     publish(&stack, subject, serde_json::to_vec(&unreadable).unwrap()).await;
 
     // A good report behind them still goes all the way.

@@ -377,6 +377,7 @@ async fn quiet_hours_hold_handover_notices_while_overdue_escalation_and_reroute_
     let overdue = ProblemOverdue {
         problem_id,
         problem_seq: 9,
+        previous: Default::default(),
         city_code: XINGTAI.into(),
         jurisdiction: "130502".into(),
         deadline: today - time::Duration::days(1),
@@ -438,6 +439,7 @@ async fn quiet_hours_hold_handover_notices_while_overdue_escalation_and_reroute_
     let rerouted = ProblemRerouted {
         problem_id: rerouted_id,
         problem_seq: 1,
+        previous: Default::default(),
         city_code: HANDAN.into(),
         from_jurisdiction: "130502".into(),
         to_jurisdiction: "130402".into(),

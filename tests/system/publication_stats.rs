@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use shared::envelope::Event;
 use shared::events::{
-    CITY_ESCALATED, EventKind, INSPECTION_RECORDED, PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_EXTENDED,
+    CITY_ESCALATED, EventKind, INSPECTIONS_RECORDED, PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_EXTENDED,
     PROBLEM_OVERDUE, PROBLEM_REOPENED, PROBLEM_REPORTED, PROBLEM_REROUTED, RECTIFICATION_PROGRESSED, ROUND_CONFIGURED,
     TEAM_ASSIGNED,
 };
@@ -41,7 +41,11 @@ async fn counted(stack: &Stack) -> Value {
         "rounds": distinct(&events("intake", &ROUND_CONFIGURED).await, "round"),
         "teams_deployed": team_rounds.len(),
         "person_times": team_rounds.len() * 3,
-        "site_checks": events("intake", &INSPECTION_RECORDED).await.len(),
+        "site_checks": events("intake", &INSPECTIONS_RECORDED)
+            .await
+            .iter()
+            .map(|e| e.data["checks"].as_array().map_or(0, Vec::len))
+            .sum::<usize>(),
         "problems_found": distinct(&reported, "problem_id"),
         "handed_over": distinct(&assigned, "problem_id"),
         "closed": distinct(&events("verification", &PROBLEM_CLOSED).await, "problem_id"),

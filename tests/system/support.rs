@@ -192,7 +192,7 @@ pub async fn publish_event(
     partition: Option<&str>,
     data: &impl serde::Serialize,
 ) -> shared::envelope::Event {
-    let event = shared::envelope::Event::new(kind, subject, data);
+    let event = shared::envelope::Event::untyped(kind, subject, data);
     let client = stack.nats.client().await;
     let js = async_nats::jetstream::new(client);
     let message = async_nats::jetstream::message::PublishMessage::build()

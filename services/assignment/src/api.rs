@@ -12,10 +12,11 @@ use shared::auth::{Caller, Claims, Role};
 use shared::clock::Clock;
 use shared::error::{ApiError, Validator};
 use shared::events::{
-    HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED, ProblemDisputed,
+    EventKind, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED, ProblemDisputed,
     ProblemExtended, ProblemRerouted, ProblemSeq,
 };
 use shared::http::{JsonBody, QueryParams, parse_id};
+use shared::order;
 use shared::outbox::Outbox;
 use shared::reference;
 use sqlx::{PgConnection, PgPool};
@@ -24,7 +25,7 @@ use uuid::Uuid;
 use crate::config::DeadlinePolicy;
 use crate::domain::{self, Decision, DisputeRequest, ExtensionRequest, JurisdictionRequest, RerouteRequest};
 use crate::export;
-use crate::store::{self, LedgerEntry, LedgerFilter};
+use crate::store::{self, LEDGER, LedgerEntry, LedgerFilter};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -219,15 +220,27 @@ async fn acknowledge_handover(
     }
     let now = s.clock.now();
     let moved = store::acknowledge(&mut tx, &no, &jurisdiction, now).await?;
+    let mut order = order::advance(&mut tx, LEDGER, &moved, HANDOVER_ACKNOWLEDGED).await?;
     let event = HandoverAcknowledged {
         handover_no: no.clone(),
         city_code: sheet.city_code.clone(),
         acknowledged_at: now,
-        problems: moved.into_iter().map(|(problem_id, problem_seq)| ProblemSeq { problem_id, problem_seq }).collect(),
+        problems: moved
+            .into_iter()
+            .filter_map(|problem_id| {
+                let next = order.remove(&problem_id)?;
+                Some(ProblemSeq { problem_id, problem_seq: next.problem_seq, previous: next.previous })
+            })
+            .collect(),
     };
-    s.outbox.publish(&mut tx, &HANDOVER_ACKNOWLEDGED, Some(&sheet.city_code), &no, &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&sheet.city_code), &no, &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "handover_no": no, "acknowledged_at": shared::csv::timestamp(now), "already": false })))
+}
+
+/// The problem's next place in assignment's order, for an event of `kind` about it.
+async fn next_in_order(conn: &mut PgConnection, id: Uuid, kind: EventKind) -> Result<order::Next, ApiError> {
+    order::advance_one(conn, LEDGER, id, kind).await?.ok_or_else(|| ApiError::not_found(format!("problem {id}")))
 }
 
 fn still_with_the_government(entry: &LedgerEntry, what: &str) -> Result<(), ApiError> {
@@ -259,17 +272,18 @@ async fn dispute(
     let now = s.clock.now();
     let jurisdiction = caller.jurisdiction()?.to_string();
     let dispute_id = store::raise_dispute(&mut tx, id, &jurisdiction, &request.reason, now).await?;
-    let problem_seq = store::next_seq(&mut tx, id).await?;
+    let next = next_in_order(&mut tx, id, PROBLEM_DISPUTED).await?;
     let event = ProblemDisputed {
         problem_id: id,
-        problem_seq,
+        problem_seq: next.problem_seq,
+        previous: next.previous,
         city_code: entry.city_code.clone(),
         jurisdiction,
         reason: request.reason,
         disputed_at: now,
     };
-    s.outbox.publish(&mut tx, &PROBLEM_DISPUTED, Some(&entry.city_code), id.to_string(), &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&entry.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": dispute_id, "problem_id": id, "status": "open" }))))
 }
 
@@ -286,7 +300,7 @@ async fn dismiss_dispute(
     if store::resolve_dispute(&mut tx, id, "dismissed", &decision.reason, s.clock.now()).await? == 0 {
         return Err(ApiError::not_found(format!("an open dispute of problem {id}")));
     }
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "problem_id": id, "status": "dismissed" })))
 }
 
@@ -349,11 +363,13 @@ async fn reroute(
         deadline,
         at: now,
     };
-    let problem_seq = store::reroute(&mut tx, &reroute).await?;
+    store::reroute(&mut tx, &reroute).await?;
+    let next = next_in_order(&mut tx, id, PROBLEM_REROUTED).await?;
     store::resolve_dispute(&mut tx, id, "rerouted", &request.reason, now).await?;
     let event = ProblemRerouted {
         problem_id: id,
-        problem_seq,
+        problem_seq: next.problem_seq,
+        previous: next.previous,
         city_code: city.clone(),
         from_jurisdiction: entry.jurisdiction.clone(),
         to_jurisdiction: request.to.clone(),
@@ -364,8 +380,8 @@ async fn reroute(
         description: entry.description.clone(),
         rerouted_at: now,
     };
-    s.outbox.publish(&mut tx, &PROBLEM_REROUTED, Some(&city), id.to_string(), &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&city), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "problem_id": id, "jurisdiction": request.to, "city_code": city, "deadline": deadline })))
 }
 
@@ -385,7 +401,7 @@ async fn request_extension(
     let by = caller.jurisdiction()?.to_string();
     let extension =
         store::request_extension(&mut tx, id, &by, &request.reason, current, request.deadline, s.clock.now()).await?;
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": extension, "problem_id": id, "status": "requested" }))))
 }
 
@@ -424,23 +440,25 @@ async fn decide(
             .await?
             .ok_or_else(|| ApiError::not_found(format!("problem {}", extension.problem_id)))?;
         still_with_the_government(&entry, "an extension")?;
-        let previous = entry.deadline.unwrap_or(extension.previous_deadline);
-        let problem_seq = store::extend(&mut tx, entry.problem_id, extension.requested_deadline).await?;
+        let previous_deadline = entry.deadline.unwrap_or(extension.previous_deadline);
+        store::extend(&mut tx, entry.problem_id, extension.requested_deadline).await?;
+        let next = next_in_order(&mut tx, entry.problem_id, PROBLEM_EXTENDED).await?;
         let event = ProblemExtended {
             problem_id: entry.problem_id,
-            problem_seq,
+            problem_seq: next.problem_seq,
+            previous: next.previous,
             city_code: entry.city_code.clone(),
             jurisdiction: entry.jurisdiction.clone(),
-            previous_deadline: previous,
+            previous_deadline,
             deadline: extension.requested_deadline,
             reason: decision.reason.clone(),
             granted_at: now,
         };
         s.outbox
-            .publish(&mut tx, &PROBLEM_EXTENDED, Some(&entry.city_code), entry.problem_id.to_string(), &event)
+            .publish(&mut tx, Some(&entry.city_code), entry.problem_id.to_string(), &event)
             .await?;
     }
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "id": id, "problem_id": extension.problem_id, "status": status })))
 }
 

@@ -2,59 +2,107 @@
 //! status from verification's events.
 
 use shared::clock::Clock;
-use shared::envelope::Event;
 use shared::events::{
-    EventKind, INSPECTION_RECORDED, PROBLEM_CLOSED, PROBLEM_MERGED, PROBLEM_OVERDUE, PROBLEM_REOPENED,
-    PROBLEM_REPORTED, PROBLEM_WITHDRAWN, ProblemClosed, ProblemMerged, ProblemOverdue, ProblemReopened,
-    ProblemReported, ProblemWithdrawn, RECTIFICATION_REPORTED, RectificationReported,
+    ProblemClosed, ProblemMerged, ProblemOverdue, ProblemReopened, ProblemReported, ProblemWithdrawn,
+    RectificationReported,
 };
-use shared::inbox::EventHandler;
+use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
 
-use crate::{domain, store};
+use crate::store::{self, VerificationWord};
+use crate::domain;
 
 pub struct Handlers {
     pub clock: Clock,
 }
 
-impl EventHandler for Handlers {
-    fn ignores(&self, kind: &EventKind) -> bool {
-        *kind == INSPECTION_RECORDED
-    }
+/// What assignment consumes.
+pub fn routes(clock: Clock) -> Routes<Handlers> {
+    Routes::new(Handlers { clock })
+        .on::<ProblemReported>()
+        .on::<ProblemWithdrawn>()
+        .on::<ProblemMerged>()
+        .on::<RectificationReported>()
+        .on::<ProblemClosed>()
+        .on::<ProblemReopened>()
+        .on::<ProblemOverdue>()
+}
 
-    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
-        match event.kind() {
-            Some(PROBLEM_REPORTED) => {
-                let problem: ProblemReported = event.data_as()?;
-                let jurisdiction = domain::responsible_jurisdiction(&problem.city_code, problem.county_code.as_deref());
-                store::receive_problem(conn, &problem, &jurisdiction, self.clock.now()).await?;
-            }
-            Some(RECTIFICATION_REPORTED) => {
-                let r: RectificationReported = event.data_as()?;
-                store::apply_verification(conn, r.problem_id, "rectification_reported", r.problem_seq, None).await?;
-            }
-            Some(PROBLEM_CLOSED) => {
-                let c: ProblemClosed = event.data_as()?;
-                store::apply_verification(conn, c.problem_id, "closed", c.problem_seq, None).await?;
-            }
-            Some(PROBLEM_REOPENED) => {
-                let r: ProblemReopened = event.data_as()?;
-                store::apply_verification(conn, r.problem_id, "reopened", r.problem_seq, Some(r.deadline)).await?;
-            }
-            Some(PROBLEM_WITHDRAWN) => {
-                let w: ProblemWithdrawn = event.data_as()?;
-                store::take_out(conn, w.problem_id, "withdrawn").await?;
-            }
-            Some(PROBLEM_MERGED) => {
-                let m: ProblemMerged = event.data_as()?;
-                store::take_out(conn, m.problem_id, "merged").await?;
-            }
-            Some(PROBLEM_OVERDUE) => {
-                let o: ProblemOverdue = event.data_as()?;
-                store::mark_overdue(conn, o.problem_id, o.deadline).await?;
-            }
-            _ => {}
-        }
-        Ok(())
+impl Handle<ProblemReported> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemReported>]) -> anyhow::Result<()> {
+        let received: Vec<store::Received<'_>> = events
+            .iter()
+            .map(|e| store::Received {
+                problem: &e.data,
+                jurisdiction: domain::responsible_jurisdiction(&e.data.city_code, e.data.county_code.as_deref()),
+            })
+            .collect();
+        Ok(store::receive_problems(conn, &received, self.clock.now()).await?)
+    }
+}
+
+impl Handle<ProblemWithdrawn> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemWithdrawn>]) -> anyhow::Result<()> {
+        let ids: Vec<_> = events.iter().map(|e| e.data.problem_id).collect();
+        Ok(store::take_out(conn, &ids, "withdrawn").await?)
+    }
+}
+
+impl Handle<ProblemMerged> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemMerged>]) -> anyhow::Result<()> {
+        let ids: Vec<_> = events.iter().map(|e| e.data.problem_id).collect();
+        Ok(store::take_out(conn, &ids, "merged").await?)
+    }
+}
+
+impl Handle<RectificationReported> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<RectificationReported>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                status: "rectification_reported",
+                seq: e.data.problem_seq,
+                deadline: None,
+            })
+            .collect();
+        Ok(store::apply_verification(conn, &words).await?)
+    }
+}
+
+impl Handle<ProblemClosed> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemClosed>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                status: "closed",
+                seq: e.data.problem_seq,
+                deadline: None,
+            })
+            .collect();
+        Ok(store::apply_verification(conn, &words).await?)
+    }
+}
+
+impl Handle<ProblemReopened> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemReopened>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                status: "reopened",
+                seq: e.data.problem_seq,
+                deadline: Some(e.data.deadline),
+            })
+            .collect();
+        Ok(store::apply_verification(conn, &words).await?)
+    }
+}
+
+impl Handle<ProblemOverdue> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemOverdue>]) -> anyhow::Result<()> {
+        let overdue: Vec<_> = events.iter().map(|e| (e.data.problem_id, e.data.deadline)).collect();
+        Ok(store::mark_overdue(conn, &overdue).await?)
     }
 }

@@ -23,9 +23,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Runs the assignment service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runtime = Runtime::start("assignment", config.common.clone(), &MIGRATIONS, shutdown).await?;
-    let handlers = Arc::new(handlers::Handlers { clock: runtime.clock.clone() });
-    runtime.consume("intake", handlers.clone());
-    runtime.consume("verification", handlers);
+    runtime.consume(handlers::routes(runtime.clock.clone()));
     let (pool, outbox, clock) = (runtime.pool.clone(), runtime.outbox.clone(), runtime.clock.clone());
     let settings = Arc::new(config.assignment.clone());
     // Look for due sheets several times per window, so a sheet leaves soon after its window.

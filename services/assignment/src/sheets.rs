@@ -4,10 +4,14 @@
 
 use shared::clock::{Clock, shanghai_date};
 use shared::events::{HANDOVER_ISSUED, HandoverIssued, HandoverProblem, PROBLEM_ASSIGNED, ProblemAssigned};
-use shared::outbox::Outbox;
+use shared::order;
+use shared::outbox::{Outbox, Outgoing};
 use sqlx::PgPool;
+use time::Date;
+use uuid::Uuid;
 
 use crate::config::AssignmentConfig;
+use crate::store::LEDGER;
 use crate::{domain, store};
 
 /// Issues every sheet that is due; returns how many were issued.
@@ -39,31 +43,44 @@ pub async fn issue_due_sheets(
         let seq = store::next_sheet_seq(&mut tx, &round, &city, day).await?;
         let no = domain::handover_number(&round, &city, day, seq);
         store::insert_handover(&mut tx, &no, &round, &city, now, problems.len() as i32).await?;
+        let deadlines: Vec<(Uuid, Date)> = problems
+            .iter()
+            .map(|p| (p.problem_id, domain::deadline(&config.deadlines, &p.category, &p.severity, day)))
+            .collect();
+        store::assign(&mut tx, &no, now, &deadlines).await?;
+        // Each problem's assignment, then the sheet, are events about it, in that order.
+        let ids: Vec<Uuid> = deadlines.iter().map(|d| d.0).collect();
+        let mut assigned = order::advance(&mut tx, LEDGER, &ids, PROBLEM_ASSIGNED).await?;
+        let mut on_sheets = order::advance(&mut tx, LEDGER, &ids, HANDOVER_ISSUED).await?;
+        let mut events = Vec::with_capacity(problems.len() + 1);
         let mut sheet = Vec::with_capacity(problems.len());
-        for p in &problems {
-            let deadline = domain::deadline(&config.deadlines, &p.category, &p.severity, day);
-            let problem_seq = store::assign(&mut tx, p.problem_id, &no, now, deadline).await?;
+        for (p, (_, deadline)) in problems.iter().zip(&deadlines) {
+            let next = assigned.remove(&p.problem_id).expect("a problem on the sheet has a ledger row");
             let assigned = ProblemAssigned {
                 problem_id: p.problem_id,
-                problem_seq,
+                problem_seq: next.problem_seq,
+                previous: next.previous,
                 handover_no: no.clone(),
                 round: round.clone(),
                 city_code: city.clone(),
                 county_code: p.county_code.clone(),
                 jurisdiction: p.jurisdiction.clone(),
                 category: p.category.clone(),
-                deadline,
+                deadline: *deadline,
                 assigned_at: now,
             };
-            outbox.publish(&mut tx, &PROBLEM_ASSIGNED, Some(&city), p.problem_id.to_string(), &assigned).await?;
+            events.push(Outgoing::new(Some(&city), p.problem_id.to_string(), &assigned));
+            let on_sheet = on_sheets.remove(&p.problem_id).expect("a problem on the sheet has a ledger row");
             sheet.push(HandoverProblem {
                 problem_id: p.problem_id,
+                problem_seq: on_sheet.problem_seq,
+                previous: on_sheet.previous,
                 jurisdiction: p.jurisdiction.clone(),
                 category: p.category.clone(),
                 severity: p.severity.clone(),
                 site_name: p.site_name.clone(),
                 description: p.description.clone(),
-                deadline,
+                deadline: *deadline,
             });
         }
         let event = HandoverIssued {
@@ -73,8 +90,9 @@ pub async fn issue_due_sheets(
             issued_at: now,
             problems: sheet,
         };
-        outbox.publish(&mut tx, &HANDOVER_ISSUED, Some(&city), &no, &event).await?;
-        tx.commit().await?;
+        events.push(Outgoing::new(Some(&city), &no, &event));
+        outbox.publish_many(&mut tx, events).await?;
+        outbox.commit(tx).await?;
         tracing::info!(handover_no = %no, problems = problems.len(), "handover sheet issued");
         metrics::counter!("handover_sheets_issued_total").increment(1);
         issued += 1;

@@ -34,38 +34,50 @@ pub struct LedgerEntry {
     pub updated_at: OffsetDateTime,
 }
 
+/// The ledger, which keeps each problem's counter of assignment's events about it.
+pub const LEDGER: &str = "assignment.ledger";
+
 const LEDGER_COLUMNS: &str =
     "problem_id, round_id, city_code, county_code, jurisdiction, category, severity, site_name,
      description, rebound_of, handover_no, assigned_at, deadline, original_deadline, status, overdue, disputed,
      received_at, updated_at";
 
-/// Enters a reported problem in the ledger, to be gathered onto its city's next sheet.
-pub async fn receive_problem(
-    conn: &mut PgConnection,
-    p: &ProblemReported,
-    jurisdiction: &str,
-    at: OffsetDateTime,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+/// A reported problem as the ledger takes it.
+pub struct Received<'a> {
+    pub problem: &'a ProblemReported,
+    pub jurisdiction: String,
+}
+
+/// Enters reported problems in the ledger, to be gathered onto their city's next sheet.
+pub async fn receive_problems(conn: &mut PgConnection, problems: &[Received<'_>], at: OffsetDateTime) -> sqlx::Result<()> {
+    let column = |f: &dyn Fn(&ProblemReported) -> String| problems.iter().map(|r| f(r.problem)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = problems.iter().map(|r| r.problem.problem_id).collect();
+    let counties: Vec<Option<String>> = problems.iter().map(|r| r.problem.county_code.clone()).collect();
+    let jurisdictions: Vec<&str> = problems.iter().map(|r| r.jurisdiction.as_str()).collect();
+    let rebounds: Vec<Option<Uuid>> = problems.iter().map(|r| r.problem.rebound_of).collect();
+    sqlx::query(
         "INSERT INTO assignment.ledger (problem_id, round_id, city_code, county_code, jurisdiction, category, severity,
                                         site_name, description, rebound_of, status, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'reported', $11)
+         SELECT id, round_id, city, county, jurisdiction, category, severity, site, description, rebound, 'reported', $11
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::uuid[])
+              AS p(id, round_id, city, county, jurisdiction, category, severity, site, description, rebound)
          ON CONFLICT (problem_id) DO NOTHING",
     )
-    .bind(p.problem_id)
-    .bind(&p.round)
-    .bind(&p.city_code)
-    .bind(&p.county_code)
-    .bind(jurisdiction)
-    .bind(&p.category)
-    .bind(&p.severity)
-    .bind(&p.site.name)
-    .bind(&p.description)
-    .bind(p.rebound_of)
+    .bind(&ids)
+    .bind(column(&|p| p.round.clone()))
+    .bind(column(&|p| p.city_code.clone()))
+    .bind(&counties)
+    .bind(&jurisdictions)
+    .bind(column(&|p| p.category.clone()))
+    .bind(column(&|p| p.severity.clone()))
+    .bind(column(&|p| p.site.name.clone()))
+    .bind(column(&|p| p.description.clone()))
+    .bind(&rebounds)
     .bind(at)
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }
 
 /// Cities with problems waiting for a sheet: round, city, how many, and when the oldest came in.
@@ -140,25 +152,21 @@ pub async fn insert_handover(
     Ok(())
 }
 
-/// Puts a problem on a sheet with its deadline; returns the problem's new counter.
-pub async fn assign(
-    conn: &mut PgConnection,
-    problem_id: Uuid,
-    no: &str,
-    at: OffsetDateTime,
-    deadline: Date,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "UPDATE assignment.ledger SET handover_no = $2, assigned_at = $3, deadline = $4, original_deadline = $4, status = 'assigned',
-                problem_seq = problem_seq + 1, updated_at = now()
-         WHERE problem_id = $1 RETURNING problem_seq",
+/// Puts problems on a sheet, each with its deadline.
+pub async fn assign(conn: &mut PgConnection, no: &str, at: OffsetDateTime, deadlines: &[(Uuid, Date)]) -> sqlx::Result<()> {
+    let (ids, dates): (Vec<Uuid>, Vec<Date>) = deadlines.iter().copied().unzip();
+    sqlx::query(
+        "UPDATE assignment.ledger l SET handover_no = $1, assigned_at = $2, deadline = d.deadline,
+                original_deadline = d.deadline, status = 'assigned', updated_at = now()
+         FROM unnest($3::uuid[], $4::date[]) AS d(id, deadline) WHERE l.problem_id = d.id",
     )
-    .bind(problem_id)
     .bind(no)
     .bind(at)
-    .bind(deadline)
-    .fetch_one(conn)
-    .await
+    .bind(&ids)
+    .bind(&dates)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -191,46 +199,48 @@ pub async fn handover_problems(conn: &mut PgConnection, no: &str) -> sqlx::Resul
     .await
 }
 
-/// Records the city's acknowledgement (签收) and moves the sheet's problems on; returns each
-/// moved problem with its counter. The sheet's event is about the sheet, so the problems'
-/// counters (which order events about one problem) do not move.
-pub async fn acknowledge(
-    conn: &mut PgConnection,
-    no: &str,
-    by: &str,
-    at: OffsetDateTime,
-) -> sqlx::Result<Vec<(Uuid, i64)>> {
+/// Records the city's acknowledgement (签收) and moves the sheet's problems on; returns the
+/// problems moved.
+pub async fn acknowledge(conn: &mut PgConnection, no: &str, by: &str, at: OffsetDateTime) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query("UPDATE assignment.handovers SET acknowledged_at = $2, acknowledged_by = $3 WHERE no = $1")
         .bind(no)
         .bind(at)
         .bind(by)
         .execute(&mut *conn)
         .await?;
-    sqlx::query_as(
+    sqlx::query_scalar(
         "UPDATE assignment.ledger SET status = 'acknowledged', updated_at = now()
-         WHERE handover_no = $1 AND status = 'assigned' RETURNING problem_id, problem_seq",
+         WHERE handover_no = $1 AND status = 'assigned' RETURNING problem_id",
     )
     .bind(no)
     .fetch_all(conn)
     .await
 }
 
-/// Applies verification's word on a problem unless a later one was applied already.
-pub async fn apply_verification(
-    conn: &mut PgConnection,
-    problem_id: Uuid,
-    status: &str,
-    verification_seq: i64,
-    new_deadline: Option<Date>,
-) -> sqlx::Result<()> {
+/// Verification's word on a problem: its status, its counter, and a new deadline (reopened).
+pub struct VerificationWord {
+    pub problem_id: Uuid,
+    pub status: &'static str,
+    pub seq: i64,
+    pub deadline: Option<Date>,
+}
+
+/// Applies verification's words (each problem at most once) unless a later one was applied.
+pub async fn apply_verification(conn: &mut PgConnection, words: &[VerificationWord]) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = words.iter().map(|w| w.problem_id).collect();
+    let statuses: Vec<&str> = words.iter().map(|w| w.status).collect();
+    let seqs: Vec<i64> = words.iter().map(|w| w.seq).collect();
+    let deadlines: Vec<Option<Date>> = words.iter().map(|w| w.deadline).collect();
     sqlx::query(
-        "UPDATE assignment.ledger SET status = $2, verification_seq = $3, deadline = coalesce($4, deadline), updated_at = now()
-         WHERE problem_id = $1 AND verification_seq < $3",
+        "UPDATE assignment.ledger l SET status = w.status, verification_seq = w.seq,
+                deadline = coalesce(w.deadline, l.deadline), updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::date[]) AS w(id, status, seq, deadline)
+         WHERE l.problem_id = w.id AND l.verification_seq < w.seq",
     )
-    .bind(problem_id)
-    .bind(status)
-    .bind(verification_seq)
-    .bind(new_deadline)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&seqs)
+    .bind(&deadlines)
     .execute(conn)
     .await?;
     Ok(())
@@ -280,16 +290,6 @@ pub async fn entry(conn: &mut PgConnection, problem_id: Uuid, for_update: bool) 
     )))
     .bind(problem_id)
     .fetch_optional(conn)
-    .await
-}
-
-/// Bumps the problem's own counter for an event about it; returns the new value.
-pub async fn next_seq(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "UPDATE assignment.ledger SET problem_seq = problem_seq + 1, updated_at = now() WHERE problem_id = $1 RETURNING problem_seq",
-    )
-    .bind(problem_id)
-    .fetch_one(conn)
     .await
 }
 
@@ -375,8 +375,8 @@ pub struct Reroute<'a> {
     pub at: OffsetDateTime,
 }
 
-/// Hands the problem to another government with a new deadline; returns the new counter.
-pub async fn reroute(conn: &mut PgConnection, r: &Reroute<'_>) -> sqlx::Result<i64> {
+/// Hands the problem to another government with a new deadline.
+pub async fn reroute(conn: &mut PgConnection, r: &Reroute<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO assignment.reroutes (id, problem_id, from_jurisdiction, to_jurisdiction, reason, deadline, rerouted_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -390,19 +390,19 @@ pub async fn reroute(conn: &mut PgConnection, r: &Reroute<'_>) -> sqlx::Result<i
     .bind(r.at)
     .execute(&mut *conn)
     .await?;
-    sqlx::query_scalar(
+    sqlx::query(
         "UPDATE assignment.ledger SET jurisdiction = $2, city_code = $3, county_code = $4, deadline = $5, overdue = false,
-                status = CASE WHEN status = 'acknowledged' THEN 'assigned' ELSE status END,
-                problem_seq = problem_seq + 1, updated_at = now()
-         WHERE problem_id = $1 RETURNING problem_seq",
+                status = CASE WHEN status = 'acknowledged' THEN 'assigned' ELSE status END, updated_at = now()
+         WHERE problem_id = $1",
     )
     .bind(r.problem_id)
     .bind(r.to)
     .bind(r.city_code)
     .bind(r.county_code)
     .bind(r.deadline)
-    .fetch_one(conn)
-    .await
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn request_extension(
@@ -488,25 +488,25 @@ pub async fn decide_extension(
     Ok(())
 }
 
-/// Moves the deadline in force (the original stays); returns the new counter.
-pub async fn extend(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "UPDATE assignment.ledger SET deadline = $2, overdue = false, problem_seq = problem_seq + 1, updated_at = now()
-         WHERE problem_id = $1 RETURNING problem_seq",
-    )
-    .bind(problem_id)
-    .bind(deadline)
-    .fetch_one(conn)
-    .await
+/// Moves the deadline in force (the original stays).
+pub async fn extend(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<()> {
+    sqlx::query("UPDATE assignment.ledger SET deadline = $2, overdue = false, updated_at = now() WHERE problem_id = $1")
+        .bind(problem_id)
+        .bind(deadline)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
-/// Verification's word that a problem is past its deadline.
-pub async fn mark_overdue(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<()> {
+/// Verification's word that problems are past their deadline (the deadline it judged by).
+pub async fn mark_overdue(conn: &mut PgConnection, overdue: &[(Uuid, Date)]) -> sqlx::Result<()> {
+    let (ids, deadlines): (Vec<Uuid>, Vec<Date>) = overdue.iter().copied().unzip();
     sqlx::query(
-        "UPDATE assignment.ledger SET overdue = true, updated_at = now() WHERE problem_id = $1 AND deadline = $2",
+        "UPDATE assignment.ledger l SET overdue = true, updated_at = now()
+         FROM unnest($1::uuid[], $2::date[]) AS o(id, deadline) WHERE l.problem_id = o.id AND l.deadline = o.deadline",
     )
-    .bind(problem_id)
-    .bind(deadline)
+    .bind(&ids)
+    .bind(&deadlines)
     .execute(conn)
     .await?;
     Ok(())
@@ -543,13 +543,13 @@ pub async fn jurisdictions(conn: &mut PgConnection) -> sqlx::Result<Vec<Jurisdic
     sqlx::query_as("SELECT code, name, city_code FROM assignment.jurisdictions ORDER BY code").fetch_all(conn).await
 }
 
-/// Takes a withdrawn or merged report out of the ledger's work (and off any sheet to come).
-pub async fn take_out(conn: &mut PgConnection, problem_id: Uuid, status: &str) -> sqlx::Result<()> {
+/// Takes withdrawn or merged reports out of the ledger's work (and off any sheet to come).
+pub async fn take_out(conn: &mut PgConnection, problems: &[Uuid], status: &str) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE assignment.ledger SET status = $2, updated_at = now()
-         WHERE problem_id = $1 AND status <> 'closed'",
+         WHERE problem_id = ANY($1) AND status <> 'closed'",
     )
-    .bind(problem_id)
+    .bind(problems)
     .bind(status)
     .execute(conn)
     .await?;

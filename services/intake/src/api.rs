@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use shared::clock::Clock;
 use shared::error::ApiError;
 use shared::events::{
-    CITY_PACKAGE_CONFIGURED, CityPackageConfigured, PROBLEM_MERGED, PROBLEM_WITHDRAWN, ProblemMerged, ProblemWithdrawn,
-    ROUND_CONFIGURED, RoundConfigured, TEAM_ASSIGNED, TEAM_REGISTERED, TeamAssigned, TeamRegistered,
+    CityPackageConfigured, PROBLEM_REPORTED, Previous, ProblemMerged, ProblemWithdrawn, RoundConfigured, TeamAssigned,
+    TeamRegistered,
 };
 use shared::http::{JsonBody, parse_id, parse_value};
 use shared::outbox::Outbox;
@@ -64,8 +64,8 @@ async fn put_round(
         kind: round.kind.clone(),
         cities: round.cities.clone(),
     };
-    s.outbox.publish(&mut tx, &ROUND_CONFIGURED, None, &id, &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, None, &id, &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(
         json!({ "id": id, "starts_on": round.starts_on, "ends_on": round.ends_on, "kind": round.kind, "cities": round.cities }),
     ))
@@ -82,8 +82,8 @@ async fn put_team(
     let mut tx = s.pool.begin().await?;
     store::upsert_team(&mut tx, &id, &team).await?;
     let event = TeamRegistered { team: id.clone(), home_province: team.home_province.clone() };
-    s.outbox.publish(&mut tx, &TEAM_REGISTERED, None, &id, &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, None, &id, &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "id": id, "home_province": team.home_province, "members": team.members })))
 }
 
@@ -104,8 +104,8 @@ async fn put_round_team(
     domain::validate_round_team(&request, &round_cities, &province).finish()?;
     store::upsert_round_team(&mut tx, &round, &team, &request.cities).await?;
     let event = TeamAssigned { round: round.clone(), team: team.clone(), cities: request.cities.clone() };
-    s.outbox.publish(&mut tx, &TEAM_ASSIGNED, None, format!("{round}/{team}"), &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, None, format!("{round}/{team}"), &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "round": round, "team": team, "cities": request.cities })))
 }
 
@@ -136,7 +136,7 @@ async fn post_inspection(
     };
     match recorded {
         Recorded::Created(answer) => {
-            tx.commit().await?;
+            s.outbox.commit(tx).await?;
             Ok((StatusCode::CREATED, Json(answer)))
         }
         Recorded::AlreadyHad(answer) => Ok((StatusCode::OK, Json(answer))),
@@ -193,7 +193,7 @@ async fn post_batch(
     for (round, n) in refused {
         store::count_refusals(&mut tx, round, &team, n).await?;
     }
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -215,8 +215,8 @@ async fn put_package(
         affiliated_unit: package.affiliated_unit.clone(),
         provincial_department: package.provincial_department.clone(),
     };
-    s.outbox.publish(&mut tx, &CITY_PACKAGE_CONFIGURED, Some(&city), &city, &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&city), &city, &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "city": city, "package": package })))
 }
 
@@ -271,12 +271,13 @@ async fn withdraw_problem(
     let event = ProblemWithdrawn {
         problem_id: id,
         problem_seq: 2,
+        previous: Previous::of(&[(PROBLEM_REPORTED, 1)]),
         city_code: entry.city_code.clone(),
         reason: correction.reason,
         withdrawn_at: now,
     };
-    s.outbox.publish(&mut tx, &PROBLEM_WITHDRAWN, Some(&entry.city_code), id.to_string(), &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&entry.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "id": id, "status": "withdrawn" })))
 }
 
@@ -307,12 +308,13 @@ async fn merge_problem(
     let event = ProblemMerged {
         problem_id: id,
         problem_seq: 2,
+        previous: Previous::of(&[(PROBLEM_REPORTED, 1)]),
         into,
         city_code: entry.city_code.clone(),
         reason: correction.reason,
         merged_at: s.clock.now(),
     };
-    s.outbox.publish(&mut tx, &PROBLEM_MERGED, Some(&entry.city_code), id.to_string(), &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&entry.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "id": id, "status": "merged", "into": into })))
 }

@@ -1,28 +1,29 @@
 //! Intake keeps, from verification's events, whether each ledger entry is closed, which decides
 //! whether a later report of the same site and category is a duplicate or a rebound.
 
-use shared::envelope::Event;
-use shared::events::{PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened};
-use shared::inbox::EventHandler;
+use shared::events::{ProblemClosed, ProblemReopened};
+use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
 
 use crate::store;
 
 pub struct Handlers;
 
-impl EventHandler for Handlers {
-    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
-        match event.kind() {
-            Some(PROBLEM_CLOSED) => {
-                let closed: ProblemClosed = event.data_as()?;
-                store::set_problem_status(conn, closed.problem_id, true, closed.problem_seq).await?;
-            }
-            Some(PROBLEM_REOPENED) => {
-                let reopened: ProblemReopened = event.data_as()?;
-                store::set_problem_status(conn, reopened.problem_id, false, reopened.problem_seq).await?;
-            }
-            _ => {}
-        }
-        Ok(())
+/// What intake consumes.
+pub fn routes() -> Routes<Handlers> {
+    Routes::new(Handlers).on::<ProblemClosed>().on::<ProblemReopened>()
+}
+
+impl Handle<ProblemClosed> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemClosed>]) -> anyhow::Result<()> {
+        let statuses: Vec<_> = events.iter().map(|e| (e.data.problem_id, true, e.data.problem_seq)).collect();
+        Ok(store::set_problem_status(conn, &statuses).await?)
+    }
+}
+
+impl Handle<ProblemReopened> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemReopened>]) -> anyhow::Result<()> {
+        let statuses: Vec<_> = events.iter().map(|e| (e.data.problem_id, false, e.data.problem_seq)).collect();
+        Ok(store::set_problem_status(conn, &statuses).await?)
     }
 }

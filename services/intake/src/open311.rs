@@ -297,7 +297,7 @@ async fn report(s: &Open311State, team: &str, submission: &Submission) -> Result
             return Err(o311::in_form_terms(e));
         }
     };
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     let problem = &answer["problems"][0];
     let id = |key: &str| problem[key].as_str().and_then(|v| v.parse::<Uuid>().ok());
     let created = id("id").expect("a recorded problem has its id");

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 use shared::error::ApiError;
-use shared::events::{INSPECTION_RECORDED, InspectionRecorded, PROBLEM_REPORTED, ProblemReported};
+use shared::events::{CheckRecorded, InspectionsRecorded, Previous, ProblemReported};
 use shared::outbox::{Outbox, Outgoing};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -164,6 +164,8 @@ pub async fn record(
     let mut inspections = Vec::with_capacity(pending.len());
     let mut problems = Vec::new();
     let mut events = Vec::new();
+    // The checks accepted, per city: one event each (a batch is mostly one team in one city).
+    let mut checks: Vec<(String, Vec<CheckRecorded>)> = Vec::new();
     for ((i, p), (site, key)) in pending.into_iter().zip(sites) {
         let mut results = Vec::with_capacity(p.problems.len());
         let mut duplicates = 0u32;
@@ -179,12 +181,12 @@ pub async fn record(
                 // Later reports of this site and category in the batch repeat this entry.
                 entries.insert(slot, EarlierEntry { problem_id: q.id, closed: false });
                 events.push(Outgoing::new(
-                    PROBLEM_REPORTED,
                     Some(&p.city_code),
                     q.id.to_string(),
                     &ProblemReported {
                         problem_id: q.id,
                         problem_seq: 1,
+                        previous: Previous::default(),
                         inspection_id: p.id,
                         round: p.round.clone(),
                         team: p.team.clone(),
@@ -196,6 +198,7 @@ pub async fn record(
                         site: site.clone(),
                         checked_at: p.checked_at,
                         rebound_of,
+                        evidence: Vec::new(),
                     },
                 ));
             } else {
@@ -220,21 +223,22 @@ pub async fn record(
                 rebound_of,
             });
         }
-        events.push(Outgoing::new(
-            INSPECTION_RECORDED,
-            Some(&p.city_code),
-            p.id.to_string(),
-            &InspectionRecorded {
-                inspection_id: p.id,
-                round: p.round.clone(),
-                team: p.team.clone(),
-                city_code: p.city_code.clone(),
-                county_code: p.county_code.clone(),
-                checked_at: p.checked_at,
-                problems_reported: p.problems.len() as u32 - duplicates,
-                duplicates,
-            },
-        ));
+        let city = match checks.iter_mut().find(|(city, _)| *city == p.city_code) {
+            Some(city) => city,
+            None => {
+                checks.push((p.city_code.clone(), Vec::new()));
+                checks.last_mut().expect("just pushed")
+            }
+        };
+        city.1.push(CheckRecorded {
+            inspection_id: p.id,
+            round: p.round.clone(),
+            team: p.team.clone(),
+            county_code: p.county_code.clone(),
+            checked_at: p.checked_at,
+            problems_reported: p.problems.len() as u32 - duplicates,
+            duplicates,
+        });
         let answer = json!({ "id": p.id, "status": "created", "problems": results });
         inspections.push(InspectionRow {
             id: p.id,
@@ -251,6 +255,11 @@ pub async fn record(
     }
     store::insert_inspections(conn, &inspections).await?;
     store::insert_problems(conn, &problems).await?;
+    for (city_code, checks) in checks {
+        // The subject names the batch by its first check.
+        let subject = checks[0].inspection_id.to_string();
+        events.push(Outgoing::new(Some(&city_code), subject, &InspectionsRecorded { city_code: city_code.clone(), checks }));
+    }
     outbox.publish_many(conn, events).await?;
 
     // An id sent twice in one batch: the second gets what the first got.

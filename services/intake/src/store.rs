@@ -231,16 +231,21 @@ pub async fn count_refusals(conn: &mut PgConnection, round: &str, team: &str, re
     Ok(())
 }
 
-/// Records whether a problem is closed, unless a later event of verification's already said.
-pub async fn set_problem_status(conn: &mut PgConnection, problem_id: Uuid, closed: bool, seq: i64) -> sqlx::Result<()> {
+/// Records whether problems are closed (each problem at most once), unless a later event of
+/// verification's already said.
+pub async fn set_problem_status(conn: &mut PgConnection, statuses: &[(Uuid, bool, i64)]) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = statuses.iter().map(|s| s.0).collect();
+    let closed: Vec<bool> = statuses.iter().map(|s| s.1).collect();
+    let seqs: Vec<i64> = statuses.iter().map(|s| s.2).collect();
     sqlx::query(
-        "INSERT INTO intake.problem_status (problem_id, closed, problem_seq) VALUES ($1, $2, $3)
-         ON CONFLICT (problem_id) DO UPDATE SET closed = $2, problem_seq = $3
-         WHERE intake.problem_status.problem_seq < $3",
+        "INSERT INTO intake.problem_status (problem_id, closed, problem_seq)
+         SELECT * FROM unnest($1::uuid[], $2::bool[], $3::bigint[])
+         ON CONFLICT (problem_id) DO UPDATE SET closed = EXCLUDED.closed, problem_seq = EXCLUDED.problem_seq
+         WHERE intake.problem_status.problem_seq < EXCLUDED.problem_seq",
     )
-    .bind(problem_id)
-    .bind(closed)
-    .bind(seq)
+    .bind(&ids)
+    .bind(&closed)
+    .bind(&seqs)
     .execute(conn)
     .await?;
     Ok(())

@@ -47,7 +47,7 @@ async fn put_recipient(
     let mut tx = s.pool.begin().await?;
     store::upsert_recipient(&mut tx, &code, &request, None, None).await?;
     // Notices that waited for a recipient go out now.
-    let queued = store::queue_deliveries(&mut tx, None, Some(&domain::city_of(&code)), s.sms).await?;
+    let queued = store::queue_deliveries(&mut tx, &[], Some(&domain::city_of(&code)), s.sms).await?;
     let recipient = store::recipient(&mut tx, &code).await?.map(|r| r.view());
     tx.commit().await?;
     Ok(Json(json!({ "recipient": recipient, "queued_notices": queued })))
@@ -84,7 +84,7 @@ async fn put_package_units(
     for (unit, code) in request.units.iter().zip(&codes) {
         store::upsert_recipient(&mut tx, code, &unit.recipient, Some(&city), Some(&unit.role)).await?;
     }
-    let queued = store::queue_deliveries(&mut tx, None, Some(&city), s.sms).await?;
+    let queued = store::queue_deliveries(&mut tx, &[], Some(&city), s.sms).await?;
     let units: Vec<Value> = store::package_units(&mut tx, &city).await?.iter().map(|u| u.view()).collect();
     tx.commit().await?;
     Ok(Json(json!({ "city": city, "units": units, "queued_notices": queued })))

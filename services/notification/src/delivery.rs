@@ -11,7 +11,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use shared::clock::{Clock, SHANGHAI};
-use shared::events::{NOTICE_DELIVERED, NOTICE_FAILED, NoticeOutcome};
+use shared::events::{NoticeDelivered, NoticeFailed, NoticeOutcome};
 use shared::outbox::Outbox;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -176,15 +176,15 @@ impl Deliverer {
                 if !d.cc {
                     store::mark_notice_delivered(&mut tx, d.notice_id, self.clock.now()).await?;
                 }
-                self.outbox.publish(&mut tx, &NOTICE_DELIVERED, Some(&city), d.notice_id.to_string(), &event).await?;
+                self.outbox.publish(&mut tx, Some(&city), d.notice_id.to_string(), &NoticeDelivered(event)).await?;
             }
             None => {
                 store::finish_delivery(&mut tx, d.id, "dead", tried.error.as_deref()).await?;
-                self.outbox.publish(&mut tx, &NOTICE_FAILED, Some(&city), d.notice_id.to_string(), &event).await?;
+                self.outbox.publish(&mut tx, Some(&city), d.notice_id.to_string(), &NoticeFailed(event)).await?;
                 tracing::warn!(notice = %d.notice_id, target = %d.target, "notice is dead");
             }
         }
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 

@@ -918,6 +918,8 @@ mod tests {
             city_code: "130500".into(),
             issued_at: time::macros::datetime!(2019-05-09 10:00 +08:00),
             problems: vec![shared::events::HandoverProblem {
+                problem_seq: 2,
+                previous: Default::default(),
                 problem_id: Uuid::nil(),
                 jurisdiction: "130502".into(),
                 category: "dust".into(),
@@ -957,6 +959,7 @@ mod tests {
         let overdue = ProblemOverdue {
             problem_id: Uuid::nil(),
             problem_seq: 3,
+            previous: Default::default(),
             city_code: "130500".into(),
             jurisdiction: "130502".into(),
             deadline: date!(2019 - 06 - 10),
@@ -974,6 +977,7 @@ mod tests {
         let reopened = ProblemReopened {
             problem_id: Uuid::nil(),
             problem_seq: 4,
+            previous: Default::default(),
             city_code: "130500".into(),
             result: "fake_rectification".into(),
             team: "T-410".into(),
@@ -983,6 +987,7 @@ mod tests {
         let rerouted = ProblemRerouted {
             problem_id: Uuid::nil(),
             problem_seq: 2,
+            previous: Default::default(),
             city_code: "130400".into(),
             from_jurisdiction: "130502".into(),
             to_jurisdiction: "130402".into(),

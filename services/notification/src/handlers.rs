@@ -1,18 +1,18 @@
 //! Notification turns assignment's and verification's events into notices, keeps each problem's
 //! deadline for reminders, and counts an acknowledged sheet (签收) as a receipt.
 
-use shared::envelope::Event;
+use std::collections::{HashMap, HashSet};
+
 use shared::events::{
-    CITY_ESCALATED, CityEscalated, HANDOVER_ACKNOWLEDGED, HANDOVER_ISSUED, HandoverAcknowledged, HandoverIssued,
-    PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_EXTENDED, PROBLEM_OVERDUE, PROBLEM_REOPENED, PROBLEM_REROUTED,
-    ProblemAssigned, ProblemClosed, ProblemExtended, ProblemOverdue, ProblemReopened, ProblemRerouted,
+    CityEscalated, HandoverAcknowledged, HandoverIssued, ProblemAssigned, ProblemClosed, ProblemExtended,
+    ProblemOverdue, ProblemReopened, ProblemRerouted,
 };
-use shared::inbox::EventHandler;
+use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{self, NewNotice, ProblemFacts, Receipts};
-use crate::store;
+use crate::store::{self, AssignmentWord, ProblemRow, VerificationWord};
 
 pub struct Handlers {
     pub receipts: Receipts,
@@ -20,105 +20,203 @@ pub struct Handlers {
     pub sms: bool,
 }
 
+/// What notification consumes.
+pub fn routes(handlers: Handlers) -> Routes<Handlers> {
+    Routes::new(handlers)
+        .on::<ProblemAssigned>()
+        .on::<HandoverIssued>()
+        .on::<HandoverAcknowledged>()
+        .on::<ProblemExtended>()
+        .on::<ProblemRerouted>()
+        .on::<ProblemClosed>()
+        .on::<ProblemReopened>()
+        .on::<ProblemOverdue>()
+        .on::<CityEscalated>()
+}
+
 impl Handlers {
-    /// Stores a notice made from event `source` and queues its deliveries.
-    async fn notify(&self, conn: &mut PgConnection, notice: NewNotice, source: Uuid) -> anyhow::Result<()> {
-        if store::insert_notice(conn, &notice, source).await? {
-            store::queue_deliveries(conn, Some(notice.id), None, self.sms).await?;
+    /// Stores notices, each made from the event whose id goes with it, and queues the
+    /// deliveries of those that are new.
+    async fn notify(&self, conn: &mut PgConnection, notices: Vec<(NewNotice, Uuid)>) -> anyhow::Result<()> {
+        let fresh = store::insert_notices(conn, &notices).await?;
+        if !fresh.is_empty() {
+            store::queue_deliveries(conn, &fresh, None, self.sms).await?;
         }
         Ok(())
-    }
-
-    async fn known(&self, conn: &mut PgConnection, problem_id: Uuid) -> anyhow::Result<Option<ProblemFacts>> {
-        Ok(store::problem(conn, problem_id).await?.map(|p| p.facts()))
     }
 }
 
-impl EventHandler for Handlers {
-    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
-        let Some(kind) = event.kind() else { return Ok(()) };
-        if kind == HANDOVER_ISSUED {
-            let sheet: HandoverIssued = event.data_as()?;
-            for p in &sheet.problems {
-                let facts = ProblemFacts {
-                    problem_id: p.problem_id,
-                    jurisdiction: p.jurisdiction.clone(),
-                    category: Some(p.category.clone()),
-                    site_name: Some(p.site_name.clone()),
-                    description: Some(p.description.clone()),
-                    deadline: Some(p.deadline),
-                };
-                store::note_problem(conn, &facts, &sheet.city_code, sheet.issued_at).await?;
-            }
-            self.notify(conn, domain::handover_notice(&sheet, &self.receipts), event.id).await?;
-        } else if kind == HANDOVER_ACKNOWLEDGED {
-            let ack: HandoverAcknowledged = event.data_as()?;
-            store::acknowledge_handover(conn, &ack.handover_no, ack.acknowledged_at, "handover").await?;
-        } else if kind == PROBLEM_ASSIGNED {
-            let e: ProblemAssigned = event.data_as()?;
-            let facts = ProblemFacts {
-                problem_id: e.problem_id,
-                jurisdiction: e.jurisdiction.clone(),
-                category: Some(e.category.clone()),
-                deadline: Some(e.deadline),
-                ..Default::default()
-            };
-            store::apply_assignment(conn, &facts, &e.city_code, e.problem_seq, e.assigned_at).await?;
-        } else if kind == PROBLEM_EXTENDED {
-            let e: ProblemExtended = event.data_as()?;
-            let facts = ProblemFacts {
-                problem_id: e.problem_id,
-                jurisdiction: e.jurisdiction.clone(),
-                deadline: Some(e.deadline),
-                ..Default::default()
-            };
-            store::apply_assignment(conn, &facts, &e.city_code, e.problem_seq, e.granted_at).await?;
-        } else if kind == PROBLEM_REROUTED {
-            let e: ProblemRerouted = event.data_as()?;
-            let facts = ProblemFacts {
-                problem_id: e.problem_id,
-                jurisdiction: e.to_jurisdiction.clone(),
-                category: Some(e.category.clone()),
-                site_name: Some(e.site_name.clone()),
-                description: Some(e.description.clone()),
-                deadline: Some(e.deadline),
-            };
-            if store::apply_assignment(conn, &facts, &e.city_code, e.problem_seq, e.rerouted_at).await? {
-                self.notify(conn, domain::reroute_notice(&e, &self.receipts), event.id).await?;
-            }
-        } else if kind == PROBLEM_CLOSED {
-            let e: ProblemClosed = event.data_as()?;
-            let fresh =
-                store::apply_verification(conn, e.problem_id, &e.city_code, e.problem_seq, true, None, e.verified_at)
-                    .await?;
-            if fresh {
-                let known = self.known(conn, e.problem_id).await?;
-                self.notify(conn, domain::closed_notice(&e, known.as_ref(), &self.receipts), event.id).await?;
-            }
-        } else if kind == PROBLEM_REOPENED {
-            let e: ProblemReopened = event.data_as()?;
-            let fresh = store::apply_verification(
-                conn,
-                e.problem_id,
-                &e.city_code,
-                e.problem_seq,
-                false,
-                Some(e.deadline),
-                e.verified_at,
-            )
-            .await?;
-            if fresh {
-                let known = self.known(conn, e.problem_id).await?;
-                self.notify(conn, domain::reopened_notice(&e, known.as_ref(), &self.receipts), event.id).await?;
-            }
-        } else if kind == PROBLEM_OVERDUE {
-            let e: ProblemOverdue = event.data_as()?;
-            let known = self.known(conn, e.problem_id).await?;
-            self.notify(conn, domain::overdue_notice(&e, known.as_ref(), &self.receipts), event.id).await?;
-        } else if kind == CITY_ESCALATED {
-            let e: CityEscalated = event.data_as()?;
-            self.notify(conn, domain::escalation_notice(&e, &self.receipts), event.id).await?;
-        }
+/// What is known of `ids`.
+async fn known(conn: &mut PgConnection, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, ProblemFacts>> {
+    Ok(store::problems(conn, ids).await?.into_iter().map(|(id, row): (Uuid, ProblemRow)| (id, row.facts())).collect())
+}
+
+impl Handle<ProblemAssigned> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemAssigned>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| AssignmentWord {
+                facts: ProblemFacts {
+                    problem_id: e.data.problem_id,
+                    jurisdiction: e.data.jurisdiction.clone(),
+                    category: Some(e.data.category.clone()),
+                    deadline: Some(e.data.deadline),
+                    ..Default::default()
+                },
+                city: e.data.city_code.clone(),
+                at: e.data.assigned_at,
+                seq: e.data.problem_seq,
+            })
+            .collect();
+        store::apply_assignment(conn, &words).await?;
         Ok(())
+    }
+}
+
+impl Handle<HandoverIssued> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<HandoverIssued>]) -> anyhow::Result<()> {
+        let noted: Vec<_> = events
+            .iter()
+            .flat_map(|e| {
+                let sheet = &e.data;
+                sheet.problems.iter().map(move |p| {
+                    let facts = ProblemFacts {
+                        problem_id: p.problem_id,
+                        jurisdiction: p.jurisdiction.clone(),
+                        category: Some(p.category.clone()),
+                        site_name: Some(p.site_name.clone()),
+                        description: Some(p.description.clone()),
+                        deadline: Some(p.deadline),
+                    };
+                    (facts, sheet.city_code.as_str(), sheet.issued_at)
+                })
+            })
+            .collect();
+        store::note_problems(conn, &noted).await?;
+        let notices = events.iter().map(|e| (domain::handover_notice(&e.data, &self.receipts), e.id)).collect();
+        self.notify(conn, notices).await
+    }
+}
+
+impl Handle<HandoverAcknowledged> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<HandoverAcknowledged>]) -> anyhow::Result<()> {
+        let sheets: Vec<_> = events.iter().map(|e| (e.data.handover_no.clone(), e.data.acknowledged_at)).collect();
+        Ok(store::acknowledge_handovers(conn, &sheets, "handover").await?)
+    }
+}
+
+impl Handle<ProblemExtended> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemExtended>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| AssignmentWord {
+                facts: ProblemFacts {
+                    problem_id: e.data.problem_id,
+                    jurisdiction: e.data.jurisdiction.clone(),
+                    deadline: Some(e.data.deadline),
+                    ..Default::default()
+                },
+                city: e.data.city_code.clone(),
+                at: e.data.granted_at,
+                seq: e.data.problem_seq,
+            })
+            .collect();
+        store::apply_assignment(conn, &words).await?;
+        Ok(())
+    }
+}
+
+impl Handle<ProblemRerouted> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemRerouted>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| AssignmentWord {
+                facts: ProblemFacts {
+                    problem_id: e.data.problem_id,
+                    jurisdiction: e.data.to_jurisdiction.clone(),
+                    category: Some(e.data.category.clone()),
+                    site_name: Some(e.data.site_name.clone()),
+                    description: Some(e.data.description.clone()),
+                    deadline: Some(e.data.deadline),
+                },
+                city: e.data.city_code.clone(),
+                at: e.data.rerouted_at,
+                seq: e.data.problem_seq,
+            })
+            .collect();
+        let news: HashSet<Uuid> = store::apply_assignment(conn, &words).await?.into_iter().collect();
+        let notices = events
+            .iter()
+            .filter(|e| news.contains(&e.data.problem_id))
+            .map(|e| (domain::reroute_notice(&e.data, &self.receipts), e.id))
+            .collect();
+        self.notify(conn, notices).await
+    }
+}
+
+impl Handle<ProblemClosed> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemClosed>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                city: e.data.city_code.clone(),
+                seq: e.data.problem_seq,
+                closed: true,
+                deadline: None,
+                at: e.data.verified_at,
+            })
+            .collect();
+        let news = store::apply_verification(conn, &words).await?;
+        let known = known(conn, &news).await?;
+        let notices = events
+            .iter()
+            .filter(|e| news.contains(&e.data.problem_id))
+            .map(|e| (domain::closed_notice(&e.data, known.get(&e.data.problem_id), &self.receipts), e.id))
+            .collect();
+        self.notify(conn, notices).await
+    }
+}
+
+impl Handle<ProblemReopened> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemReopened>]) -> anyhow::Result<()> {
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                city: e.data.city_code.clone(),
+                seq: e.data.problem_seq,
+                closed: false,
+                deadline: Some(e.data.deadline),
+                at: e.data.verified_at,
+            })
+            .collect();
+        let news = store::apply_verification(conn, &words).await?;
+        let known = known(conn, &news).await?;
+        let notices = events
+            .iter()
+            .filter(|e| news.contains(&e.data.problem_id))
+            .map(|e| (domain::reopened_notice(&e.data, known.get(&e.data.problem_id), &self.receipts), e.id))
+            .collect();
+        self.notify(conn, notices).await
+    }
+}
+
+impl Handle<ProblemOverdue> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemOverdue>]) -> anyhow::Result<()> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.data.problem_id).collect();
+        let known = known(conn, &ids).await?;
+        let notices = events
+            .iter()
+            .map(|e| (domain::overdue_notice(&e.data, known.get(&e.data.problem_id), &self.receipts), e.id))
+            .collect();
+        self.notify(conn, notices).await
+    }
+}
+
+impl Handle<CityEscalated> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<CityEscalated>]) -> anyhow::Result<()> {
+        let notices = events.iter().map(|e| (domain::escalation_notice(&e.data, &self.receipts), e.id)).collect();
+        self.notify(conn, notices).await
     }
 }

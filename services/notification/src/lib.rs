@@ -29,9 +29,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let key = store::receipt_key(&mut *runtime.pool.acquire().await?).await?;
     let receipts = domain::Receipts::new(key, &settings.receipt_base_url());
     let sms = !settings.sms.url.is_empty();
-    let handlers = Arc::new(handlers::Handlers { receipts: receipts.clone(), sms });
-    runtime.consume("assignment", handlers.clone());
-    runtime.consume("verification", handlers);
+    runtime.consume(handlers::routes(handlers::Handlers { receipts: receipts.clone(), sms }));
     let deliverer = Arc::new(delivery::Deliverer::new(
         runtime.pool.clone(),
         runtime.outbox.clone(),

@@ -45,7 +45,7 @@ impl Scheduler {
             let notice = domain::deadline_reminder(&owner, &problems, &self.receipts);
             // No event behind a reminder: its own id stands as the source.
             if store::insert_notice(&mut tx, &notice, notice.id).await? {
-                store::queue_deliveries(&mut tx, Some(notice.id), None, self.sms).await?;
+                store::queue_deliveries(&mut tx, &[notice.id], None, self.sms).await?;
             }
         }
         tx.commit().await?;
@@ -62,13 +62,13 @@ impl Scheduler {
             let again = domain::handover_resent(first.id, &first.payload, &first.jurisdiction, &self.receipts);
             // Derived from the first notice, so a second run cannot send it twice.
             if store::insert_notice(&mut tx, &again, Uuid::new_v5(&first.id, b"resend")).await? {
-                store::queue_deliveries(&mut tx, Some(again.id), None, self.sms).await?;
+                store::queue_deliveries(&mut tx, &[again.id], None, self.sms).await?;
             }
         }
         for first in store::take_to_raise(&mut tx, now - raise_after, now).await? {
             let raised = domain::unacknowledged_notice(first.id, &first.payload, &first.jurisdiction, &self.receipts);
             if store::insert_notice(&mut tx, &raised, Uuid::new_v5(&first.id, b"raise")).await? {
-                store::queue_deliveries(&mut tx, Some(raised.id), None, self.sms).await?;
+                store::queue_deliveries(&mut tx, &[raised.id], None, self.sms).await?;
             }
         }
         tx.commit().await?;

@@ -103,6 +103,46 @@ pub async fn package_units(conn: &mut PgConnection, city: &str) -> sqlx::Result<
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(city).fetch_all(conn).await
 }
 
+/// Stores notices, each unless one came from the same source before; returns the ids of those
+/// that are new.
+pub async fn insert_notices(conn: &mut PgConnection, notices: &[(NewNotice, Uuid)]) -> sqlx::Result<Vec<Uuid>> {
+    if notices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: &dyn Fn(&NewNotice) -> String| notices.iter().map(|(n, _)| f(n)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = notices.iter().map(|(n, _)| n.id).collect();
+    let sources: Vec<Uuid> = notices.iter().map(|(_, source)| *source).collect();
+    let handovers: Vec<Option<String>> = notices.iter().map(|(n, _)| n.handover_no.clone()).collect();
+    let payloads: Vec<Value> = notices.iter().map(|(n, _)| n.payload.clone()).collect();
+    let urgent: Vec<bool> = notices.iter().map(|(n, _)| n.kind.urgent()).collect();
+    let resend_of: Vec<Option<Uuid>> =
+        notices.iter().map(|(n, _)| n.payload["resend_of"].as_str().and_then(|s| s.parse().ok())).collect();
+    let inserted: Vec<(Uuid, String)> = sqlx::query_as(
+        "INSERT INTO notification.notices
+             (id, kind, source_event_id, jurisdiction, city_code, handover_no, payload, urgent, audience, resend_of)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+                              $8::bool[], $9::text[], $10::uuid[])
+         ON CONFLICT (source_event_id) DO NOTHING
+         RETURNING id, kind",
+    )
+    .bind(&ids)
+    .bind(column(&|n| n.kind.as_str().to_string()))
+    .bind(&sources)
+    .bind(column(&|n| n.jurisdiction.clone()))
+    .bind(column(&|n| n.city_code.clone()))
+    .bind(&handovers)
+    .bind(&payloads)
+    .bind(&urgent)
+    .bind(column(&|n| n.kind.audience().as_str().to_string()))
+    .bind(&resend_of)
+    .fetch_all(conn)
+    .await?;
+    for (_, kind) in &inserted {
+        metrics::counter!("notices_total", "kind" => kind.clone()).increment(1);
+    }
+    Ok(inserted.into_iter().map(|(id, _)| id).collect())
+}
+
 /// Stores a notice unless one came from the same source before; returns whether it is new.
 pub async fn insert_notice(conn: &mut PgConnection, notice: &NewNotice, source_event_id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query(
@@ -133,7 +173,7 @@ pub async fn insert_notice(conn: &mut PgConnection, notice: &NewNotice, source_e
 /// city's CC. SMS only for urgent notices, and only with a gateway.
 pub async fn queue_deliveries(
     conn: &mut PgConnection,
-    notice: Option<Uuid>,
+    notices: &[Uuid],
     city: Option<&str>,
     sms: bool,
 ) -> sqlx::Result<u64> {
@@ -154,12 +194,12 @@ pub async fn queue_deliveries(
              UNION ALL SELECT 'email', e FROM unnest(r.emails) AS e
              UNION ALL SELECT 'sms', p FROM unnest(r.phones) AS p WHERE n.urgent AND $3
          ) t
-         WHERE n.id = $1::uuid
+         WHERE n.id = ANY($1::uuid[])
             OR (n.city_code = $2::text
                 AND NOT EXISTS (SELECT 1 FROM notification.deliveries d WHERE d.notice_id = n.id))
          ON CONFLICT (notice_id, channel, target) DO NOTHING",
     )
-    .bind(notice)
+    .bind(notices)
     .bind(city)
     .bind(sms)
     .execute(conn)
@@ -346,19 +386,20 @@ pub async fn acknowledge_notice(conn: &mut PgConnection, id: Uuid, at: OffsetDat
     Ok(())
 }
 
-/// The sheet was acknowledged at assignment (签收): its notices count as received.
-pub async fn acknowledge_handover(
+/// The sheets were acknowledged at assignment (签收): their notices count as received.
+pub async fn acknowledge_handovers(
     conn: &mut PgConnection,
-    handover_no: &str,
-    at: OffsetDateTime,
+    sheets: &[(String, OffsetDateTime)],
     by: &str,
 ) -> sqlx::Result<()> {
+    let (numbers, at): (Vec<String>, Vec<OffsetDateTime>) = sheets.iter().cloned().unzip();
     sqlx::query(
-        "UPDATE notification.notices SET acknowledged_at = $2, acknowledged_by = $3
-         WHERE handover_no = $1 AND kind = 'handover' AND acknowledged_at IS NULL",
+        "UPDATE notification.notices n SET acknowledged_at = a.at, acknowledged_by = $3
+         FROM unnest($1::text[], $2::timestamptz[]) AS a(no, at)
+         WHERE n.handover_no = a.no AND n.kind = 'handover' AND n.acknowledged_at IS NULL",
     )
-    .bind(handover_no)
-    .bind(at)
+    .bind(&numbers)
+    .bind(&at)
     .bind(by)
     .execute(conn)
     .await?;
@@ -427,49 +468,92 @@ pub async fn receipt_key(conn: &mut PgConnection) -> sqlx::Result<Vec<u8>> {
 
 // ---- Problems and their deadlines ----
 
-/// What a handover sheet says of a problem: where, what, whose.
-pub async fn note_problem(
-    conn: &mut PgConnection,
-    facts: &ProblemFacts,
-    city: &str,
-    at: OffsetDateTime,
-) -> sqlx::Result<()> {
+/// What a handover sheet says of problems (`city`, `at`: the sheet's): where, what, whose.
+pub async fn note_problems(conn: &mut PgConnection, noted: &[(ProblemFacts, &str, OffsetDateTime)]) -> sqlx::Result<()> {
+    let facts = Columns::of(noted.iter().map(|(f, city, at)| (f, *city, *at, 0)));
     sqlx::query(
         "INSERT INTO notification.problems
              (problem_id, city_code, jurisdiction, category, site_name, description, deadline, deadline_set_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
+                              $8::timestamptz[])
          ON CONFLICT (problem_id) DO UPDATE SET category = EXCLUDED.category, site_name = EXCLUDED.site_name,
              description = EXCLUDED.description,
              deadline = coalesce(notification.problems.deadline, EXCLUDED.deadline),
              deadline_set_at = coalesce(notification.problems.deadline_set_at, EXCLUDED.deadline_set_at)",
     )
-    .bind(facts.problem_id)
-    .bind(city)
-    .bind(&facts.jurisdiction)
-    .bind(&facts.category)
-    .bind(&facts.site_name)
-    .bind(&facts.description)
-    .bind(facts.deadline)
-    .bind(at)
+    .bind(&facts.ids)
+    .bind(&facts.cities)
+    .bind(&facts.jurisdictions)
+    .bind(&facts.categories)
+    .bind(&facts.site_names)
+    .bind(&facts.descriptions)
+    .bind(&facts.deadlines)
+    .bind(&facts.at)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// An assignment event sets the owner and the deadline (assigned, extended, rerouted). Stale
-/// events (an older `problem_seq` of assignment's) change nothing; of two deadlines from the two
-/// producers, the one set later stands. Returns whether the event was news.
-pub async fn apply_assignment(
-    conn: &mut PgConnection,
-    facts: &ProblemFacts,
-    city: &str,
-    seq: i64,
-    at: OffsetDateTime,
-) -> sqlx::Result<bool> {
-    let row: Option<bool> = sqlx::query_scalar(
+/// Problem facts as columns, for multi-row statements.
+struct Columns {
+    ids: Vec<Uuid>,
+    cities: Vec<String>,
+    jurisdictions: Vec<String>,
+    categories: Vec<Option<String>>,
+    site_names: Vec<Option<String>>,
+    descriptions: Vec<Option<String>>,
+    deadlines: Vec<Option<Date>>,
+    at: Vec<OffsetDateTime>,
+    seqs: Vec<i64>,
+}
+
+impl Columns {
+    fn of<'a>(rows: impl Iterator<Item = (&'a ProblemFacts, &'a str, OffsetDateTime, i64)>) -> Self {
+        let mut c = Columns {
+            ids: vec![],
+            cities: vec![],
+            jurisdictions: vec![],
+            categories: vec![],
+            site_names: vec![],
+            descriptions: vec![],
+            deadlines: vec![],
+            at: vec![],
+            seqs: vec![],
+        };
+        for (f, city, at, seq) in rows {
+            c.ids.push(f.problem_id);
+            c.cities.push(city.to_string());
+            c.jurisdictions.push(f.jurisdiction.clone());
+            c.categories.push(f.category.clone());
+            c.site_names.push(f.site_name.clone());
+            c.descriptions.push(f.description.clone());
+            c.deadlines.push(f.deadline);
+            c.at.push(at);
+            c.seqs.push(seq);
+        }
+        c
+    }
+}
+
+/// An assignment event about a problem: what it says, the problem's city, when, its counter.
+pub struct AssignmentWord {
+    pub facts: ProblemFacts,
+    pub city: String,
+    pub at: OffsetDateTime,
+    pub seq: i64,
+}
+
+/// Assignment events set the owner and the deadline (assigned, extended, rerouted), each
+/// problem at most once. Stale events (an older `problem_seq` of assignment's) change nothing;
+/// of two deadlines from the two producers, the one set later stands. Returns the problems for
+/// which the event was news.
+pub async fn apply_assignment(conn: &mut PgConnection, words: &[AssignmentWord]) -> sqlx::Result<Vec<Uuid>> {
+    let c = Columns::of(words.iter().map(|w| (&w.facts, w.city.as_str(), w.at, w.seq)));
+    sqlx::query_scalar(
         "INSERT INTO notification.problems AS p
              (problem_id, city_code, jurisdiction, category, site_name, description, deadline, deadline_set_at, assignment_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
+                              $8::timestamptz[], $9::bigint[])
          ON CONFLICT (problem_id) DO UPDATE SET
              city_code = EXCLUDED.city_code, jurisdiction = EXCLUDED.jurisdiction,
              category = coalesce(EXCLUDED.category, p.category),
@@ -480,37 +564,46 @@ pub async fn apply_assignment(
              deadline_set_at = greatest(p.deadline_set_at, EXCLUDED.deadline_set_at),
              assignment_seq = EXCLUDED.assignment_seq
          WHERE p.assignment_seq < EXCLUDED.assignment_seq
-         RETURNING true",
+         RETURNING problem_id",
     )
-    .bind(facts.problem_id)
-    .bind(city)
-    .bind(&facts.jurisdiction)
-    .bind(&facts.category)
-    .bind(&facts.site_name)
-    .bind(&facts.description)
-    .bind(facts.deadline)
-    .bind(at)
-    .bind(seq)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
+    .bind(&c.ids)
+    .bind(&c.cities)
+    .bind(&c.jurisdictions)
+    .bind(&c.categories)
+    .bind(&c.site_names)
+    .bind(&c.descriptions)
+    .bind(&c.deadlines)
+    .bind(&c.at)
+    .bind(&c.seqs)
+    .fetch_all(conn)
+    .await
 }
 
-/// A verification event closes or reopens a problem (with a new deadline). Returns whether it
-/// was news.
-pub async fn apply_verification(
-    conn: &mut PgConnection,
-    problem_id: Uuid,
-    city: &str,
-    seq: i64,
-    closed: bool,
-    deadline: Option<Date>,
-    at: OffsetDateTime,
-) -> sqlx::Result<bool> {
-    let row: Option<bool> = sqlx::query_scalar(
+/// A verification event about a problem: closed, or reopened with a new deadline.
+pub struct VerificationWord {
+    pub problem_id: Uuid,
+    pub city: String,
+    pub seq: i64,
+    pub closed: bool,
+    pub deadline: Option<Date>,
+    pub at: OffsetDateTime,
+}
+
+/// Verification events close or reopen problems (each at most once). Returns the problems for
+/// which the event was news.
+pub async fn apply_verification(conn: &mut PgConnection, words: &[VerificationWord]) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = words.iter().map(|w| w.problem_id).collect();
+    let cities: Vec<&str> = words.iter().map(|w| w.city.as_str()).collect();
+    let deadlines: Vec<Option<Date>> = words.iter().map(|w| w.deadline).collect();
+    let at: Vec<OffsetDateTime> = words.iter().map(|w| w.at).collect();
+    let seqs: Vec<i64> = words.iter().map(|w| w.seq).collect();
+    let closed: Vec<bool> = words.iter().map(|w| w.closed).collect();
+    sqlx::query_scalar(
         "INSERT INTO notification.problems AS p
              (problem_id, city_code, jurisdiction, deadline, deadline_set_at, verification_seq, closed)
-         VALUES ($1, $2, $2, $3, CASE WHEN $3::date IS NOT NULL THEN $4::timestamptz END, $5, $6)
+         SELECT id, city, city, deadline, CASE WHEN deadline IS NOT NULL THEN at END, seq, closed
+         FROM unnest($1::uuid[], $2::text[], $3::date[], $4::timestamptz[], $5::bigint[], $6::bool[])
+              AS w(id, city, deadline, at, seq, closed)
          ON CONFLICT (problem_id) DO UPDATE SET
              closed = EXCLUDED.closed, verification_seq = EXCLUDED.verification_seq,
              deadline = CASE WHEN EXCLUDED.deadline IS NOT NULL
@@ -518,17 +611,16 @@ pub async fn apply_verification(
                              THEN EXCLUDED.deadline ELSE p.deadline END,
              deadline_set_at = greatest(p.deadline_set_at, EXCLUDED.deadline_set_at)
          WHERE p.verification_seq < EXCLUDED.verification_seq
-         RETURNING true",
+         RETURNING problem_id",
     )
-    .bind(problem_id)
-    .bind(city)
-    .bind(deadline)
-    .bind(at)
-    .bind(seq)
-    .bind(closed)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
+    .bind(&ids)
+    .bind(&cities)
+    .bind(&deadlines)
+    .bind(&at)
+    .bind(&seqs)
+    .bind(&closed)
+    .fetch_all(conn)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -555,14 +647,16 @@ impl ProblemRow {
     }
 }
 
-pub async fn problem(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<ProblemRow>> {
-    sqlx::query_as(
+/// What is known of `ids`, by id.
+pub async fn problems(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<std::collections::HashMap<Uuid, ProblemRow>> {
+    let rows: Vec<ProblemRow> = sqlx::query_as(
         "SELECT problem_id, jurisdiction, category, site_name, description, deadline, deadline_set_at
-         FROM notification.problems WHERE problem_id = $1",
+         FROM notification.problems WHERE problem_id = ANY($1)",
     )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.problem_id, r)).collect())
 }
 
 /// Open problems whose deadline falls within `[today, today + days]` and has had no reminder,

@@ -38,10 +38,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         policy: DisclosurePolicy { embargo_hours: settings.embargo_hours, require_approval: settings.require_approval },
         clock: runtime.clock.clone(),
     };
-    let handlers = Arc::new(handlers::Handlers { publisher: publisher.clone() });
-    for producer in ["intake", "assignment", "verification"] {
-        runtime.consume(producer, handlers.clone());
-    }
+    runtime.consume(handlers::routes(handlers::Handlers { publisher: publisher.clone() }));
     // Embargoes end with time alone, and checkpoints follow the log's growth.
     let (pool, job) = (runtime.pool.clone(), publisher.clone());
     runtime.every("publish-due", Duration::from_millis(settings.checkpoint_interval_millis.max(100)), move || {

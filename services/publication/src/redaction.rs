@@ -88,7 +88,7 @@ pub struct ReportedFacts {
 /// The public part of a `problem.reported` event. `data` is the event's whole data, so that
 /// fields the contract adds later (evidence, a complainant) are decided here too: evidence only
 /// when not marked internal, anything else not at all.
-pub fn reported(p: &ProblemReported, data: &Value) -> ReportedFacts {
+pub fn reported(p: &ProblemReported) -> ReportedFacts {
     ReportedFacts {
         problem_id: p.problem_id,
         round: p.round.clone(),
@@ -102,16 +102,13 @@ pub fn reported(p: &ProblemReported, data: &Value) -> ReportedFacts {
         description: p.description.clone(),
         found_at: p.checked_at,
         rebound_of: p.rebound_of,
-        evidence: public_evidence(data),
+        evidence: public_evidence(&p.evidence),
     }
 }
 
 /// Evidence items of an event's data that are not marked internal (an unreadable `internal`
 /// flag counts as internal), with only their URL and hash.
-pub fn public_evidence(data: &Value) -> Vec<PublicEvidence> {
-    let Some(items) = data.get("evidence").and_then(Value::as_array) else {
-        return vec![];
-    };
+pub fn public_evidence(items: &[Value]) -> Vec<PublicEvidence> {
     items
         .iter()
         .filter(|e| matches!(e.get("internal"), None | Some(Value::Bool(false))))
@@ -183,7 +180,7 @@ mod tests {
             ],
         });
         let event: ProblemReported = serde_json::from_value(data.clone()).unwrap();
-        let public = reported(&event, &data);
+        let public = reported(&event);
         let shown = format!("{public:?}");
         for secret in ["T-370", "李举报", "13912345678", "internal.jpg", "unclear.jpg", "91130500MA", "某某路"] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");

@@ -6,7 +6,7 @@ use sqlx::types::Json;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use shared::events::{InspectionRecorded, ProblemAssigned, ProblemExtended, ProblemRerouted, RoundConfigured};
+use shared::events::{ProblemAssigned, ProblemExtended, ProblemRerouted, RoundConfigured};
 
 use crate::domain;
 use crate::merkle::{self, Hash};
@@ -16,16 +16,24 @@ use crate::redaction::{DisclosurePolicy, PublicEvidence, ReportedFacts, Visibili
 // ---------------------------------------------------------------------------------------------
 // Applying events
 
-pub async fn count_inspection(conn: &mut PgConnection, r: &InspectionRecorded) -> sqlx::Result<()> {
+/// Adds site checks to the counts per round and city: (round, city, checks, duplicates), each
+/// (round, city) at most once.
+pub async fn count_inspections(conn: &mut PgConnection, counts: &[(String, String, i64, i64)]) -> sqlx::Result<()> {
+    let rounds: Vec<&str> = counts.iter().map(|c| c.0.as_str()).collect();
+    let cities: Vec<&str> = counts.iter().map(|c| c.1.as_str()).collect();
+    let checks: Vec<i64> = counts.iter().map(|c| c.2).collect();
+    let duplicates: Vec<i64> = counts.iter().map(|c| c.3).collect();
     sqlx::query(
-        "INSERT INTO publication.inspection_counts (round_id, city_code, checks, duplicates) VALUES ($1, $2, 1, $3)
+        "INSERT INTO publication.inspection_counts (round_id, city_code, checks, duplicates)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
          ON CONFLICT (round_id, city_code) DO UPDATE
-         SET checks = publication.inspection_counts.checks + 1,
-             duplicates = publication.inspection_counts.duplicates + $3, updated_at = now()",
+         SET checks = publication.inspection_counts.checks + EXCLUDED.checks,
+             duplicates = publication.inspection_counts.duplicates + EXCLUDED.duplicates, updated_at = now()",
     )
-    .bind(&r.round)
-    .bind(&r.city_code)
-    .bind(r.duplicates as i64)
+    .bind(&rounds)
+    .bind(&cities)
+    .bind(&checks)
+    .bind(&duplicates)
     .execute(conn)
     .await?;
     Ok(())

@@ -100,17 +100,18 @@ async fn post_progress(
     let problem = own_rectifiable(&mut tx, &caller, id).await?;
     let now = s.clock.now();
     let progress_id = store::insert_progress(&mut tx, id, &request, caller.jurisdiction()?, now).await?;
-    let problem_seq = store::set_status(&mut tx, id, &problem.status, None, now).await?;
+    let next = store::set_status(&mut tx, id, &problem.status, None, now, RECTIFICATION_PROGRESSED).await?;
     let event = RectificationProgressed {
         problem_id: id,
-        problem_seq,
+        problem_seq: next.problem_seq,
+        previous: next.previous,
         city_code: problem.city_code.clone(),
         stage: request.stage.clone(),
         percent_done: request.percent_done,
         reported_at: now,
     };
-    s.outbox.publish(&mut tx, &RECTIFICATION_PROGRESSED, Some(&problem.city_code), id.to_string(), &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&problem.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": progress_id, "problem_id": id, "stage": request.stage }))))
 }
 
@@ -126,17 +127,18 @@ async fn post_rectification(
     let mut tx = s.pool.begin().await?;
     let problem = own_rectifiable(&mut tx, &caller, id).await?;
     let rectification_id = store::insert_rectification(&mut tx, id, &request, caller.jurisdiction()?, now).await?;
-    let problem_seq = store::set_status(&mut tx, id, "rectification_reported", None, now).await?;
+    let next = store::set_status(&mut tx, id, "rectification_reported", None, now, RECTIFICATION_REPORTED).await?;
     let event = RectificationReported {
         problem_id: id,
-        problem_seq,
+        problem_seq: next.problem_seq,
+        previous: next.previous,
         city_code: problem.city_code.clone(),
         measures: request.measures.clone(),
         completed_at: request.completed_at,
         reported_at: now,
     };
-    s.outbox.publish(&mut tx, &RECTIFICATION_REPORTED, Some(&problem.city_code), id.to_string(), &event).await?;
-    tx.commit().await?;
+    s.outbox.publish(&mut tx, Some(&problem.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": rectification_id, "problem_id": id, "status": "rectification_reported" })),
@@ -173,30 +175,33 @@ async fn apply_verdict(
     let now = s.clock.now();
     let (status, deadline) = domain::after_verdict(result, s.clock.today(), s.reopened_deadline_days);
     let id = problem.problem_id;
-    let problem_seq = store::set_status(conn, id, status, deadline, now).await?;
+    let kind = if deadline.is_none() { PROBLEM_CLOSED } else { PROBLEM_REOPENED };
+    let next = store::set_status(conn, id, status, deadline, now, kind).await?;
     let city = Some(problem.city_code.as_str());
     match deadline {
         None => {
             let event = ProblemClosed {
                 problem_id: id,
-                problem_seq,
+                problem_seq: next.problem_seq,
+                previous: next.previous,
                 city_code: problem.city_code.clone(),
                 team: team.into(),
                 verified_at: now,
             };
-            s.outbox.publish(conn, &PROBLEM_CLOSED, city, id.to_string(), &event).await?;
+            s.outbox.publish(conn, city, id.to_string(), &event).await?;
         }
         Some(deadline) => {
             let event = ProblemReopened {
                 problem_id: id,
-                problem_seq,
+                problem_seq: next.problem_seq,
+                previous: next.previous,
                 city_code: problem.city_code.clone(),
                 result: result.to_string(),
                 team: team.into(),
                 deadline,
                 verified_at: now,
             };
-            s.outbox.publish(conn, &PROBLEM_REOPENED, city, id.to_string(), &event).await?;
+            s.outbox.publish(conn, city, id.to_string(), &event).await?;
         }
     }
     Ok((status, deadline))
@@ -221,7 +226,7 @@ async fn post_verdict(
     }
     let verdict_id = store::insert_verdict(&mut tx, id, &request, s.clock.now()).await?;
     let (status, deadline) = apply_verdict(&s, &mut tx, &problem, &request.team, &request.result).await?;
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": verdict_id, "problem_id": id, "status": status, "deadline": deadline })),
@@ -255,7 +260,7 @@ async fn post_recheck_verdict(
         let (status, deadline) = apply_verdict(&s, &mut tx, &problem, &request.team, "rebound").await?;
         (status.to_string(), deadline)
     };
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "problem_id": problem.problem_id, "status": status, "deadline": deadline })),
@@ -317,7 +322,7 @@ async fn post_sweep(
         return Err(ApiError::invalid("round", format!("no round {}", request.round)));
     }
     let opened = rechecks::sweep(&mut tx, &request.round, percent, &s.clock).await?;
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "round": request.round, "rechecks_opened": opened })))
 }
 
@@ -390,6 +395,6 @@ async fn import_legacy(
         let created = store::import_legacy(&mut tx, &batch.round, &problem, s.clock.now()).await?;
         results.push(json!({ "id": id, "status": if created { "created" } else { "already_had" } }));
     }
-    tx.commit().await?;
+    s.outbox.commit(tx).await?;
     Ok(Json(json!({ "results": results })))
 }

@@ -3,8 +3,8 @@
 //! rebound counts reach a step of the ladder climbs to it.
 
 use shared::clock::Clock;
-use shared::events::{CITY_ESCALATED, CityEscalated, PROBLEM_OVERDUE, ProblemOverdue};
-use shared::outbox::Outbox;
+use shared::events::{CityEscalated, ProblemOverdue};
+use shared::outbox::{Outbox, Outgoing};
 use sqlx::PgPool;
 use time::Duration;
 
@@ -21,23 +21,29 @@ pub async fn flag_overdue(pool: &PgPool, outbox: &Outbox, clock: &Clock) -> anyh
         if due.is_empty() {
             return Ok(flagged);
         }
+        let overdue: Vec<_> = due
+            .iter()
+            .filter_map(|p| p.deadline.map(|deadline| (p.problem_id, deadline + Duration::days(1))))
+            .collect();
+        let mut order = store::mark_overdue(&mut tx, &overdue).await?;
+        let mut events = Vec::with_capacity(overdue.len());
         for problem in &due {
             let Some(deadline) = problem.deadline else { continue };
             let overdue_on = deadline + Duration::days(1);
-            let problem_seq = store::mark_overdue(&mut tx, problem.problem_id, overdue_on).await?;
+            let next = order.remove(&problem.problem_id).expect("a problem flagged has its row");
             let event = ProblemOverdue {
                 problem_id: problem.problem_id,
-                problem_seq,
+                problem_seq: next.problem_seq,
+                previous: next.previous,
                 city_code: problem.city_code.clone(),
                 jurisdiction: problem.jurisdiction.clone().unwrap_or_else(|| problem.city_code.clone()),
                 deadline,
                 overdue_on,
             };
-            outbox
-                .publish(&mut tx, &PROBLEM_OVERDUE, Some(&problem.city_code), problem.problem_id.to_string(), &event)
-                .await?;
+            events.push(Outgoing::new(Some(&problem.city_code), problem.problem_id.to_string(), &event));
         }
-        tx.commit().await?;
+        outbox.publish_many(&mut tx, events).await?;
+        outbox.commit(tx).await?;
         flagged += due.len();
     }
 }
@@ -73,11 +79,11 @@ pub async fn climb_ladder(
                 rebounds: counts.rebounds,
                 escalated_at: now,
             };
-            outbox.publish(&mut tx, &CITY_ESCALATED, Some(&city), &city, &event).await?;
+            outbox.publish(&mut tx, Some(&city), &city, &event).await?;
             tracing::info!(city = %city, level, "city escalated");
             steps += 1;
         }
     }
-    tx.commit().await?;
+    outbox.commit(tx).await?;
     Ok(steps)
 }

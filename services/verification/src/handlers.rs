@@ -2,55 +2,95 @@
 //! and rounds, and each problem's finder, jurisdiction, sheet and deadline, with the reroutes and
 //! extensions that change them.
 
-use shared::envelope::Event;
 use shared::events::{
-    EventKind, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, INSPECTION_RECORDED, PROBLEM_ASSIGNED, PROBLEM_EXTENDED,
-    PROBLEM_MERGED, PROBLEM_REPORTED, PROBLEM_REROUTED, PROBLEM_WITHDRAWN, ProblemAssigned, ProblemExtended,
-    ProblemMerged, ProblemReported, ProblemRerouted, ProblemWithdrawn, ROUND_CONFIGURED, RoundConfigured,
-    TEAM_REGISTERED, TeamRegistered,
+    HandoverAcknowledged, ProblemAssigned, ProblemExtended, ProblemMerged, ProblemReported, ProblemRerouted,
+    ProblemWithdrawn, RoundConfigured, TeamRegistered,
 };
-use shared::inbox::EventHandler;
+use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
 
 use crate::store;
 
 pub struct Handlers;
 
-impl EventHandler for Handlers {
-    fn ignores(&self, kind: &EventKind) -> bool {
-        *kind == INSPECTION_RECORDED
-    }
+/// What verification consumes.
+pub fn routes() -> Routes<Handlers> {
+    Routes::new(Handlers)
+        .on::<TeamRegistered>()
+        .on::<RoundConfigured>()
+        .on::<ProblemReported>()
+        .on::<ProblemWithdrawn>()
+        .on::<ProblemMerged>()
+        .on::<ProblemAssigned>()
+        .on::<HandoverAcknowledged>()
+        .on::<ProblemRerouted>()
+        .on::<ProblemExtended>()
+}
 
-    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> anyhow::Result<()> {
-        match event.kind() {
-            Some(TEAM_REGISTERED) => {
-                let team: TeamRegistered = event.data_as()?;
-                store::upsert_team(conn, &team.team, &team.home_province).await?;
-            }
-            Some(PROBLEM_REPORTED) => store::problem_reported(conn, &event.data_as::<ProblemReported>()?).await?,
-            Some(PROBLEM_ASSIGNED) => store::problem_assigned(conn, &event.data_as::<ProblemAssigned>()?).await?,
-            Some(HANDOVER_ACKNOWLEDGED) => {
-                let ack: HandoverAcknowledged = event.data_as()?;
-                for p in ack.problems {
-                    store::problem_acknowledged(conn, p.problem_id).await?;
-                }
-            }
-            Some(PROBLEM_REROUTED) => store::problem_rerouted(conn, &event.data_as::<ProblemRerouted>()?).await?,
-            Some(PROBLEM_EXTENDED) => {
-                let extended: ProblemExtended = event.data_as()?;
-                store::problem_extended(conn, extended.problem_id, extended.deadline).await?;
-            }
-            Some(PROBLEM_WITHDRAWN) => {
-                store::take_out(conn, event.data_as::<ProblemWithdrawn>()?.problem_id, "withdrawn").await?
-            }
-            Some(PROBLEM_MERGED) => {
-                store::take_out(conn, event.data_as::<ProblemMerged>()?.problem_id, "merged").await?
-            }
-            Some(ROUND_CONFIGURED) => {
-                let round: RoundConfigured = event.data_as()?;
-                store::upsert_round(conn, &round.round, round.starts_on, round.ends_on).await?;
-            }
-            _ => {}
+impl Handle<TeamRegistered> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<TeamRegistered>]) -> anyhow::Result<()> {
+        let teams: Vec<_> = events.iter().map(|e| (e.data.team.as_str(), e.data.home_province.as_str())).collect();
+        Ok(store::upsert_teams(conn, &teams).await?)
+    }
+}
+
+impl Handle<RoundConfigured> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<RoundConfigured>]) -> anyhow::Result<()> {
+        let rounds: Vec<_> = events.iter().map(|e| (e.data.round.as_str(), e.data.starts_on, e.data.ends_on)).collect();
+        Ok(store::upsert_rounds(conn, &rounds).await?)
+    }
+}
+
+impl Handle<ProblemReported> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemReported>]) -> anyhow::Result<()> {
+        let reported: Vec<_> = events.iter().map(|e| &e.data).collect();
+        Ok(store::problems_reported(conn, &reported).await?)
+    }
+}
+
+impl Handle<ProblemWithdrawn> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemWithdrawn>]) -> anyhow::Result<()> {
+        let ids: Vec<_> = events.iter().map(|e| e.data.problem_id).collect();
+        Ok(store::take_out(conn, &ids, "withdrawn").await?)
+    }
+}
+
+impl Handle<ProblemMerged> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemMerged>]) -> anyhow::Result<()> {
+        let ids: Vec<_> = events.iter().map(|e| e.data.problem_id).collect();
+        Ok(store::take_out(conn, &ids, "merged").await?)
+    }
+}
+
+impl Handle<ProblemAssigned> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemAssigned>]) -> anyhow::Result<()> {
+        let assigned: Vec<_> = events.iter().map(|e| &e.data).collect();
+        Ok(store::problems_assigned(conn, &assigned).await?)
+    }
+}
+
+impl Handle<HandoverAcknowledged> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<HandoverAcknowledged>]) -> anyhow::Result<()> {
+        let ids: Vec<_> = events.iter().flat_map(|e| e.data.problems.iter().map(|p| p.problem_id)).collect();
+        Ok(store::problems_acknowledged(conn, &ids).await?)
+    }
+}
+
+// Reroutes and extensions are the campaign office's rare acts: one statement each.
+
+impl Handle<ProblemRerouted> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemRerouted>]) -> anyhow::Result<()> {
+        for e in events {
+            store::problem_rerouted(conn, &e.data).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Handle<ProblemExtended> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemExtended>]) -> anyhow::Result<()> {
+        for e in events {
+            store::problem_extended(conn, e.data.problem_id, e.data.deadline).await?;
         }
         Ok(())
     }

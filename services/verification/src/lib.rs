@@ -23,8 +23,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Runs the verification service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runtime = Runtime::start("verification", config.common.clone(), &MIGRATIONS, shutdown).await?;
-    runtime.consume("intake", Arc::new(handlers::Handlers));
-    runtime.consume("assignment", Arc::new(handlers::Handlers));
+    runtime.consume(handlers::routes());
     let settings = Arc::new(config.verification.clone());
     let (pool, outbox, clock) = (runtime.pool.clone(), runtime.outbox.clone(), runtime.clock.clone());
     runtime.every(

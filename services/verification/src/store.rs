@@ -7,17 +7,23 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use shared::events::{ProblemAssigned, ProblemReported, ProblemRerouted};
+use shared::events::{EventKind, PROBLEM_OVERDUE, ProblemAssigned, ProblemReported, ProblemRerouted};
+use shared::order;
 
 use crate::domain::{CityCounts, LegacyProblem, ProgressRequest, RectificationRequest, VerdictRequest};
 
-pub async fn upsert_team(conn: &mut PgConnection, team: &str, home_province: &str) -> sqlx::Result<()> {
+/// The problems table, which keeps each problem's counter of verification's events about it.
+pub const PROBLEMS: &str = "verification.problems";
+
+/// Teams and their home provinces (each team at most once).
+pub async fn upsert_teams(conn: &mut PgConnection, teams: &[(&str, &str)]) -> sqlx::Result<()> {
+    let (ids, provinces): (Vec<&str>, Vec<&str>) = teams.iter().copied().unzip();
     sqlx::query(
-        "INSERT INTO verification.teams (id, home_province) VALUES ($1, $2)
-         ON CONFLICT (id) DO UPDATE SET home_province = $2",
+        "INSERT INTO verification.teams (id, home_province) SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT (id) DO UPDATE SET home_province = EXCLUDED.home_province",
     )
-    .bind(team)
-    .bind(home_province)
+    .bind(&ids)
+    .bind(&provinces)
     .execute(conn)
     .await?;
     Ok(())
@@ -30,53 +36,68 @@ pub async fn team_province(conn: &mut PgConnection, team: &str) -> sqlx::Result<
         .await
 }
 
-/// Keeps what intake said of a problem; intake's and assignment's events may come in any order.
-pub async fn problem_reported(conn: &mut PgConnection, p: &ProblemReported) -> sqlx::Result<()> {
+/// Keeps what intake said of problems; intake's and assignment's events may come in any order.
+pub async fn problems_reported(conn: &mut PgConnection, reported: &[&ProblemReported]) -> sqlx::Result<()> {
+    let text = |f: &dyn Fn(&ProblemReported) -> String| reported.iter().map(|p| f(p)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = reported.iter().map(|p| p.problem_id).collect();
+    let counties: Vec<Option<String>> = reported.iter().map(|p| p.county_code.clone()).collect();
+    let rebounds: Vec<bool> = reported.iter().map(|p| p.rebound_of.is_some()).collect();
     sqlx::query(
         "INSERT INTO verification.problems (problem_id, round_id, city_code, county_code, category, finder_team, rebound)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (problem_id) DO UPDATE SET round_id = $2, county_code = $4, category = $5, finder_team = $6,
-             rebound = verification.problems.rebound OR $7",
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])
+         ON CONFLICT (problem_id) DO UPDATE SET round_id = EXCLUDED.round_id, county_code = EXCLUDED.county_code,
+             category = EXCLUDED.category, finder_team = EXCLUDED.finder_team,
+             rebound = verification.problems.rebound OR EXCLUDED.rebound",
     )
-    .bind(p.problem_id)
-    .bind(&p.round)
-    .bind(&p.city_code)
-    .bind(&p.county_code)
-    .bind(&p.category)
-    .bind(&p.team)
-    .bind(p.rebound_of.is_some())
+    .bind(&ids)
+    .bind(text(&|p| p.round.clone()))
+    .bind(text(&|p| p.city_code.clone()))
+    .bind(&counties)
+    .bind(text(&|p| p.category.clone()))
+    .bind(text(&|p| p.team.clone()))
+    .bind(&rebounds)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Keeps what assignment said: who is responsible, on which sheet, by when.
-pub async fn problem_assigned(conn: &mut PgConnection, p: &ProblemAssigned) -> sqlx::Result<()> {
+pub async fn problems_assigned(conn: &mut PgConnection, assigned: &[&ProblemAssigned]) -> sqlx::Result<()> {
+    let text = |f: &dyn Fn(&ProblemAssigned) -> String| assigned.iter().map(|p| f(p)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = assigned.iter().map(|p| p.problem_id).collect();
+    let counties: Vec<Option<String>> = assigned.iter().map(|p| p.county_code.clone()).collect();
+    let deadlines: Vec<Date> = assigned.iter().map(|p| p.deadline).collect();
     sqlx::query(
         "INSERT INTO verification.problems (problem_id, round_id, city_code, county_code, category, jurisdiction,
                                             handover_no, deadline, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'assigned')
-         ON CONFLICT (problem_id) DO UPDATE SET jurisdiction = $6, handover_no = $7, deadline = $8,
+         SELECT id, round_id, city, county, category, jurisdiction, handover_no, deadline, 'assigned'
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::date[])
+              AS a(id, round_id, city, county, category, jurisdiction, handover_no, deadline)
+         ON CONFLICT (problem_id) DO UPDATE SET jurisdiction = EXCLUDED.jurisdiction,
+             handover_no = EXCLUDED.handover_no, deadline = EXCLUDED.deadline,
              status = CASE WHEN verification.problems.status = 'reported' THEN 'assigned' ELSE verification.problems.status END",
     )
-    .bind(p.problem_id)
-    .bind(&p.round)
-    .bind(&p.city_code)
-    .bind(&p.county_code)
-    .bind(&p.category)
-    .bind(&p.jurisdiction)
-    .bind(&p.handover_no)
-    .bind(p.deadline)
+    .bind(&ids)
+    .bind(text(&|p| p.round.clone()))
+    .bind(text(&|p| p.city_code.clone()))
+    .bind(&counties)
+    .bind(text(&|p| p.category.clone()))
+    .bind(text(&|p| p.jurisdiction.clone()))
+    .bind(text(&|p| p.handover_no.clone()))
+    .bind(&deadlines)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn problem_acknowledged(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE verification.problems SET status = 'acknowledged', updated_at = now() WHERE problem_id = $1 AND status = 'assigned'")
-        .bind(problem_id)
-        .execute(conn)
-        .await?;
+pub async fn problems_acknowledged(conn: &mut PgConnection, problems: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE verification.problems SET status = 'acknowledged', updated_at = now()
+         WHERE problem_id = ANY($1) AND status = 'assigned'",
+    )
+    .bind(problems)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -117,28 +138,30 @@ pub async fn problem(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<
 }
 
 /// Moves a problem to `status` (a reopening with its new deadline, which clears the overdue
-/// flag; a closing with its time); returns its new counter.
+/// flag; a closing with its time) by an event of `kind`; returns its place in verification's
+/// order for that event.
 pub async fn set_status(
     conn: &mut PgConnection,
     problem_id: Uuid,
     status: &str,
     deadline: Option<Date>,
     at: OffsetDateTime,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+    kind: EventKind,
+) -> sqlx::Result<order::Next> {
+    sqlx::query(
         "UPDATE verification.problems SET status = $2, deadline = coalesce($3, deadline),
                 overdue_since = CASE WHEN $3::date IS NULL THEN overdue_since END,
                 reopened_count = reopened_count + CASE WHEN $2 = 'reopened' THEN 1 ELSE 0 END,
-                closed_at = CASE WHEN $2 = 'closed' THEN $4 ELSE closed_at END,
-                problem_seq = problem_seq + 1, updated_at = now()
-         WHERE problem_id = $1 RETURNING problem_seq",
+                closed_at = CASE WHEN $2 = 'closed' THEN $4 ELSE closed_at END, updated_at = now()
+         WHERE problem_id = $1",
     )
     .bind(problem_id)
     .bind(status)
     .bind(deadline)
     .bind(at)
-    .fetch_one(conn)
-    .await
+    .execute(&mut *conn)
+    .await?;
+    order::advance_one(conn, PROBLEMS, problem_id, kind).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
 /// A re-check found the problem back: it counts as a rebound.
@@ -190,15 +213,21 @@ pub async fn newly_overdue(conn: &mut PgConnection, today: Date, limit: i64) -> 
     .await
 }
 
-pub async fn mark_overdue(conn: &mut PgConnection, problem_id: Uuid, since: Date) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "UPDATE verification.problems SET overdue_since = $2, problem_seq = problem_seq + 1, updated_at = now()
-         WHERE problem_id = $1 RETURNING problem_seq",
+/// Flags problems overdue from their day; returns each one's place in verification's order.
+pub async fn mark_overdue(
+    conn: &mut PgConnection,
+    overdue: &[(Uuid, Date)],
+) -> sqlx::Result<HashMap<Uuid, order::Next>> {
+    let (ids, since): (Vec<Uuid>, Vec<Date>) = overdue.iter().copied().unzip();
+    sqlx::query(
+        "UPDATE verification.problems p SET overdue_since = o.since, updated_at = now()
+         FROM unnest($1::uuid[], $2::date[]) AS o(id, since) WHERE p.problem_id = o.id",
     )
-    .bind(problem_id)
-    .bind(since)
-    .fetch_one(conn)
-    .await
+    .bind(&ids)
+    .bind(&since)
+    .execute(&mut *conn)
+    .await?;
+    order::advance(conn, PROBLEMS, &ids, PROBLEM_OVERDUE).await
 }
 
 /// Each city's overdue, reopened and rebound counts.
@@ -297,14 +326,18 @@ pub async fn insert_progress(
     Ok(id)
 }
 
-pub async fn upsert_round(conn: &mut PgConnection, id: &str, starts_on: Date, ends_on: Date) -> sqlx::Result<()> {
+/// Rounds and their dates (each round at most once).
+pub async fn upsert_rounds(conn: &mut PgConnection, rounds: &[(&str, Date, Date)]) -> sqlx::Result<()> {
+    let ids: Vec<&str> = rounds.iter().map(|r| r.0).collect();
+    let starts: Vec<Date> = rounds.iter().map(|r| r.1).collect();
+    let ends: Vec<Date> = rounds.iter().map(|r| r.2).collect();
     sqlx::query(
-        "INSERT INTO verification.rounds (id, starts_on, ends_on) VALUES ($1, $2, $3)
-         ON CONFLICT (id) DO UPDATE SET starts_on = $2, ends_on = $3",
+        "INSERT INTO verification.rounds (id, starts_on, ends_on) SELECT * FROM unnest($1::text[], $2::date[], $3::date[])
+         ON CONFLICT (id) DO UPDATE SET starts_on = EXCLUDED.starts_on, ends_on = EXCLUDED.ends_on",
     )
-    .bind(id)
-    .bind(starts_on)
-    .bind(ends_on)
+    .bind(&ids)
+    .bind(&starts)
+    .bind(&ends)
     .execute(conn)
     .await?;
     Ok(())
@@ -499,11 +532,11 @@ pub async fn import_legacy(
 }
 
 /// A withdrawn or merged report leaves the work: no rectification, no deadline, no verdict.
-pub async fn take_out(conn: &mut PgConnection, problem_id: Uuid, status: &str) -> sqlx::Result<()> {
+pub async fn take_out(conn: &mut PgConnection, problems: &[Uuid], status: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE verification.problems SET status = $2, updated_at = now() WHERE problem_id = $1 AND status <> 'closed'",
+        "UPDATE verification.problems SET status = $2, updated_at = now() WHERE problem_id = ANY($1) AND status <> 'closed'",
     )
-    .bind(problem_id)
+    .bind(problems)
     .bind(status)
     .execute(conn)
     .await?;
