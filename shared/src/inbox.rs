@@ -32,9 +32,9 @@ use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
 use crate::envelope::Event;
+use crate::events::EventKind;
 use crate::messaging;
 use crate::outbox::Outbox;
-use crate::events::EventKind;
 use crate::routing::{Decoded, Dispatch};
 use crate::telemetry;
 use plan::{Item, Step};
@@ -77,9 +77,11 @@ enum Failure {
 
 fn classify(e: anyhow::Error) -> Failure {
     let conflict = e.chain().any(|cause| {
-        cause.downcast_ref::<sqlx::Error>().and_then(|e| e.as_database_error()).and_then(|d| d.code()).is_some_and(
-            |code| code == "40P01" || code == "40001",
-        )
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01" || code == "40001")
     });
     if conflict {
         Failure::Conflict(e)
@@ -88,6 +90,12 @@ fn classify(e: anyhow::Error) -> Failure {
     } else {
         Failure::Handler(e)
     }
+}
+
+/// Why a message could not be decoded into its type.
+enum Undecodable {
+    NotAnEvent(String),
+    Data(String),
 }
 
 /// What became of each delivery of an applied batch, in its order.
@@ -264,24 +272,28 @@ impl Inbox {
                     metrics::counter!("consumer_unrouted_total", "producer" => self.producer).increment(1);
                     ack(message).await;
                 }
-                Err(reason) => {
+                // No event at all: it never will be.
+                Err(Undecodable::NotAnEvent(reason)) => {
                     let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
                     if let Err(e) = self.dead_letter(message, &reason, delivered).await {
                         tracing::debug!(error = %e, "ack lost; the message will come again");
                     }
                 }
+                // Data this version cannot read: tried like a failing handler (a newer producer
+                // may be ahead of this consumer), then dead-lettered.
+                Err(Undecodable::Data(reason)) => self.failed(message, &reason).await,
             }
         }
         deliveries
     }
 
-    fn decode_payload(&self, payload: &[u8]) -> Result<Option<(Event, Decoded)>, String> {
-        let event: Event =
-            serde_json::from_slice(payload).map_err(|e| format!("not a CloudEvents JSON event: {e}"))?;
+    fn decode_payload(&self, payload: &[u8]) -> Result<Option<(Event, Decoded)>, Undecodable> {
+        let event: Event = serde_json::from_slice(payload)
+            .map_err(|e| Undecodable::NotAnEvent(format!("not a CloudEvents JSON event: {e}")))?;
         match self.routes.decode(&event) {
             None => Ok(None),
             Some(Ok(decoded)) => Ok(Some((event, decoded))),
-            Some(Err(e)) => Err(format!("{e:#}")),
+            Some(Err(e)) => Err(Undecodable::Data(format!("{e:#}"))),
         }
     }
 
@@ -293,10 +305,8 @@ impl Inbox {
         problems.sort_unstable();
         problems.dedup();
         let before = self.read_order(&mut tx, &problems).await.map_err(|e| classify(e.into()))?;
-        let items: Vec<Item<'_>> = deliveries
-            .iter()
-            .map(|d| Item { positions: &d.decoded.positions, subject: &d.event.subject })
-            .collect();
+        let items: Vec<Item<'_>> =
+            deliveries.iter().map(|d| Item { positions: &d.decoded.positions, subject: &d.event.subject }).collect();
         let plan = plan::plan(&items, before.clone());
         let mut steps = plan.steps;
 
@@ -308,11 +318,14 @@ impl Inbox {
             .map(|(d, _)| (d.event.id, stream_sequence(d.message)))
             .collect();
         let fresh = self.record(&mut tx, &unordered).await.map_err(|e| classify(e.into()))?;
+        // An event about no problem that came twice in one batch counts once (the plan knows
+        // the repeats of events about problems by their counters).
         let mut seen = HashSet::new();
         for (d, step) in deliveries.iter().zip(steps.iter_mut()) {
-            // An event twice in one batch counts once.
-            let repeat = !seen.insert(d.event.id) || (d.decoded.positions.is_empty() && !fresh.contains(&d.event.id));
-            if repeat && matches!(step, Step::Apply { .. }) {
+            if d.decoded.positions.is_empty()
+                && matches!(step, Step::Apply { .. })
+                && (!fresh.contains(&d.event.id) || !seen.insert(d.event.id))
+            {
                 *step = Step::Repeat;
             }
         }
@@ -484,7 +497,7 @@ impl Inbox {
         };
         for (id, payload) in letters {
             let outcome = match self.decode_payload(&payload) {
-                Err(reason) => format!("failed again: {reason}"),
+                Err(Undecodable::NotAnEvent(reason) | Undecodable::Data(reason)) => format!("failed again: {reason}"),
                 Ok(None) => "not an event this service handles".to_string(),
                 Ok(Some((event, decoded))) => {
                     match self.apply(vec![Delivery { message: None, event, decoded }]).await {

@@ -153,8 +153,9 @@ pub async fn ensure_consumer(
     };
     match stream.consumer_info(&name).await {
         Ok(info) => {
-            let current = <consumer::pull::Config as consumer::FromConsumer>::try_from_consumer_config(info.config.clone())
-                .map_err(|e| anyhow::anyhow!("consumer {name} is not a pull consumer: {e}"))?;
+            let current =
+                <consumer::pull::Config as consumer::FromConsumer>::try_from_consumer_config(info.config.clone())
+                    .map_err(|e| anyhow::anyhow!("consumer {name} is not a pull consumer: {e}"))?;
             let mut have = current.filter_subjects.clone();
             let mut want = filters.clone();
             have.sort();

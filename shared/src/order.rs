@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 use crate::events::{EventKind, Previous};
 
+/// The counter of the latest event of each kind.
+type Counters = BTreeMap<String, i64>;
+
 /// A problem's place in its producer's order, for the event about to be published.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Next {
@@ -38,7 +41,7 @@ pub async fn advance(
          FROM before WHERE t.problem_id = before.problem_id
          RETURNING t.problem_id, t.problem_seq, before.seq_by_kind"
     );
-    let rows: Vec<(Uuid, i64, Json<BTreeMap<String, i64>>)> =
+    let rows: Vec<(Uuid, i64, Json<Counters>)> =
         sqlx::query_as(AssertSqlSafe(sql)).bind(problems).bind(kind.name).fetch_all(conn).await?;
     Ok(rows
         .into_iter()

@@ -29,8 +29,8 @@ use crate::config::CommonConfig;
 use crate::error::ApiError;
 use crate::http::JsonBody;
 use crate::inbox::Inbox;
-use crate::routing::{Dispatch, Routes};
 use crate::outbox::Outbox;
+use crate::routing::{Dispatch, Routes};
 use crate::{db, http, messaging};
 
 pub struct Runtime {

@@ -6,6 +6,7 @@ mod bad_input;
 mod clock;
 mod crash;
 mod dead_letters;
+mod event_path;
 mod evidence;
 mod faults;
 mod fuzz;

@@ -12,8 +12,8 @@ use shared::auth::{Caller, Claims, Role};
 use shared::clock::Clock;
 use shared::error::{ApiError, Validator};
 use shared::events::{
-    EventKind, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED, ProblemDisputed,
-    ProblemExtended, ProblemRerouted, ProblemSeq,
+    EventKind, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED,
+    ProblemDisputed, ProblemExtended, ProblemRerouted, ProblemSeq,
 };
 use shared::http::{JsonBody, QueryParams, parse_id};
 use shared::order;
@@ -454,9 +454,7 @@ async fn decide(
             reason: decision.reason.clone(),
             granted_at: now,
         };
-        s.outbox
-            .publish(&mut tx, Some(&entry.city_code), entry.problem_id.to_string(), &event)
-            .await?;
+        s.outbox.publish(&mut tx, Some(&entry.city_code), entry.problem_id.to_string(), &event).await?;
     }
     s.outbox.commit(tx).await?;
     Ok(Json(json!({ "id": id, "problem_id": extension.problem_id, "status": status })))

@@ -9,8 +9,8 @@ use shared::events::{
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
 
-use crate::store::{self, VerificationWord};
 use crate::domain;
+use crate::store::{self, VerificationWord};
 
 pub struct Handlers {
     pub clock: Clock,

@@ -49,7 +49,11 @@ pub struct Received<'a> {
 }
 
 /// Enters reported problems in the ledger, to be gathered onto their city's next sheet.
-pub async fn receive_problems(conn: &mut PgConnection, problems: &[Received<'_>], at: OffsetDateTime) -> sqlx::Result<()> {
+pub async fn receive_problems(
+    conn: &mut PgConnection,
+    problems: &[Received<'_>],
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
     let column = |f: &dyn Fn(&ProblemReported) -> String| problems.iter().map(|r| f(r.problem)).collect::<Vec<_>>();
     let ids: Vec<Uuid> = problems.iter().map(|r| r.problem.problem_id).collect();
     let counties: Vec<Option<String>> = problems.iter().map(|r| r.problem.county_code.clone()).collect();
@@ -153,7 +157,12 @@ pub async fn insert_handover(
 }
 
 /// Puts problems on a sheet, each with its deadline.
-pub async fn assign(conn: &mut PgConnection, no: &str, at: OffsetDateTime, deadlines: &[(Uuid, Date)]) -> sqlx::Result<()> {
+pub async fn assign(
+    conn: &mut PgConnection,
+    no: &str,
+    at: OffsetDateTime,
+    deadlines: &[(Uuid, Date)],
+) -> sqlx::Result<()> {
     let (ids, dates): (Vec<Uuid>, Vec<Date>) = deadlines.iter().copied().unzip();
     sqlx::query(
         "UPDATE assignment.ledger l SET handover_no = $1, assigned_at = $2, deadline = d.deadline,
@@ -490,11 +499,13 @@ pub async fn decide_extension(
 
 /// Moves the deadline in force (the original stays).
 pub async fn extend(conn: &mut PgConnection, problem_id: Uuid, deadline: Date) -> sqlx::Result<()> {
-    sqlx::query("UPDATE assignment.ledger SET deadline = $2, overdue = false, updated_at = now() WHERE problem_id = $1")
-        .bind(problem_id)
-        .bind(deadline)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE assignment.ledger SET deadline = $2, overdue = false, updated_at = now() WHERE problem_id = $1",
+    )
+    .bind(problem_id)
+    .bind(deadline)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -258,7 +258,11 @@ pub async fn record(
     for (city_code, checks) in checks {
         // The subject names the batch by its first check.
         let subject = checks[0].inspection_id.to_string();
-        events.push(Outgoing::new(Some(&city_code), subject, &InspectionsRecorded { city_code: city_code.clone(), checks }));
+        events.push(Outgoing::new(
+            Some(&city_code),
+            subject,
+            &InspectionsRecorded { city_code: city_code.clone(), checks },
+        ));
     }
     outbox.publish_many(conn, events).await?;
 

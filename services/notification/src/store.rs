@@ -469,7 +469,10 @@ pub async fn receipt_key(conn: &mut PgConnection) -> sqlx::Result<Vec<u8>> {
 // ---- Problems and their deadlines ----
 
 /// What a handover sheet says of problems (`city`, `at`: the sheet's): where, what, whose.
-pub async fn note_problems(conn: &mut PgConnection, noted: &[(ProblemFacts, &str, OffsetDateTime)]) -> sqlx::Result<()> {
+pub async fn note_problems(
+    conn: &mut PgConnection,
+    noted: &[(ProblemFacts, &str, OffsetDateTime)],
+) -> sqlx::Result<()> {
     let facts = Columns::of(noted.iter().map(|(f, city, at)| (f, *city, *at, 0)));
     sqlx::query(
         "INSERT INTO notification.problems
@@ -648,7 +651,10 @@ impl ProblemRow {
 }
 
 /// What is known of `ids`, by id.
-pub async fn problems(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<std::collections::HashMap<Uuid, ProblemRow>> {
+pub async fn problems(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> sqlx::Result<std::collections::HashMap<Uuid, ProblemRow>> {
     let rows: Vec<ProblemRow> = sqlx::query_as(
         "SELECT problem_id, jurisdiction, category, site_name, description, deadline, deadline_set_at
          FROM notification.problems WHERE problem_id = ANY($1)",

@@ -39,9 +39,7 @@ impl Publisher {
                 status: entry.status,
                 entry_hash: entry.leaf_hash,
             };
-            self.outbox
-                .publish(conn, entry.city_code.as_deref(), entry.index.to_string(), &event)
-                .await?;
+            self.outbox.publish(conn, entry.city_code.as_deref(), entry.index.to_string(), &event).await?;
         }
         Ok(())
     }
@@ -101,8 +99,10 @@ impl Handle<InspectionsRecorded> for Handlers {
                 count.1 += i64::from(check.duplicates);
             }
         }
-        let counts: Vec<_> =
-            counts.into_iter().map(|((round, city), (checks, dups))| (round.into(), city.into(), checks, dups)).collect();
+        let counts: Vec<_> = counts
+            .into_iter()
+            .map(|((round, city), (checks, dups))| (round.into(), city.into(), checks, dups))
+            .collect();
         Ok(store::count_inspections(conn, &counts).await?)
     }
 }
@@ -207,7 +207,11 @@ impl Handle<ProblemExtended> for Handlers {
 }
 
 impl Handle<RectificationProgressed> for Handlers {
-    async fn handle(&self, conn: &mut PgConnection, events: &[Received<RectificationProgressed>]) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        events: &[Received<RectificationProgressed>],
+    ) -> anyhow::Result<()> {
         for e in events {
             let r = &e.data;
             store::rectification_progressed(conn, r.problem_id, &r.stage, r.percent_done).await?;

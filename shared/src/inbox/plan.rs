@@ -69,7 +69,8 @@ pub fn plan(items: &[Item<'_>], mut last: HashMap<Uuid, i64>) -> Plan {
                 continue;
             }
             if item.positions.iter().all(|p| applied(p) >= p.needs) {
-                let wave = item.positions.iter().filter_map(|p| problem_wave.get(&p.problem_id)).max().map_or(0, |w| w + 1);
+                let wave =
+                    item.positions.iter().filter_map(|p| problem_wave.get(&p.problem_id)).max().map_or(0, |w| w + 1);
                 for p in item.positions {
                     last.insert(p.problem_id, p.seq);
                     problem_wave.insert(p.problem_id, wave);
@@ -153,10 +154,11 @@ mod tests {
 
     #[test]
     fn events_about_no_problem_go_in_stream_order_per_subject() {
-        let items = [Item { positions: &[], subject: "R1" }, Item { positions: &[], subject: "R2" }, Item {
-            positions: &[],
-            subject: "R1",
-        }];
+        let items = [
+            Item { positions: &[], subject: "R1" },
+            Item { positions: &[], subject: "R2" },
+            Item { positions: &[], subject: "R1" },
+        ];
         let plan = plan(&items, HashMap::new());
         assert_eq!(plan.steps, vec![Step::Apply { wave: 0 }, Step::Apply { wave: 0 }, Step::Apply { wave: 1 }]);
     }
