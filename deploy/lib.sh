@@ -57,26 +57,49 @@ ensure_nats_binary() {
     export NATS_SERVER_BIN="$bin"
 }
 
-nats_answers() {
-    (exec 3<>"/dev/tcp/127.0.0.1/4222") 2>/dev/null
+# The version of the nats-server answering on 127.0.0.1:$1 (from its INFO line); empty if none.
+nats_version() {
+    local line
+    exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 0
+    read -r -t 2 line <&3 || true
+    exec 3<&-
+    sed -n 's/.*"version":"\([0-9.]*\)".*/\1/p' <<<"$line"
 }
 
-# NATS with JetStream on 127.0.0.1:4222: the one running, else one started here with a user
-# per service (`skyledger nats-config`; each may publish only its own subjects), whose
-# passwords `skyledger up` hands to the services. Needs target/release/skyledger.
+# Whether version $1 is at least $2.
+version_at_least() {
+    [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]
+}
+
+# NATS with JetStream, 2.10 or later (consumers are filtered to several subjects): the one
+# running on 127.0.0.1:4222 if it is recent enough, else one started here with a user per
+# service (`skyledger nats-config`; each may publish only its own subjects), whose passwords
+# `skyledger up` hands to the services — on 4222 when that port is free, on 4223 beside an
+# older server (Debian's is 2.9). Needs target/release/skyledger.
 ensure_nats() {
-    if nats_answers; then
-        return 0
+    local port=4222 version
+    version=$(nats_version 4222)
+    if [ -n "$version" ]; then
+        if version_at_least "$version" 2.10.0; then
+            return 0
+        fi
+        port=4223
+        say "the nats-server on 4222 is $version; Skyledger needs 2.10 or later: using one on $port"
+        export SKYLEDGER__NATS_URL="nats://127.0.0.1:$port"
+        if [ -n "$(nats_version "$port")" ] && [ -f var/nats/passwords.json ]; then
+            export SKYLEDGER_NATS_PASSWORDS="$PWD/var/nats/passwords.json"
+            return 0
+        fi
     fi
     ensure_nats_binary
     mkdir -p var/nats
-    target/release/skyledger nats-config --dir var/nats >/dev/null
+    target/release/skyledger nats-config --dir var/nats --port "$port" >/dev/null
     export SKYLEDGER_NATS_PASSWORDS="$PWD/var/nats/passwords.json"
-    say "starting nats-server with JetStream and a user per service on 127.0.0.1:4222 (var/nats)"
+    say "starting nats-server $NATS_VERSION with JetStream and a user per service on 127.0.0.1:$port (var/nats)"
     # Its own session, so Ctrl-C reaches the services first and NATS is stopped after them.
     setsid "$NATS_SERVER_BIN" -c var/nats/nats.conf -l var/nats/nats.log &
     STARTED_NATS=$!
-    for _ in $(seq 1 50); do nats_answers && return 0; sleep 0.2; done
+    for _ in $(seq 1 50); do [ -n "$(nats_version "$port")" ] && return 0; sleep 0.2; done
     echo "nats-server did not start; see var/nats/nats.log" >&2
     return 1
 }
