@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod frontier;
 pub mod handlers;
 pub mod merkle;
 pub mod public_log;
