@@ -121,7 +121,7 @@ impl<'a> Nodes<'a> {
     /// MTH(D[start:end]), end > start.
     fn range_root(&mut self, start: u64, end: u64) -> Option<Hash> {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros();
             return (self.lookup)(NodeId { level, index: start >> level });
         }

@@ -1,56 +1,26 @@
 //! Publication builds the public record from intake's, assignment's and verification's events,
-//! which may arrive in any order across producers, and announces each public entry.
+//! which may arrive in any order across producers: facts and history lines, and a mark that the
+//! problem waits for the log writer (`writer.rs`), which publishes and announces each entry.
 
-use std::sync::Arc;
-
-use shared::clock::Clock;
 use shared::envelope::Event;
 use shared::events::{
-    CITY_ESCALATED, CityEscalated, ENTRY_PUBLISHED, EntryPublished, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged,
-    INSPECTION_RECORDED, InspectionRecorded, PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_EXTENDED, PROBLEM_OVERDUE,
-    PROBLEM_REOPENED, PROBLEM_REPORTED, PROBLEM_REROUTED, ProblemAssigned, ProblemClosed, ProblemExtended,
-    ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RECTIFICATION_PROGRESSED,
-    RECTIFICATION_REPORTED, ROUND_CONFIGURED, RectificationProgressed, RectificationReported, RoundConfigured,
-    TEAM_ASSIGNED, TeamAssigned,
+    CITY_ESCALATED, CityEscalated, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, INSPECTION_RECORDED,
+    InspectionRecorded, PROBLEM_ASSIGNED, PROBLEM_CLOSED, PROBLEM_EXTENDED, PROBLEM_OVERDUE, PROBLEM_REOPENED,
+    PROBLEM_REPORTED, PROBLEM_REROUTED, ProblemAssigned, ProblemClosed, ProblemExtended, ProblemOverdue,
+    ProblemReopened, ProblemReported, ProblemRerouted, RECTIFICATION_PROGRESSED, RECTIFICATION_REPORTED,
+    ROUND_CONFIGURED, RectificationProgressed, RectificationReported, RoundConfigured, TEAM_ASSIGNED, TeamAssigned,
 };
 use shared::inbox::EventHandler;
-use shared::outbox::Outbox;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain;
-use crate::public_log::LogSigner;
-use crate::redaction::{self, DisclosurePolicy};
-use crate::store::{self, HistoryLine, Publishing, VerificationWord};
-
-#[derive(Clone)]
-pub struct Publisher {
-    pub outbox: Outbox,
-    pub signer: Arc<LogSigner>,
-    pub policy: DisclosurePolicy,
-    pub clock: Clock,
-}
-
-impl Publisher {
-    /// Re-derives the problem's public state and announces whatever it added to the log.
-    pub async fn refresh(&self, conn: &mut PgConnection, problem_id: Uuid) -> anyhow::Result<()> {
-        let publishing = Publishing { policy: self.policy, now: self.clock.now(), signer: &self.signer };
-        for entry in store::refresh(conn, problem_id, &publishing).await? {
-            let event = EntryPublished {
-                entry_seq: entry.index,
-                problem_id,
-                status: entry.status,
-                entry_hash: entry.leaf_hash,
-            };
-            self.outbox
-                .publish(conn, &ENTRY_PUBLISHED, entry.city_code.as_deref(), entry.index.to_string(), &event)
-                .await?;
-        }
-        Ok(())
-    }
-}
+use crate::redaction;
+use crate::store::{self, HistoryLine, VerificationWord};
+pub use crate::writer::Publisher;
 
 pub struct Handlers {
+    /// The log writer, to wake once a batch that marked problems has committed.
     pub publisher: Publisher,
 }
 
@@ -120,8 +90,9 @@ impl EventHandler for Handlers {
                     let what = domain::said_acknowledged(&ack.handover_no);
                     let history = line(p.problem_id, source, ack.acknowledged_at, "acknowledged", &what);
                     store::add_history(conn, &history).await?;
-                    self.publisher.refresh(conn, p.problem_id).await?;
                 }
+                let ids: Vec<Uuid> = ack.problems.iter().map(|p| p.problem_id).collect();
+                store::mark_pending(conn, &ids).await?;
                 return Ok(());
             }
             Some(PROBLEM_REROUTED) => {
@@ -199,6 +170,8 @@ impl EventHandler for Handlers {
             }
             _ => return Ok(()),
         };
-        self.publisher.refresh(conn, problem_id).await
+        // The log writer decides the rest, after this transaction commits.
+        store::mark_pending(conn, &[problem_id]).await?;
+        Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! Publication's SQL, all in the `publication` schema.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -8,10 +10,10 @@ use uuid::Uuid;
 
 use shared::events::{InspectionRecorded, ProblemAssigned, ProblemExtended, ProblemRerouted, RoundConfigured};
 
-use crate::domain;
+use crate::frontier::{Frontier, NodeId};
 use crate::merkle::{self, Hash};
-use crate::public_log::{self, Checkpoint, EntryContent, LogSigner};
-use crate::redaction::{DisclosurePolicy, PublicEvidence, ReportedFacts, Visibility, VisibilityFacts};
+use crate::public_log::Checkpoint;
+use crate::redaction::{PublicEvidence, ReportedFacts};
 
 // ---------------------------------------------------------------------------------------------
 // Applying events
@@ -302,181 +304,359 @@ pub async fn add_history(conn: &mut PgConnection, h: &HistoryLine<'_>) -> sqlx::
 }
 
 // ---------------------------------------------------------------------------------------------
-// Public state and the log
+// Waiting for the log writer
 
-/// An entry just appended to the log.
-pub struct Appended {
-    pub index: i64,
-    pub problem_id: Uuid,
-    pub city_code: Option<String>,
-    pub status: String,
-    pub leaf_hash: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct Facts {
-    category: Option<String>,
-    verification_status: Option<String>,
-    handed_over_at: Option<OffsetDateTime>,
-    acknowledged_at: Option<OffsetDateTime>,
-    approved_at: Option<OffsetDateTime>,
-    city_code: Option<String>,
-}
-
-/// Everything `refresh` needs besides the connection.
-pub struct Publishing<'a> {
-    pub policy: DisclosurePolicy,
-    pub now: OffsetDateTime,
-    pub signer: &'a LogSigner,
-}
-
-/// Recomputes a problem's public status and whether it is public; once it is, appends to the
-/// log its history not logged yet, in the order things happened.
-pub async fn refresh(conn: &mut PgConnection, problem_id: Uuid, p: &Publishing<'_>) -> sqlx::Result<Vec<Appended>> {
-    let row: Option<Facts> = sqlx::query_as(
-        "SELECT category, verification_status, handed_over_at, acknowledged_at, approved_at, city_code
-         FROM publication.problems WHERE problem_id = $1",
-    )
-    .bind(problem_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(f) = row else { return Ok(vec![]) };
-    let facts = VisibilityFacts {
-        reported: f.category.is_some(),
-        handed_over_at: f.handed_over_at,
-        approved: f.approved_at.is_some(),
-    };
-    let public = p.policy.visibility(&facts, p.now) == Visibility::Public;
-    let status = domain::public_status(
-        f.verification_status.as_deref(),
-        f.acknowledged_at.is_some(),
-        f.handed_over_at.is_some(),
-    );
+/// Marks problems as waiting for the log writer (`writer.rs`): their public state may have
+/// changed, or they have history to log. One statement for any number of problems; marking a
+/// problem again only moves it back in the queue.
+pub async fn mark_pending(conn: &mut PgConnection, problem_ids: &[Uuid]) -> sqlx::Result<()> {
+    if problem_ids.is_empty() {
+        return Ok(());
+    }
+    // In id order, so that two transactions marking the same problems lock them in one order.
     sqlx::query(
-        "UPDATE publication.problems SET status = $2, public = public OR $3, updated_at = now() WHERE problem_id = $1",
+        "INSERT INTO publication.pending (problem_id)
+         SELECT DISTINCT id FROM unnest($1::uuid[]) AS t(id) ORDER BY id
+         ON CONFLICT (problem_id) DO UPDATE SET mark = nextval('publication.pending_mark'), due_at = '-infinity'",
     )
-    .bind(problem_id)
-    .bind(&status)
-    .bind(public)
-    .execute(&mut *conn)
+    .bind(problem_ids)
+    .execute(conn)
     .await?;
-    // Once public, always public: a retraction is a public entry, not a disappearance.
-    let public: bool = sqlx::query_scalar("SELECT public FROM publication.problems WHERE problem_id = $1")
-        .bind(problem_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !public {
-        return Ok(vec![]);
-    }
-    let unlogged: Vec<(i64, OffsetDateTime, String, String, String)> = sqlx::query_as(
-        "SELECT id, at, kind, status, what FROM publication.history WHERE problem_id = $1 AND entry_seq IS NULL
-         ORDER BY at, id",
-    )
-    .bind(problem_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    if unlogged.is_empty() {
-        return Ok(vec![]);
-    }
-    // One writer at a time extends the log.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.log', 0))").execute(&mut *conn).await?;
-    let mut index: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM publication.log_entries")
-        .fetch_one(&mut *conn)
-        .await?;
-    let mut appended = Vec::with_capacity(unlogged.len());
-    for (history_id, at, kind, entry_status, what) in unlogged {
-        let content = EntryContent {
-            index,
-            kind: kind.clone(),
-            problem_id,
-            at: shared::csv::timestamp(at),
-            status: entry_status.clone(),
-            what,
-        }
-        .to_text();
-        let content_hash = public_log::content_hash(&content);
-        let leaf = public_log::leaf_of(&content_hash);
-        sqlx::query(
-            "INSERT INTO publication.log_entries (idx, kind, problem_id, content, content_hash, leaf_hash, signature)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(index)
-        .bind(&kind)
-        .bind(problem_id)
-        .bind(&content)
-        .bind(merkle::to_hex(&content_hash))
-        .bind(merkle::to_hex(&leaf))
-        .bind(p.signer.sign_entry(index, &leaf))
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("UPDATE publication.history SET entry_seq = $2 WHERE id = $1")
-            .bind(history_id)
-            .bind(index)
-            .execute(&mut *conn)
-            .await?;
-        appended.push(Appended {
-            index,
-            problem_id,
-            city_code: f.city_code.clone(),
-            status: entry_status,
-            leaf_hash: merkle::to_hex(&leaf),
-        });
-        index += 1;
-    }
-    Ok(appended)
+    Ok(())
 }
 
-/// Problems whose public state may have changed with time alone: handed over but not public
-/// (an embargo may have ended), or public with history not yet logged.
-pub async fn due_for_refresh(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT problem_id FROM publication.problems p
-         WHERE (NOT public AND handed_over_at IS NOT NULL AND category IS NOT NULL)
-            OR (public AND EXISTS (SELECT 1 FROM publication.history h WHERE h.problem_id = p.problem_id AND h.entry_seq IS NULL))
-         ORDER BY handed_over_at LIMIT $1",
+/// Marks every problem handed over but not public yet, for the writer to look at again: the
+/// disclosure policy may have changed since it last did (at start).
+pub async fn mark_unpublished_pending(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO publication.pending (problem_id)
+         SELECT problem_id FROM publication.problems
+         WHERE NOT public AND handed_over_at IS NOT NULL AND category IS NOT NULL ORDER BY problem_id
+         ON CONFLICT (problem_id) DO UPDATE SET due_at = '-infinity'",
     )
-    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether the writer has anything to do: problems due, and the log's size against its latest
+/// checkpoint (size and when it was made). Read without locks, to keep an idle poll cheap.
+pub struct Outlook {
+    pub due: bool,
+    /// None: the frontier is not built yet.
+    pub size: Option<i64>,
+    pub checkpoint: Option<(i64, OffsetDateTime)>,
+}
+
+pub async fn writer_outlook(conn: &mut PgConnection, now: OffsetDateTime) -> sqlx::Result<Outlook> {
+    let (due, size, checkpoint_size, checkpoint_at): (bool, Option<i64>, Option<i64>, Option<OffsetDateTime>) =
+        sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM publication.pending WHERE due_at <= $1),
+                    (SELECT size FROM publication.log_state), c.tree_size, c.made_at
+             FROM (SELECT 1) AS one
+             LEFT JOIN LATERAL (SELECT tree_size, made_at FROM publication.checkpoints ORDER BY tree_size DESC LIMIT 1) AS c
+                 ON true",
+        )
+        .bind(now)
+        .fetch_one(conn)
+        .await?;
+    Ok(Outlook { due, size, checkpoint: checkpoint_size.zip(checkpoint_at) })
+}
+
+/// Whether the problem waits for the writer and is due.
+pub async fn is_pending_due(conn: &mut PgConnection, problem_id: Uuid, now: OffsetDateTime) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM publication.pending WHERE problem_id = $1 AND due_at <= $2)")
+        .bind(problem_id)
+        .bind(now)
+        .fetch_one(conn)
+        .await
+}
+
+/// Up to `limit` problems due for the writer (all of them, or only those of `only`), the
+/// earliest marked first, each locked until the writer commits. A mark some transaction is
+/// making right now is left for the next pass.
+pub async fn take_pending(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+    only: Option<&[Uuid]>,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    match only {
+        None => {
+            sqlx::query_scalar(
+                "SELECT problem_id FROM publication.pending WHERE due_at <= $1 ORDER BY due_at, mark LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        }
+        Some(ids) => {
+            sqlx::query_scalar(
+                "SELECT problem_id FROM publication.pending WHERE problem_id = ANY($2) AND due_at <= $1
+             ORDER BY due_at, mark LIMIT $3 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(now)
+            .bind(ids)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        }
+    }
+}
+
+/// What the writer decides a problem's public state from.
+#[derive(Debug, sqlx::FromRow)]
+pub struct WriterFacts {
+    pub problem_id: Uuid,
+    pub category: Option<String>,
+    pub verification_status: Option<String>,
+    pub handed_over_at: Option<OffsetDateTime>,
+    pub acknowledged_at: Option<OffsetDateTime>,
+    pub approved_at: Option<OffsetDateTime>,
+    pub city_code: Option<String>,
+    pub public: bool,
+}
+
+/// The facts of these problems, each row locked for the writer. A problem another transaction
+/// is changing right now is left out: it stays marked, and the writer takes it next time.
+pub async fn writer_facts(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<WriterFacts>> {
+    sqlx::query_as(
+        "SELECT problem_id, category, verification_status, handed_over_at, acknowledged_at, approved_at, city_code, public
+         FROM publication.problems WHERE problem_id = ANY($1) FOR NO KEY UPDATE SKIP LOCKED",
+    )
+    .bind(ids)
     .fetch_all(conn)
     .await
 }
 
-/// Makes a signed checkpoint when the log has grown since the last one.
-pub async fn checkpoint_if_grown(
-    conn: &mut PgConnection,
-    signer: &LogSigner,
-    now: OffsetDateTime,
-) -> sqlx::Result<Option<Checkpoint>> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.log', 0))").execute(&mut *conn).await?;
-    let size = log_size(conn).await?;
-    let last: i64 = sqlx::query_scalar("SELECT coalesce(max(tree_size), 0) FROM publication.checkpoints")
-        .fetch_one(&mut *conn)
-        .await?;
-    if size <= last {
-        return Ok(None);
-    }
-    let leaves = leaf_hashes(conn, size).await?;
-    let checkpoint = signer.checkpoint(size, &merkle::root(&leaves), (now.unix_timestamp_nanos() / 1_000_000) as i64);
-    sqlx::query(
-        "INSERT INTO publication.checkpoints (tree_size, root_hash, made_at, body, signature) VALUES ($1, $2, $3, $4, $5)",
+/// Of these problems, those the record does not hold at all.
+pub async fn unknown_problems(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM unnest($1::uuid[]) AS t(id)
+         WHERE NOT EXISTS (SELECT 1 FROM publication.problems p WHERE p.problem_id = t.id)",
     )
-    .bind(checkpoint.tree_size)
-    .bind(&checkpoint.root_hash)
-    .bind(now)
-    .bind(&checkpoint.body)
-    .bind(&checkpoint.signature)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Some(checkpoint))
+    .bind(ids)
+    .fetch_all(conn)
+    .await
 }
 
-/// The first `size` leaf hashes, in order.
+/// Writes the problems' public status and whether they are public (once public, always public).
+pub async fn write_public_state(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    statuses: &[String],
+    public: &[bool],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE publication.problems p SET status = u.status, public = p.public OR u.public, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS u(id, status, public) WHERE p.problem_id = u.id",
+    )
+    .bind(ids)
+    .bind(statuses)
+    .bind(public)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A history line not in the log yet.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Unlogged {
+    pub id: i64,
+    pub problem_id: Uuid,
+    pub at: OffsetDateTime,
+    pub kind: String,
+    pub status: String,
+    pub what: String,
+}
+
+/// The unlogged history of these problems: problem by problem in the order given, each in the
+/// order things happened.
+pub async fn unlogged_history(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Unlogged>> {
+    sqlx::query_as(
+        "SELECT h.id, h.problem_id, h.at, h.kind, h.status, h.what
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS p(id, n)
+         JOIN publication.history h ON h.problem_id = p.id AND h.entry_seq IS NULL
+         ORDER BY p.n, h.at, h.id",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// A log entry to append, and the history line it logs.
+pub struct NewEntry {
+    pub index: i64,
+    pub kind: String,
+    pub problem_id: Uuid,
+    pub content: String,
+    pub content_hash: Hash,
+    pub leaf_hash: Hash,
+    pub signature: String,
+    pub history_id: i64,
+}
+
+/// Appends entries to the log and notes each history line's place in it: two statements.
+pub async fn append_entries(conn: &mut PgConnection, entries: &[NewEntry]) -> sqlx::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let indexes: Vec<i64> = entries.iter().map(|e| e.index).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let problems: Vec<Uuid> = entries.iter().map(|e| e.problem_id).collect();
+    let contents: Vec<&str> = entries.iter().map(|e| e.content.as_str()).collect();
+    let content_hashes: Vec<String> = entries.iter().map(|e| merkle::to_hex(&e.content_hash)).collect();
+    let leaf_hashes: Vec<String> = entries.iter().map(|e| merkle::to_hex(&e.leaf_hash)).collect();
+    let signatures: Vec<&str> = entries.iter().map(|e| e.signature.as_str()).collect();
+    let history_ids: Vec<i64> = entries.iter().map(|e| e.history_id).collect();
+    sqlx::query(
+        "INSERT INTO publication.log_entries (idx, kind, problem_id, content, content_hash, leaf_hash, signature)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])",
+    )
+    .bind(&indexes)
+    .bind(&kinds)
+    .bind(&problems)
+    .bind(&contents)
+    .bind(&content_hashes)
+    .bind(&leaf_hashes)
+    .bind(&signatures)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE publication.history h SET entry_seq = u.idx
+         FROM unnest($1::bigint[], $2::bigint[]) AS u(id, idx) WHERE h.id = u.id",
+    )
+    .bind(&history_ids)
+    .bind(&indexes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Clears the marks of the problems done, and puts off those under embargo until it ends.
+pub async fn finish_pending(
+    conn: &mut PgConnection,
+    done: &[Uuid],
+    later: &[(Uuid, OffsetDateTime)],
+) -> sqlx::Result<()> {
+    if !done.is_empty() {
+        sqlx::query("DELETE FROM publication.pending WHERE problem_id = ANY($1)")
+            .bind(done)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !later.is_empty() {
+        let (ids, until): (Vec<Uuid>, Vec<OffsetDateTime>) = later.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE publication.pending p SET due_at = u.until
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until) WHERE p.problem_id = u.id",
+        )
+        .bind(&ids)
+        .bind(&until)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The log's tree
+
+fn bad_hash() -> sqlx::Error {
+    sqlx::Error::Decode("a stored tree hash is not 32 bytes".into())
+}
+
+/// Locks the log for the one writer until its transaction ends, and answers its frontier (none:
+/// not built yet).
+pub async fn lock_log(conn: &mut PgConnection) -> sqlx::Result<Option<Frontier>> {
+    let (size, hashes): (Option<i64>, Vec<Vec<u8>>) =
+        sqlx::query_as("SELECT size, frontier FROM publication.log_state FOR UPDATE").fetch_one(conn).await?;
+    let Some(size) = size else { return Ok(None) };
+    let hashes = hashes.into_iter().map(|h| Hash::try_from(h).map_err(|_| bad_hash())).collect::<Result<_, _>>()?;
+    Frontier::from_parts(size as u64, hashes)
+        .map(Some)
+        .ok_or_else(|| sqlx::Error::Decode(format!("the stored frontier does not fit a log of {size} entries").into()))
+}
+
+pub async fn save_frontier(conn: &mut PgConnection, frontier: &Frontier) -> sqlx::Result<()> {
+    let hashes: Vec<&[u8]> = frontier.hashes().iter().map(|h| &h[..]).collect();
+    sqlx::query("UPDATE publication.log_state SET size = $1, frontier = $2")
+        .bind(frontier.size() as i64)
+        .bind(&hashes)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores completed subtrees, in statements of at most 10,000.
+pub async fn store_nodes(conn: &mut PgConnection, nodes: &[(NodeId, Hash)]) -> sqlx::Result<()> {
+    for chunk in nodes.chunks(10_000) {
+        let levels: Vec<i16> = chunk.iter().map(|(id, _)| id.level as i16).collect();
+        let indexes: Vec<i64> = chunk.iter().map(|(id, _)| id.index as i64).collect();
+        let hashes: Vec<&[u8]> = chunk.iter().map(|(_, h)| &h[..]).collect();
+        sqlx::query(
+            "INSERT INTO publication.log_nodes (level, idx, hash)
+             SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+        )
+        .bind(&levels)
+        .bind(&indexes)
+        .bind(&hashes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The stored subtrees asked for (those stored).
+pub async fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> sqlx::Result<HashMap<NodeId, Hash>> {
+    let levels: Vec<i16> = ids.iter().map(|id| id.level as i16).collect();
+    let indexes: Vec<i64> = ids.iter().map(|id| id.index as i64).collect();
+    let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS w(level, idx)
+         JOIN publication.log_nodes n ON n.level = w.level AND n.idx = w.idx",
+    )
+    .bind(&levels)
+    .bind(&indexes)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(level, index, hash)| {
+            Ok((NodeId { level: level as u32, index: index as u64 }, Hash::try_from(hash).map_err(|_| bad_hash())?))
+        })
+        .collect()
+}
+
+/// The first `size` leaf hashes, in order (to build the tree of a log kept before frontiers).
 pub async fn leaf_hashes(conn: &mut PgConnection, size: i64) -> sqlx::Result<Vec<Hash>> {
     let rows: Vec<String> =
         sqlx::query_scalar("SELECT leaf_hash FROM publication.log_entries WHERE idx < $1 ORDER BY idx")
             .bind(size)
             .fetch_all(conn)
             .await?;
-    Ok(rows.iter().map(|h| merkle::from_hex(h).unwrap_or([0; 32])).collect())
+    rows.iter().map(|h| merkle::from_hex(h).ok_or_else(bad_hash)).collect()
+}
+
+/// The latest checkpoint's size and when it was made.
+pub async fn last_checkpoint(conn: &mut PgConnection) -> sqlx::Result<Option<(i64, OffsetDateTime)>> {
+    sqlx::query_as("SELECT tree_size, made_at FROM publication.checkpoints ORDER BY tree_size DESC LIMIT 1")
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn add_checkpoint(conn: &mut PgConnection, c: &Checkpoint, made_at: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.checkpoints (tree_size, root_hash, made_at, body, signature) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(c.tree_size)
+    .bind(&c.root_hash)
+    .bind(made_at)
+    .bind(&c.body)
+    .bind(&c.signature)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
