@@ -89,16 +89,12 @@ impl Publisher {
     /// The writer's job: runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         // The disclosure policy may have changed since the last run: what is not public yet is
-        // looked at again.
-        match self.pool.acquire().await {
-            Ok(mut conn) => match store::mark_unpublished_pending(&mut conn).await {
-                Ok(n) if n > 0 => tracing::info!(problems = n, "problems not public yet marked for the log writer"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot mark the problems not public yet"),
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot mark the problems not public yet"),
-        }
+        // looked at again (tried until it succeeds).
+        let mut remarked = false;
         loop {
+            if !remarked {
+                remarked = self.mark_unpublished().await;
+            }
             if let Err(e) = self.drain().await {
                 tracing::warn!(error = format!("{e:#}"), "the log writer failed; trying again");
             }
@@ -106,6 +102,28 @@ impl Publisher {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.pacing.poll) => {}
                 _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn mark_unpublished(&self) -> bool {
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mark the problems not public yet; trying again");
+                return false;
+            }
+        };
+        match store::mark_unpublished_pending(&mut conn).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(problems = n, "problems not public yet marked for the log writer");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mark the problems not public yet; trying again");
+                false
             }
         }
     }
