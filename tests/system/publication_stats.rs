@@ -182,7 +182,13 @@ async fn the_campaign_summary_equals_the_events_fed_in() {
         (gas_record["deadline"].as_str(), gas_record["progress_stage"].as_str()),
         (Some("2019-10-31"), Some("管网铺设"))
     );
-    let (_, rerouted) = get(&stack, "publication", &format!("/v1/problems/{scattered}"), None).await;
+    // The log writer logs the reroute a moment after the consumer has recorded it.
+    let rerouted = eventually("the reroute to be the last line of the public history", WAIT, || async {
+        let (_, body) = get(&stack, "publication", &format!("/v1/problems/{scattered}"), None).await;
+        let last = body["history"].as_array().and_then(|h| h.last()).map(|l| l["status"].clone());
+        (last == Some(json!("rerouted"))).then_some(body)
+    })
+    .await;
     assert_eq!(rerouted["jurisdiction"], "130402");
     assert_eq!(rerouted["history"].as_array().unwrap().last().unwrap()["status"], "rerouted");
     let (_, overdue) = get(&stack, "publication", &format!("/v1/problems/{emergency}"), None).await;
