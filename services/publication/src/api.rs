@@ -19,6 +19,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::frontier::{self, NodeId, Nodes};
 use crate::handlers::Publisher;
 use crate::merkle;
 use crate::render::{self, Lang};
@@ -572,15 +573,30 @@ async fn inclusion_proof(
     v.check(tree_size >= 1 && tree_size <= size, "tree_size", format!("between 1 and the log's size ({size})"));
     v.check(q.index >= 0 && q.index < tree_size.max(1), "index", "an entry index below tree_size");
     v.finish()?;
-    let leaves = store::leaf_hashes(&mut conn, tree_size).await?;
-    let path = merkle::inclusion_proof(q.index as usize, &leaves).unwrap_or_default();
+    let (index, size) = (q.index as u64, tree_size as u64);
+    let ask = |t: &mut Nodes<'_>| Some((t.leaf(index)?, t.root(size)?, t.inclusion_proof(index, size)?));
+    let (leaf, root, path) = from_stored_nodes(&mut conn, ask).await?;
     Ok(Json(json!({
         "index": q.index,
         "tree_size": tree_size,
-        "leaf_hash": merkle::to_hex(&leaves[q.index as usize]),
-        "root_hash": merkle::to_hex(&merkle::root(&leaves)),
+        "leaf_hash": merkle::to_hex(&leaf),
+        "root_hash": merkle::to_hex(&root),
         "audit_path": path.iter().map(merkle::to_hex).collect::<Vec<_>>(),
     })))
+}
+
+/// Answers `ask` from the log's stored subtrees: O(log n) of them, fetched in one query.
+async fn from_stored_nodes<T>(
+    conn: &mut PgConnection,
+    ask: impl Fn(&mut Nodes<'_>) -> Option<T>,
+) -> Result<T, ApiError> {
+    let ids = frontier::needed(|t| {
+        ask(t);
+    });
+    let stored = store::nodes(conn, &ids).await?;
+    let mut lookup = |id: NodeId| stored.get(&id).copied();
+    ask(&mut Nodes::new(&mut lookup))
+        .ok_or_else(|| ApiError::from(anyhow::anyhow!("the log's stored tree lacks a node it should hold")))
 }
 
 #[derive(Deserialize)]
@@ -599,27 +615,16 @@ async fn consistency_proof(
     v.check(q.second >= 1 && q.second <= size, "second", format!("between 1 and the log's size ({size})"));
     v.check(q.first >= 1 && q.first <= q.second, "first", "between 1 and second");
     v.finish()?;
-    let leaves = store::leaf_hashes(&mut conn, q.second).await?;
-    let proof = merkle::consistency_proof(q.first as usize, &leaves).unwrap_or_default();
+    let (first, second) = (q.first as u64, q.second as u64);
+    let ask = |t: &mut Nodes<'_>| Some((t.root(first)?, t.root(second)?, t.consistency_proof(first, second)?));
+    let (first_root, second_root, proof) = from_stored_nodes(&mut conn, ask).await?;
     Ok(Json(json!({
         "first": q.first,
         "second": q.second,
-        "first_root": merkle::to_hex(&merkle::root(&leaves[..q.first as usize])),
-        "second_root": merkle::to_hex(&merkle::root(&leaves)),
+        "first_root": merkle::to_hex(&first_root),
+        "second_root": merkle::to_hex(&second_root),
         "proof": proof.iter().map(merkle::to_hex).collect::<Vec<_>>(),
     })))
-}
-
-/// Publishes what time alone made public (embargoes ending) and what a failure left unlogged,
-/// then signs a checkpoint if the log grew.
-pub async fn publish_due(pool: &PgPool, publisher: &Publisher) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    for id in store::due_for_refresh(&mut tx, 500).await? {
-        publisher.refresh(&mut tx, id).await?;
-    }
-    store::checkpoint_if_grown(&mut tx, &publisher.signer, OffsetDateTime::now_utc()).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -717,6 +722,8 @@ async fn csv(
 // ---------------------------------------------------------------------------------------------
 // The campaign office's acts: each is a new public entry, never a silent edit.
 
+/// Records an act as a history line of the problem and marks the problem for the log writer;
+/// `published` logs it once the act's transaction has committed.
 async fn record_act(
     s: &AppState,
     conn: &mut PgConnection,
@@ -725,10 +732,26 @@ async fn record_act(
     status: &str,
     what: &str,
 ) -> Result<(), ApiError> {
-    let line = HistoryLine { problem_id, source_id: Uuid::now_v7(), at: s.publisher.clock.now(), kind, status, what };
-    store::add_history(conn, &line).await?;
-    s.publisher.refresh(conn, problem_id).await?;
+    let line = HistoryLine {
+        problem_id,
+        source_id: Uuid::now_v7(),
+        at: s.publisher.clock.now(),
+        kind,
+        status,
+        what: what.to_string(),
+    };
+    store::add_history(conn, &[line]).await?;
+    store::mark_pending(conn, &[problem_id]).await?;
     Ok(())
+}
+
+/// Has the log writer publish what a committed act changed, so that the answer shows it. The
+/// act stands whatever happens here: should the writer fail, its job publishes it later.
+async fn published(s: &AppState, problem_id: Uuid) {
+    if let Err(e) = s.publisher.publish_now(problem_id).await {
+        tracing::warn!(error = format!("{e:#}"), %problem_id, "the log writer failed after an act; its job will publish it");
+        s.publisher.wake();
+    }
 }
 
 async fn answer_problem(conn: &mut PgConnection, id: Uuid) -> Result<Json<Value>, ApiError> {
@@ -765,9 +788,9 @@ async fn mark_typical(
     }
     let what = crate::domain::said_typical_case(body.narrative.trim());
     record_act(&s, &mut tx, id, "typical_case", "typical_case", &what).await?;
-    let answer = answer_problem(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(answer)
+    published(&s, id).await;
+    answer_problem(&mut *s.pool.acquire().await?, id).await
 }
 
 async fn approve(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -777,8 +800,9 @@ async fn approve(State(s): State<AppState>, caller: Caller, Path(id): Path<Strin
     if !store::approve(&mut tx, id, s.publisher.clock.now()).await? {
         return Err(ApiError::not_found(format!("problem {id}")));
     }
-    s.publisher.refresh(&mut tx, id).await?;
+    store::mark_pending(&mut tx, &[id]).await?;
     tx.commit().await?;
+    published(&s, id).await;
     Ok(Json(json!({ "id": id, "approved": true })))
 }
 
@@ -809,9 +833,9 @@ async fn retract(
         return Err(ApiError::not_found(format!("public problem {id}")));
     }
     record_act(&s, &mut tx, id, "retraction", "retracted", &crate::domain::said_retracted(body.reason.trim())).await?;
-    let answer = answer_problem(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(answer)
+    published(&s, id).await;
+    answer_problem(&mut *s.pool.acquire().await?, id).await
 }
 
 #[derive(Deserialize)]
@@ -844,9 +868,9 @@ async fn correct(
     };
     let what = crate::domain::said_corrected(&body.field, &previous, body.value.trim(), body.reason.trim());
     record_act(&s, &mut tx, id, "correction", "corrected", &what).await?;
-    let answer = answer_problem(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(answer)
+    published(&s, id).await;
+    answer_problem(&mut *s.pool.acquire().await?, id).await
 }
 
 async fn takedown(
@@ -868,5 +892,8 @@ async fn takedown(
         record_act(&s, &mut tx, problem_id, "takedown", "withdrawn", &what).await?;
     }
     tx.commit().await?;
+    if let Some(problem_id) = problem {
+        published(&s, problem_id).await;
+    }
     Ok(Json(json!({ "index": index, "withdrawn": true })))
 }

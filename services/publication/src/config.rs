@@ -16,8 +16,12 @@ pub struct PublicationConfig {
     pub require_approval: bool,
     /// The Ed25519 key that signs log entries and checkpoints (hex seed), created on first use.
     pub checkpoint_key_file: String,
-    /// How often the log is checked for growth and a new checkpoint signed.
+    /// At most how often a new checkpoint is signed, whenever the log has grown.
     pub checkpoint_interval_millis: u64,
+    /// How often the log writer looks for work when nobody wakes it (embargoes ending).
+    pub writer_poll_millis: u64,
+    /// Problems the log writer takes per transaction.
+    pub writer_chunk: i64,
     /// The log's name in its checkpoints; empty: the public base URL without its scheme.
     pub log_origin: String,
 }
@@ -32,6 +36,8 @@ impl Default for PublicationConfig {
             require_approval: false,
             checkpoint_key_file: "var/publication-log.key".into(),
             checkpoint_interval_millis: 5000,
+            writer_poll_millis: 200,
+            writer_chunk: 500,
             log_origin: String::new(),
         }
     }

@@ -1,76 +1,33 @@
 //! Publication builds the public record from intake's, assignment's and verification's events,
-//! which may arrive in any order across producers, and announces each public entry.
+//! which may arrive in any order across producers: facts and history lines, and a mark that the
+//! problem waits for the log writer (`writer.rs`), which publishes and announces each entry.
+//! Each batch of one kind is written with one multi-row statement per table.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use shared::clock::Clock;
 use shared::events::{
-    CityEscalated, EntryPublished, HandoverAcknowledged, InspectionsRecorded, ProblemAssigned, ProblemClosed,
-    ProblemExtended, ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RectificationProgressed,
-    RectificationReported, RoundConfigured, TeamAssigned,
+    CityEscalated, HandoverAcknowledged, InspectionsRecorded, ProblemAssigned, ProblemClosed, ProblemExtended,
+    ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RectificationProgressed, RectificationReported,
+    RoundConfigured, TeamAssigned,
 };
-use shared::outbox::Outbox;
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain;
-use crate::public_log::LogSigner;
-use crate::redaction::{self, DisclosurePolicy};
-use crate::store::{self, HistoryLine, Publishing, VerificationWord};
-
-#[derive(Clone)]
-pub struct Publisher {
-    pub outbox: Outbox,
-    pub signer: Arc<LogSigner>,
-    pub policy: DisclosurePolicy,
-    pub clock: Clock,
-}
-
-impl Publisher {
-    /// Re-derives the problem's public state and announces whatever it added to the log.
-    pub async fn refresh(&self, conn: &mut PgConnection, problem_id: Uuid) -> anyhow::Result<()> {
-        let publishing = Publishing { policy: self.policy, now: self.clock.now(), signer: &self.signer };
-        for entry in store::refresh(conn, problem_id, &publishing).await? {
-            let event = EntryPublished {
-                entry_seq: entry.index,
-                problem_id,
-                status: entry.status,
-                entry_hash: entry.leaf_hash,
-            };
-            self.outbox.publish(conn, entry.city_code.as_deref(), entry.index.to_string(), &event).await?;
-        }
-        Ok(())
-    }
-}
+use crate::redaction;
+use crate::store::{self, HistoryLine, VerificationWord};
+pub use crate::writer::Publisher;
 
 pub struct Handlers {
+    /// The log writer, woken once a batch that marked problems has committed.
     pub publisher: Publisher,
-}
-
-fn line<'a>(
-    problem_id: Uuid,
-    source_id: Uuid,
-    at: time::OffsetDateTime,
-    status: &'a str,
-    what: &'a str,
-) -> HistoryLine<'a> {
-    HistoryLine { problem_id, source_id, at, kind: "step", status, what }
-}
-
-fn note<'a>(
-    problem_id: Uuid,
-    source_id: Uuid,
-    at: time::OffsetDateTime,
-    status: &'a str,
-    what: &'a str,
-) -> HistoryLine<'a> {
-    HistoryLine { problem_id, source_id, at, kind: "note", status, what }
 }
 
 /// What publication consumes.
 pub fn routes(handlers: Handlers) -> Routes<Handlers> {
+    let publisher = handlers.publisher.clone();
     Routes::new(handlers)
         .on::<InspectionsRecorded>()
         .on::<RoundConfigured>()
@@ -86,6 +43,37 @@ pub fn routes(handlers: Handlers) -> Routes<Handlers> {
         .on::<ProblemReopened>()
         .on::<ProblemOverdue>()
         .on::<CityEscalated>()
+        .after_commit(move || publisher.wake())
+}
+
+/// A step of the problem's life, in its public history.
+fn step(
+    problem_id: Uuid,
+    source_id: Uuid,
+    at: OffsetDateTime,
+    status: &'static str,
+    what: String,
+) -> HistoryLine<'static> {
+    HistoryLine { problem_id, source_id, at, kind: "step", status, what }
+}
+
+/// Something that happened to the problem without moving it, in its public history.
+fn note(
+    problem_id: Uuid,
+    source_id: Uuid,
+    at: OffsetDateTime,
+    status: &'static str,
+    what: String,
+) -> HistoryLine<'static> {
+    HistoryLine { problem_id, source_id, at, kind: "note", status, what }
+}
+
+/// Writes history lines and marks their problems for the log writer.
+async fn record(conn: &mut PgConnection, lines: Vec<HistoryLine<'_>>) -> anyhow::Result<()> {
+    store::add_history(conn, &lines).await?;
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.problem_id).collect();
+    store::mark_pending(conn, &ids).await?;
+    Ok(())
 }
 
 impl Handle<InspectionsRecorded> for Handlers {
@@ -106,6 +94,8 @@ impl Handle<InspectionsRecorded> for Handlers {
         Ok(store::count_inspections(conn, &counts).await?)
     }
 }
+
+// Rounds, teams and escalations are the campaign office's rare acts: one statement each.
 
 impl Handle<RoundConfigured> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<RoundConfigured>]) -> anyhow::Result<()> {
@@ -136,73 +126,84 @@ impl Handle<CityEscalated> for Handlers {
 
 impl Handle<ProblemReported> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemReported>]) -> anyhow::Result<()> {
-        for e in events {
-            let p = &e.data;
-            // The disclosure policy decides what of the report is kept at all.
-            let facts = redaction::reported(p);
-            store::problem_reported(conn, &facts).await?;
-            let what = domain::said_reported(&facts.category, &facts.site_name);
-            store::add_history(conn, &line(p.problem_id, e.id, p.checked_at, "reported", &what)).await?;
-            self.publisher.refresh(conn, p.problem_id).await?;
-        }
-        Ok(())
+        // The disclosure policy decides what of the report is kept at all.
+        let facts: Vec<_> = events.iter().map(|e| redaction::reported(&e.data)).collect();
+        store::problems_reported(conn, &facts).await?;
+        let lines = events
+            .iter()
+            .zip(&facts)
+            .map(|(e, f)| {
+                let what = domain::said_reported(&f.category, &f.site_name);
+                step(e.data.problem_id, e.id, e.data.checked_at, "reported", what)
+            })
+            .collect();
+        record(conn, lines).await
     }
 }
 
 impl Handle<ProblemAssigned> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemAssigned>]) -> anyhow::Result<()> {
-        for e in events {
-            let p = &e.data;
-            store::problem_assigned(conn, p).await?;
-            let what = domain::said_assigned(&p.handover_no, &p.jurisdiction, &p.deadline.to_string());
-            store::add_history(conn, &line(p.problem_id, e.id, p.assigned_at, "assigned", &what)).await?;
-            self.publisher.refresh(conn, p.problem_id).await?;
-        }
-        Ok(())
+        let assigned: Vec<_> = events.iter().map(|e| &e.data).collect();
+        store::problems_assigned(conn, &assigned).await?;
+        let lines = events
+            .iter()
+            .map(|e| {
+                let p = &e.data;
+                let what = domain::said_assigned(&p.handover_no, &p.jurisdiction, &p.deadline.to_string());
+                step(p.problem_id, e.id, p.assigned_at, "assigned", what)
+            })
+            .collect();
+        record(conn, lines).await
     }
 }
 
 impl Handle<HandoverAcknowledged> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<HandoverAcknowledged>]) -> anyhow::Result<()> {
-        for e in events {
-            let ack = &e.data;
-            for p in &ack.problems {
-                store::problem_acknowledged(conn, p.problem_id, p.problem_seq, ack.acknowledged_at).await?;
-                // One history row per problem: the event id alone would name only the first.
-                let source = Uuid::new_v5(&e.id, p.problem_id.as_bytes());
-                let what = domain::said_acknowledged(&ack.handover_no);
-                let history = line(p.problem_id, source, ack.acknowledged_at, "acknowledged", &what);
-                store::add_history(conn, &history).await?;
-                self.publisher.refresh(conn, p.problem_id).await?;
-            }
-        }
-        Ok(())
+        let acks: Vec<_> = events
+            .iter()
+            .flat_map(|e| e.data.problems.iter().map(|p| (p.problem_id, p.problem_seq, e.data.acknowledged_at)))
+            .collect();
+        store::problems_acknowledged(conn, &acks).await?;
+        let lines = events
+            .iter()
+            .flat_map(|e| {
+                e.data.problems.iter().map(move |p| {
+                    // One history line per problem: the event id alone would name only the first.
+                    let source = Uuid::new_v5(&e.id, p.problem_id.as_bytes());
+                    let what = domain::said_acknowledged(&e.data.handover_no);
+                    step(p.problem_id, source, e.data.acknowledged_at, "acknowledged", what)
+                })
+            })
+            .collect();
+        record(conn, lines).await
     }
 }
 
+// Reroutes, extensions and progress stages are rare: one statement each, one history write.
+
 impl Handle<ProblemRerouted> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemRerouted>]) -> anyhow::Result<()> {
+        let mut lines = Vec::with_capacity(events.len());
         for e in events {
             let r = &e.data;
             store::problem_rerouted(conn, r).await?;
             let what = domain::said_rerouted(&r.from_jurisdiction, &r.to_jurisdiction, &r.deadline.to_string());
-            store::add_history(conn, &note(r.problem_id, e.id, r.rerouted_at, "rerouted", &what)).await?;
-            self.publisher.refresh(conn, r.problem_id).await?;
+            lines.push(note(r.problem_id, e.id, r.rerouted_at, "rerouted", what));
         }
-        Ok(())
+        record(conn, lines).await
     }
 }
 
 impl Handle<ProblemExtended> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemExtended>]) -> anyhow::Result<()> {
+        let mut lines = Vec::with_capacity(events.len());
         for e in events {
             let x = &e.data;
             store::problem_extended(conn, x).await?;
             let what = domain::said_extended(&x.previous_deadline.to_string(), &x.deadline.to_string());
-            store::add_history(conn, &note(x.problem_id, e.id, x.granted_at, "extended", &what)).await?;
-            self.publisher.refresh(conn, x.problem_id).await?;
+            lines.push(note(x.problem_id, e.id, x.granted_at, "extended", what));
         }
-        Ok(())
+        record(conn, lines).await
     }
 }
 
@@ -212,89 +213,110 @@ impl Handle<RectificationProgressed> for Handlers {
         conn: &mut PgConnection,
         events: &[Received<RectificationProgressed>],
     ) -> anyhow::Result<()> {
+        let mut lines = Vec::with_capacity(events.len());
         for e in events {
             let r = &e.data;
             store::rectification_progressed(conn, r.problem_id, &r.stage, r.percent_done).await?;
-            let what = domain::said_progressed(&r.stage, r.percent_done);
-            store::add_history(conn, &note(r.problem_id, e.id, r.reported_at, "progressed", &what)).await?;
-            self.publisher.refresh(conn, r.problem_id).await?;
+            lines.push(note(
+                r.problem_id,
+                e.id,
+                r.reported_at,
+                "progressed",
+                domain::said_progressed(&r.stage, r.percent_done),
+            ));
         }
-        Ok(())
+        record(conn, lines).await
     }
 }
 
 impl Handle<ProblemOverdue> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemOverdue>]) -> anyhow::Result<()> {
-        for e in events {
-            let o = &e.data;
-            store::problem_overdue(conn, o.problem_id, o.overdue_on).await?;
-            let what = domain::said_overdue(&o.deadline.to_string());
-            // The first moment of the first overdue day, Asia/Shanghai.
-            let at = o.overdue_on.midnight().assume_offset(time::macros::offset!(+8));
-            store::add_history(conn, &note(o.problem_id, e.id, at, "overdue", &what)).await?;
-            self.publisher.refresh(conn, o.problem_id).await?;
-        }
-        Ok(())
+        let overdue: Vec<_> = events.iter().map(|e| (e.data.problem_id, e.data.overdue_on)).collect();
+        store::problems_overdue(conn, &overdue).await?;
+        let lines = events
+            .iter()
+            .map(|e| {
+                let o = &e.data;
+                // The first moment of the first overdue day, Asia/Shanghai.
+                let at = o.overdue_on.midnight().assume_offset(time::macros::offset!(+8));
+                note(o.problem_id, e.id, at, "overdue", domain::said_overdue(&o.deadline.to_string()))
+            })
+            .collect();
+        record(conn, lines).await
     }
 }
 
 impl Handle<RectificationReported> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<RectificationReported>]) -> anyhow::Result<()> {
-        for e in events {
-            let r = &e.data;
-            let word = VerificationWord {
-                problem_id: r.problem_id,
-                seq: r.problem_seq,
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                seq: e.data.problem_seq,
                 status: "rectification_reported",
-                at: r.reported_at,
+                at: e.data.reported_at,
                 new_deadline: None,
-            };
-            store::verification_word(conn, &word).await?;
-            let what = domain::said_rectification_reported();
-            let history = line(r.problem_id, e.id, r.reported_at, "rectification_reported", &what);
-            store::add_history(conn, &history).await?;
-            self.publisher.refresh(conn, r.problem_id).await?;
-        }
-        Ok(())
+            })
+            .collect();
+        store::verification_words(conn, &words).await?;
+        let lines = events
+            .iter()
+            .map(|e| {
+                let what = domain::said_rectification_reported();
+                step(e.data.problem_id, e.id, e.data.reported_at, "rectification_reported", what)
+            })
+            .collect();
+        record(conn, lines).await
     }
 }
 
 impl Handle<ProblemClosed> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemClosed>]) -> anyhow::Result<()> {
-        for e in events {
-            let c = &e.data;
-            let word = VerificationWord {
-                problem_id: c.problem_id,
-                seq: c.problem_seq,
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                seq: e.data.problem_seq,
                 status: "closed",
-                at: c.verified_at,
+                at: e.data.verified_at,
                 new_deadline: None,
-            };
-            store::verification_word(conn, &word).await?;
-            let what = domain::said_closed();
-            store::add_history(conn, &line(c.problem_id, e.id, c.verified_at, "closed", &what)).await?;
-            self.publisher.refresh(conn, c.problem_id).await?;
-        }
-        Ok(())
+            })
+            .collect();
+        store::verification_words(conn, &words).await?;
+        let lines = events
+            .iter()
+            .map(|e| step(e.data.problem_id, e.id, e.data.verified_at, "closed", domain::said_closed()))
+            .collect();
+        record(conn, lines).await
     }
 }
 
 impl Handle<ProblemReopened> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemReopened>]) -> anyhow::Result<()> {
-        for e in events {
-            let r = &e.data;
-            let word = VerificationWord {
-                problem_id: r.problem_id,
-                seq: r.problem_seq,
+        let words: Vec<_> = events
+            .iter()
+            .map(|e| VerificationWord {
+                problem_id: e.data.problem_id,
+                seq: e.data.problem_seq,
                 status: "reopened",
-                at: r.verified_at,
-                new_deadline: Some(r.deadline),
-            };
-            store::verification_word(conn, &word).await?;
-            let what = domain::said_reopened(&r.result, &r.deadline.to_string());
-            store::add_history(conn, &line(r.problem_id, e.id, r.verified_at, "reopened", &what)).await?;
-            self.publisher.refresh(conn, r.problem_id).await?;
-        }
-        Ok(())
+                at: e.data.verified_at,
+                new_deadline: Some(e.data.deadline),
+            })
+            .collect();
+        store::verification_words(conn, &words).await?;
+        let lines = events
+            .iter()
+            .map(|e| {
+                let r = &e.data;
+                step(
+                    r.problem_id,
+                    e.id,
+                    r.verified_at,
+                    "reopened",
+                    domain::said_reopened(&r.result, &r.deadline.to_string()),
+                )
+            })
+            .collect();
+        record(conn, lines).await
     }
 }

@@ -4,12 +4,14 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod frontier;
 pub mod handlers;
 pub mod merkle;
 pub mod public_log;
 pub mod redaction;
 pub mod render;
 pub mod store;
+pub mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,19 +34,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let signer =
         Arc::new(LogSigner::load_or_create(std::path::Path::new(&settings.checkpoint_key_file), settings.origin())?);
     let runtime = Runtime::start("publication", config.common.clone(), &MIGRATIONS, shutdown).await?;
-    let publisher = Publisher {
-        outbox: runtime.outbox.clone(),
-        signer: signer.clone(),
-        policy: DisclosurePolicy { embargo_hours: settings.embargo_hours, require_approval: settings.require_approval },
-        clock: runtime.clock.clone(),
+    let pacing = writer::Pacing {
+        poll: Duration::from_millis(settings.writer_poll_millis.max(10)),
+        chunk: settings.writer_chunk.max(1),
+        checkpoint_interval: Duration::from_millis(settings.checkpoint_interval_millis),
     };
+    let publisher = Publisher::new(
+        runtime.pool.clone(),
+        runtime.outbox.clone(),
+        signer.clone(),
+        DisclosurePolicy { embargo_hours: settings.embargo_hours, require_approval: settings.require_approval },
+        runtime.clock.clone(),
+        pacing,
+    );
     runtime.consume(handlers::routes(handlers::Handlers { publisher: publisher.clone() }));
-    // Embargoes end with time alone, and checkpoints follow the log's growth.
-    let (pool, job) = (runtime.pool.clone(), publisher.clone());
-    runtime.every("publish-due", Duration::from_millis(settings.checkpoint_interval_millis.max(100)), move || {
-        let (pool, job) = (pool.clone(), job.clone());
-        async move { api::publish_due(&pool, &job).await }
-    });
+    // The one writer of the public log: woken after changes, polling besides (embargoes end with
+    // time alone), signing checkpoints as the log grows.
+    runtime.tasks().spawn(publisher.clone().run(runtime.shutdown.clone()));
     let state = api::AppState {
         pool: runtime.pool.clone(),
         base_url: settings.public_base_url.trim_end_matches('/').to_string(),

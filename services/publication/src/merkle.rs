@@ -16,7 +16,8 @@ pub fn leaf_hash(leaf: &[u8]) -> Hash {
     h.finalize().into()
 }
 
-fn node_hash(left: &Hash, right: &Hash) -> Hash {
+/// The hash of an interior node: `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update([1u8]);
     h.update(left);

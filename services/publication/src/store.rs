@@ -1,5 +1,7 @@
 //! Publication's SQL, all in the `publication` schema.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -8,10 +10,10 @@ use uuid::Uuid;
 
 use shared::events::{ProblemAssigned, ProblemExtended, ProblemRerouted, RoundConfigured};
 
-use crate::domain;
+use crate::frontier::{Frontier, NodeId};
 use crate::merkle::{self, Hash};
-use crate::public_log::{self, Checkpoint, EntryContent, LogSigner};
-use crate::redaction::{DisclosurePolicy, PublicEvidence, ReportedFacts, Visibility, VisibilityFacts};
+use crate::public_log::Checkpoint;
+use crate::redaction::{PublicEvidence, ReportedFacts};
 
 // ---------------------------------------------------------------------------------------------
 // Applying events
@@ -83,39 +85,71 @@ pub async fn city_escalated(
     Ok(())
 }
 
-pub async fn problem_reported(conn: &mut PgConnection, p: &ReportedFacts) -> sqlx::Result<()> {
+/// Intake's reports (each problem at most once), as the disclosure policy keeps them.
+pub async fn problems_reported(conn: &mut PgConnection, reported: &[ReportedFacts]) -> sqlx::Result<()> {
+    let text = |f: &dyn Fn(&ReportedFacts) -> String| reported.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = reported.iter().map(|p| p.problem_id).collect();
+    let counties: Vec<Option<String>> = reported.iter().map(|p| p.county_code.clone()).collect();
+    let lats: Vec<f64> = reported.iter().map(|p| p.lat).collect();
+    let lons: Vec<f64> = reported.iter().map(|p| p.lon).collect();
+    let found: Vec<OffsetDateTime> = reported.iter().map(|p| p.found_at).collect();
+    let rebounds: Vec<Option<Uuid>> = reported.iter().map(|p| p.rebound_of).collect();
+    let evidence: Vec<serde_json::Value> =
+        reported.iter().map(|p| serde_json::to_value(&p.evidence).expect("evidence serialises")).collect();
     sqlx::query(
-        "INSERT INTO publication.problems (problem_id, round_id, category, severity, city_code, county_code, site_name,
-                                           site_lat, site_lon, description, found_at, rebound_of, evidence)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-         ON CONFLICT (problem_id) DO UPDATE SET round_id = $2, category = $3, severity = $4,
-             city_code = coalesce(publication.problems.city_code, $5), county_code = $6, site_name = $7,
-             site_lat = $8, site_lon = $9, description = $10, found_at = $11, rebound_of = $12, evidence = $13",
+        "INSERT INTO publication.problems AS p (problem_id, round_id, category, severity, city_code, county_code,
+                                                site_name, site_lat, site_lon, description, found_at, rebound_of, evidence)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                              $8::float8[], $9::float8[], $10::text[], $11::timestamptz[], $12::uuid[], $13::jsonb[])
+         ON CONFLICT (problem_id) DO UPDATE SET round_id = EXCLUDED.round_id, category = EXCLUDED.category,
+             severity = EXCLUDED.severity, city_code = coalesce(p.city_code, EXCLUDED.city_code),
+             county_code = EXCLUDED.county_code, site_name = EXCLUDED.site_name, site_lat = EXCLUDED.site_lat,
+             site_lon = EXCLUDED.site_lon, description = EXCLUDED.description, found_at = EXCLUDED.found_at,
+             rebound_of = EXCLUDED.rebound_of, evidence = EXCLUDED.evidence",
     )
-    .bind(p.problem_id)
-    .bind(&p.round)
-    .bind(&p.category)
-    .bind(&p.severity)
-    .bind(&p.city_code)
-    .bind(&p.county_code)
-    .bind(&p.site_name)
-    .bind(p.lat)
-    .bind(p.lon)
-    .bind(&p.description)
-    .bind(p.found_at)
-    .bind(p.rebound_of)
-    .bind(Json(&p.evidence))
+    .bind(&ids)
+    .bind(text(&|p| p.round.clone()))
+    .bind(text(&|p| p.category.clone()))
+    .bind(text(&|p| p.severity.clone()))
+    .bind(text(&|p| p.city_code.clone()))
+    .bind(&counties)
+    .bind(text(&|p| p.site_name.clone()))
+    .bind(&lats)
+    .bind(&lons)
+    .bind(text(&|p| p.description.clone()))
+    .bind(&found)
+    .bind(&rebounds)
+    .bind(&evidence)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// A deadline set by a word at `at` holds unless a later word set another (assignment and
-/// verification both set deadlines, and their events arrive in any order).
-const DEADLINE_RULE: &str =
-    "deadline = CASE WHEN publication.problems.deadline_at IS NULL OR $3 >= publication.problems.deadline_at
-                                  THEN $2 ELSE publication.problems.deadline END,
-             deadline_at = greatest(publication.problems.deadline_at, $3)";
+/// Deadlines set by words at their times (each problem at most once): a deadline holds unless a
+/// later word set another (assignment and verification both set deadlines, and their events
+/// arrive in any order).
+async fn set_deadlines(conn: &mut PgConnection, deadlines: &[(Uuid, Date, OffsetDateTime)]) -> sqlx::Result<()> {
+    if deadlines.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = deadlines.iter().map(|d| d.0).collect();
+    let dates: Vec<Date> = deadlines.iter().map(|d| d.1).collect();
+    let at: Vec<OffsetDateTime> = deadlines.iter().map(|d| d.2).collect();
+    sqlx::query(
+        "INSERT INTO publication.problems AS p (problem_id, deadline, deadline_at)
+         SELECT * FROM unnest($1::uuid[], $2::date[], $3::timestamptz[])
+         ON CONFLICT (problem_id) DO UPDATE SET
+             deadline = CASE WHEN p.deadline_at IS NULL OR EXCLUDED.deadline_at >= p.deadline_at
+                             THEN EXCLUDED.deadline ELSE p.deadline END,
+             deadline_at = greatest(p.deadline_at, EXCLUDED.deadline_at)",
+    )
+    .bind(&ids)
+    .bind(&dates)
+    .bind(&at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 async fn set_deadline(
     conn: &mut PgConnection,
@@ -123,58 +157,55 @@ async fn set_deadline(
     deadline: Date,
     at: OffsetDateTime,
 ) -> sqlx::Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO publication.problems (problem_id, deadline, deadline_at) VALUES ($1, $2, $3)
-         ON CONFLICT (problem_id) DO UPDATE SET {DEADLINE_RULE}"
-    )))
-    .bind(problem_id)
-    .bind(deadline)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    set_deadlines(conn, &[(problem_id, deadline, at)]).await
 }
 
-/// Hand-over: its date is a fact whatever the order; where the problem stands (sheet,
-/// jurisdiction) is assignment's latest word.
-pub async fn problem_assigned(conn: &mut PgConnection, p: &ProblemAssigned) -> sqlx::Result<()> {
+/// Hand-overs (each problem at most once): the date is a fact whatever the order; where the
+/// problem stands (sheet, jurisdiction) is assignment's latest word.
+pub async fn problems_assigned(conn: &mut PgConnection, assigned: &[&ProblemAssigned]) -> sqlx::Result<()> {
+    let text = |f: &dyn Fn(&ProblemAssigned) -> String| assigned.iter().map(|p| f(p)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = assigned.iter().map(|p| p.problem_id).collect();
+    let at: Vec<OffsetDateTime> = assigned.iter().map(|p| p.assigned_at).collect();
+    let seqs: Vec<i64> = assigned.iter().map(|p| p.problem_seq).collect();
     sqlx::query(
-        "INSERT INTO publication.problems (problem_id, city_code, handover_no, jurisdiction, handed_over_at, assignment_seq)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO publication.problems AS p (problem_id, city_code, handover_no, jurisdiction, handed_over_at,
+                                                assignment_seq)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[])
          ON CONFLICT (problem_id) DO UPDATE SET
-             handed_over_at = least(publication.problems.handed_over_at, $5),
-             handover_no = CASE WHEN publication.problems.assignment_seq < $6 OR publication.problems.handover_no IS NULL
-                                THEN $3 ELSE publication.problems.handover_no END,
-             jurisdiction = CASE WHEN publication.problems.assignment_seq < $6 OR publication.problems.jurisdiction IS NULL
-                                 THEN $4 ELSE publication.problems.jurisdiction END,
-             city_code = CASE WHEN publication.problems.assignment_seq < $6 THEN $2 ELSE publication.problems.city_code END,
-             assignment_seq = greatest(publication.problems.assignment_seq, $6)",
+             handed_over_at = least(p.handed_over_at, EXCLUDED.handed_over_at),
+             handover_no = CASE WHEN p.assignment_seq < EXCLUDED.assignment_seq OR p.handover_no IS NULL
+                                THEN EXCLUDED.handover_no ELSE p.handover_no END,
+             jurisdiction = CASE WHEN p.assignment_seq < EXCLUDED.assignment_seq OR p.jurisdiction IS NULL
+                                 THEN EXCLUDED.jurisdiction ELSE p.jurisdiction END,
+             city_code = CASE WHEN p.assignment_seq < EXCLUDED.assignment_seq THEN EXCLUDED.city_code ELSE p.city_code END,
+             assignment_seq = greatest(p.assignment_seq, EXCLUDED.assignment_seq)",
     )
-    .bind(p.problem_id)
-    .bind(&p.city_code)
-    .bind(&p.handover_no)
-    .bind(&p.jurisdiction)
-    .bind(p.assigned_at)
-    .bind(p.problem_seq)
+    .bind(&ids)
+    .bind(text(&|p| p.city_code.clone()))
+    .bind(text(&|p| p.handover_no.clone()))
+    .bind(text(&|p| p.jurisdiction.clone()))
+    .bind(&at)
+    .bind(&seqs)
     .execute(&mut *conn)
     .await?;
-    set_deadline(conn, p.problem_id, p.deadline, p.assigned_at).await
+    let deadlines: Vec<_> = assigned.iter().map(|p| (p.problem_id, p.deadline, p.assigned_at)).collect();
+    set_deadlines(conn, &deadlines).await
 }
 
-pub async fn problem_acknowledged(
-    conn: &mut PgConnection,
-    problem_id: Uuid,
-    seq: i64,
-    at: OffsetDateTime,
-) -> sqlx::Result<()> {
+/// Acknowledged sheets' problems: (problem, assignment's counter, when), each at most once.
+pub async fn problems_acknowledged(conn: &mut PgConnection, acks: &[(Uuid, i64, OffsetDateTime)]) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = acks.iter().map(|a| a.0).collect();
+    let seqs: Vec<i64> = acks.iter().map(|a| a.1).collect();
+    let at: Vec<OffsetDateTime> = acks.iter().map(|a| a.2).collect();
     sqlx::query(
-        "INSERT INTO publication.problems (problem_id, acknowledged_at, assignment_seq) VALUES ($1, $2, $3)
-         ON CONFLICT (problem_id) DO UPDATE SET acknowledged_at = least(publication.problems.acknowledged_at, $2),
-             assignment_seq = greatest(publication.problems.assignment_seq, $3)",
+        "INSERT INTO publication.problems AS p (problem_id, assignment_seq, acknowledged_at)
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[])
+         ON CONFLICT (problem_id) DO UPDATE SET acknowledged_at = least(p.acknowledged_at, EXCLUDED.acknowledged_at),
+             assignment_seq = greatest(p.assignment_seq, EXCLUDED.assignment_seq)",
     )
-    .bind(problem_id)
-    .bind(at)
-    .bind(seq)
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&at)
     .execute(conn)
     .await?;
     Ok(())
@@ -209,13 +240,15 @@ pub async fn problem_extended(conn: &mut PgConnection, e: &ProblemExtended) -> s
     set_deadline(conn, e.problem_id, e.deadline, e.granted_at).await
 }
 
-pub async fn problem_overdue(conn: &mut PgConnection, problem_id: Uuid, overdue_on: Date) -> sqlx::Result<()> {
+/// Problems past their deadlines: (problem, first overdue day), each at most once.
+pub async fn problems_overdue(conn: &mut PgConnection, overdue: &[(Uuid, Date)]) -> sqlx::Result<()> {
+    let (ids, days): (Vec<Uuid>, Vec<Date>) = overdue.iter().copied().unzip();
     sqlx::query(
-        "INSERT INTO publication.problems (problem_id, overdue_on) VALUES ($1, $2)
-         ON CONFLICT (problem_id) DO UPDATE SET overdue_on = least(publication.problems.overdue_on, $2)",
+        "INSERT INTO publication.problems AS p (problem_id, overdue_on) SELECT * FROM unnest($1::uuid[], $2::date[])
+         ON CONFLICT (problem_id) DO UPDATE SET overdue_on = least(p.overdue_on, EXCLUDED.overdue_on)",
     )
-    .bind(problem_id)
-    .bind(overdue_on)
+    .bind(&ids)
+    .bind(&days)
     .execute(conn)
     .await?;
     Ok(())
@@ -252,35 +285,44 @@ pub struct VerificationWord {
     pub new_deadline: Option<Date>,
 }
 
-pub async fn verification_word(conn: &mut PgConnection, w: &VerificationWord) -> sqlx::Result<()> {
+/// Verification's words (each problem at most once): the status, unless a later word was
+/// applied, and the dates that go with it, which are facts whatever the order.
+pub async fn verification_words(conn: &mut PgConnection, words: &[VerificationWord]) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = words.iter().map(|w| w.problem_id).collect();
+    let statuses: Vec<&str> = words.iter().map(|w| w.status).collect();
+    let seqs: Vec<i64> = words.iter().map(|w| w.seq).collect();
+    let at: Vec<OffsetDateTime> = words.iter().map(|w| w.at).collect();
     sqlx::query(
-        "INSERT INTO publication.problems (problem_id, verification_status, verification_seq) VALUES ($1, $2, $3)
-         ON CONFLICT (problem_id) DO UPDATE SET verification_status = $2, verification_seq = $3
-         WHERE publication.problems.verification_seq < $3",
+        "INSERT INTO publication.problems AS p (problem_id, verification_status, verification_seq)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])
+         ON CONFLICT (problem_id) DO UPDATE SET verification_status = EXCLUDED.verification_status,
+             verification_seq = EXCLUDED.verification_seq
+         WHERE p.verification_seq < EXCLUDED.verification_seq",
     )
-    .bind(w.problem_id)
-    .bind(w.status)
-    .bind(w.seq)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&seqs)
     .execute(&mut *conn)
     .await?;
-    // The dates are facts whatever the order they arrive in.
-    let sql = match w.status {
-        "rectification_reported" => {
-            "UPDATE publication.problems SET rectification_reported_at = greatest(rectification_reported_at, $2) WHERE problem_id = $1"
-        }
-        "closed" => {
-            "UPDATE publication.problems SET verified_at = greatest(verified_at, $2), closed_at = $2 WHERE problem_id = $1"
-        }
-        _ => {
-            "UPDATE publication.problems SET verified_at = greatest(verified_at, $2), reopened_count = reopened_count + 1
-             WHERE problem_id = $1"
-        }
-    };
-    sqlx::query(sql).bind(w.problem_id).bind(w.at).execute(&mut *conn).await?;
-    if let Some(deadline) = w.new_deadline {
-        set_deadline(conn, w.problem_id, deadline, w.at).await?;
-    }
-    Ok(())
+    sqlx::query(
+        "UPDATE publication.problems p SET
+             rectification_reported_at = CASE WHEN w.status = 'rectification_reported'
+                                              THEN greatest(p.rectification_reported_at, w.at)
+                                              ELSE p.rectification_reported_at END,
+             verified_at = CASE WHEN w.status = 'rectification_reported' THEN p.verified_at
+                                ELSE greatest(p.verified_at, w.at) END,
+             closed_at = CASE WHEN w.status = 'closed' THEN w.at ELSE p.closed_at END,
+             reopened_count = p.reopened_count + CASE WHEN w.status = 'reopened' THEN 1 ELSE 0 END
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS w(id, status, at)
+         WHERE p.problem_id = w.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&at)
+    .execute(&mut *conn)
+    .await?;
+    let deadlines: Vec<_> = words.iter().filter_map(|w| Some((w.problem_id, w.new_deadline?, w.at))).collect();
+    set_deadlines(conn, &deadlines).await
 }
 
 /// One line of a problem's public history, from an event or an act of the campaign office.
@@ -288,203 +330,390 @@ pub struct HistoryLine<'a> {
     pub problem_id: Uuid,
     pub source_id: Uuid,
     pub at: OffsetDateTime,
+    /// `step` (the problem moved) or `note` (something happened to it).
     pub kind: &'a str,
     pub status: &'a str,
-    pub what: &'a str,
+    pub what: String,
 }
 
-pub async fn add_history(conn: &mut PgConnection, h: &HistoryLine<'_>) -> sqlx::Result<()> {
+/// Adds lines to problems' public histories (a line's source is its key: a repeat adds nothing).
+pub async fn add_history(conn: &mut PgConnection, lines: &[HistoryLine<'_>]) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = lines.iter().map(|h| h.problem_id).collect();
+    let sources: Vec<Uuid> = lines.iter().map(|h| h.source_id).collect();
+    let at: Vec<OffsetDateTime> = lines.iter().map(|h| h.at).collect();
+    let kinds: Vec<&str> = lines.iter().map(|h| h.kind).collect();
+    let statuses: Vec<&str> = lines.iter().map(|h| h.status).collect();
+    let whats: Vec<&str> = lines.iter().map(|h| h.what.as_str()).collect();
     sqlx::query(
-        "INSERT INTO publication.history (problem_id, source_event_id, at, kind, status, what) VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO publication.history (problem_id, source_event_id, at, kind, status, what)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
          ON CONFLICT (source_event_id) DO NOTHING",
     )
-    .bind(h.problem_id)
-    .bind(h.source_id)
-    .bind(h.at)
-    .bind(h.kind)
-    .bind(h.status)
-    .bind(h.what)
+    .bind(&ids)
+    .bind(&sources)
+    .bind(&at)
+    .bind(&kinds)
+    .bind(&statuses)
+    .bind(&whats)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
-// Public state and the log
+// Waiting for the log writer
 
-/// An entry just appended to the log.
-pub struct Appended {
-    pub index: i64,
-    pub problem_id: Uuid,
-    pub city_code: Option<String>,
-    pub status: String,
-    pub leaf_hash: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct Facts {
-    category: Option<String>,
-    verification_status: Option<String>,
-    handed_over_at: Option<OffsetDateTime>,
-    acknowledged_at: Option<OffsetDateTime>,
-    approved_at: Option<OffsetDateTime>,
-    city_code: Option<String>,
-}
-
-/// Everything `refresh` needs besides the connection.
-pub struct Publishing<'a> {
-    pub policy: DisclosurePolicy,
-    pub now: OffsetDateTime,
-    pub signer: &'a LogSigner,
-}
-
-/// Recomputes a problem's public status and whether it is public; once it is, appends to the
-/// log its history not logged yet, in the order things happened.
-pub async fn refresh(conn: &mut PgConnection, problem_id: Uuid, p: &Publishing<'_>) -> sqlx::Result<Vec<Appended>> {
-    let row: Option<Facts> = sqlx::query_as(
-        "SELECT category, verification_status, handed_over_at, acknowledged_at, approved_at, city_code
-         FROM publication.problems WHERE problem_id = $1",
-    )
-    .bind(problem_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(f) = row else { return Ok(vec![]) };
-    let facts = VisibilityFacts {
-        reported: f.category.is_some(),
-        handed_over_at: f.handed_over_at,
-        approved: f.approved_at.is_some(),
-    };
-    let public = p.policy.visibility(&facts, p.now) == Visibility::Public;
-    let status = domain::public_status(
-        f.verification_status.as_deref(),
-        f.acknowledged_at.is_some(),
-        f.handed_over_at.is_some(),
-    );
+/// Marks problems as waiting for the log writer (`writer.rs`): their public state may have
+/// changed, or they have history to log. One statement for any number of problems; marking a
+/// problem again only moves it back in the queue.
+pub async fn mark_pending(conn: &mut PgConnection, problem_ids: &[Uuid]) -> sqlx::Result<()> {
+    if problem_ids.is_empty() {
+        return Ok(());
+    }
+    // In id order, so that two transactions marking the same problems lock them in one order.
     sqlx::query(
-        "UPDATE publication.problems SET status = $2, public = public OR $3, updated_at = now() WHERE problem_id = $1",
+        "INSERT INTO publication.pending (problem_id)
+         SELECT DISTINCT id FROM unnest($1::uuid[]) AS t(id) ORDER BY id
+         ON CONFLICT (problem_id) DO UPDATE SET mark = nextval('publication.pending_mark'), due_at = '-infinity'",
     )
-    .bind(problem_id)
-    .bind(&status)
-    .bind(public)
-    .execute(&mut *conn)
+    .bind(problem_ids)
+    .execute(conn)
     .await?;
-    // Once public, always public: a retraction is a public entry, not a disappearance.
-    let public: bool = sqlx::query_scalar("SELECT public FROM publication.problems WHERE problem_id = $1")
-        .bind(problem_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !public {
-        return Ok(vec![]);
-    }
-    let unlogged: Vec<(i64, OffsetDateTime, String, String, String)> = sqlx::query_as(
-        "SELECT id, at, kind, status, what FROM publication.history WHERE problem_id = $1 AND entry_seq IS NULL
-         ORDER BY at, id",
-    )
-    .bind(problem_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    if unlogged.is_empty() {
-        return Ok(vec![]);
-    }
-    // One writer at a time extends the log.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.log', 0))").execute(&mut *conn).await?;
-    let mut index: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM publication.log_entries")
-        .fetch_one(&mut *conn)
-        .await?;
-    let mut appended = Vec::with_capacity(unlogged.len());
-    for (history_id, at, kind, entry_status, what) in unlogged {
-        let content = EntryContent {
-            index,
-            kind: kind.clone(),
-            problem_id,
-            at: shared::csv::timestamp(at),
-            status: entry_status.clone(),
-            what,
-        }
-        .to_text();
-        let content_hash = public_log::content_hash(&content);
-        let leaf = public_log::leaf_of(&content_hash);
-        sqlx::query(
-            "INSERT INTO publication.log_entries (idx, kind, problem_id, content, content_hash, leaf_hash, signature)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(index)
-        .bind(&kind)
-        .bind(problem_id)
-        .bind(&content)
-        .bind(merkle::to_hex(&content_hash))
-        .bind(merkle::to_hex(&leaf))
-        .bind(p.signer.sign_entry(index, &leaf))
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("UPDATE publication.history SET entry_seq = $2 WHERE id = $1")
-            .bind(history_id)
-            .bind(index)
-            .execute(&mut *conn)
-            .await?;
-        appended.push(Appended {
-            index,
-            problem_id,
-            city_code: f.city_code.clone(),
-            status: entry_status,
-            leaf_hash: merkle::to_hex(&leaf),
-        });
-        index += 1;
-    }
-    Ok(appended)
+    Ok(())
 }
 
-/// Problems whose public state may have changed with time alone: handed over but not public
-/// (an embargo may have ended), or public with history not yet logged.
-pub async fn due_for_refresh(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT problem_id FROM publication.problems p
-         WHERE (NOT public AND handed_over_at IS NOT NULL AND category IS NOT NULL)
-            OR (public AND EXISTS (SELECT 1 FROM publication.history h WHERE h.problem_id = p.problem_id AND h.entry_seq IS NULL))
-         ORDER BY handed_over_at LIMIT $1",
+/// Marks every problem handed over but not public yet, for the writer to look at again: the
+/// disclosure policy may have changed since it last did (at start).
+pub async fn mark_unpublished_pending(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO publication.pending (problem_id)
+         SELECT problem_id FROM publication.problems
+         WHERE NOT public AND handed_over_at IS NOT NULL AND category IS NOT NULL ORDER BY problem_id
+         ON CONFLICT (problem_id) DO UPDATE SET due_at = '-infinity'",
     )
-    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether the writer has anything to do: problems due, and the log's size against its latest
+/// checkpoint (size and when it was made). Read without locks, to keep an idle poll cheap.
+pub struct Outlook {
+    pub due: bool,
+    /// None: the frontier is not built yet.
+    pub size: Option<i64>,
+    pub checkpoint: Option<(i64, OffsetDateTime)>,
+}
+
+pub async fn writer_outlook(conn: &mut PgConnection, now: OffsetDateTime) -> sqlx::Result<Outlook> {
+    let (due, size, checkpoint_size, checkpoint_at): (bool, Option<i64>, Option<i64>, Option<OffsetDateTime>) =
+        sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM publication.pending WHERE due_at <= $1),
+                    (SELECT size FROM publication.log_state), c.tree_size, c.made_at
+             FROM (SELECT 1) AS one
+             LEFT JOIN LATERAL (SELECT tree_size, made_at FROM publication.checkpoints ORDER BY tree_size DESC LIMIT 1) AS c
+                 ON true",
+        )
+        .bind(now)
+        .fetch_one(conn)
+        .await?;
+    Ok(Outlook { due, size, checkpoint: checkpoint_size.zip(checkpoint_at) })
+}
+
+/// Whether the problem waits for the writer and is due.
+pub async fn is_pending_due(conn: &mut PgConnection, problem_id: Uuid, now: OffsetDateTime) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM publication.pending WHERE problem_id = $1 AND due_at <= $2)")
+        .bind(problem_id)
+        .bind(now)
+        .fetch_one(conn)
+        .await
+}
+
+/// Up to `limit` problems due for the writer (all of them, or only those of `only`), the
+/// earliest marked first, each locked until the writer commits. A mark some transaction is
+/// making right now is left for the next pass.
+pub async fn take_pending(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+    only: Option<&[Uuid]>,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    match only {
+        None => {
+            sqlx::query_scalar(
+                "SELECT problem_id FROM publication.pending WHERE due_at <= $1 ORDER BY due_at, mark LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        }
+        Some(ids) => {
+            sqlx::query_scalar(
+                "SELECT problem_id FROM publication.pending WHERE problem_id = ANY($2) AND due_at <= $1
+             ORDER BY due_at, mark LIMIT $3 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(now)
+            .bind(ids)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        }
+    }
+}
+
+/// What the writer decides a problem's public state from.
+#[derive(Debug, sqlx::FromRow)]
+pub struct WriterFacts {
+    pub problem_id: Uuid,
+    pub category: Option<String>,
+    pub verification_status: Option<String>,
+    pub handed_over_at: Option<OffsetDateTime>,
+    pub acknowledged_at: Option<OffsetDateTime>,
+    pub approved_at: Option<OffsetDateTime>,
+    pub city_code: Option<String>,
+    pub public: bool,
+}
+
+/// The facts of these problems, each row locked for the writer. A problem another transaction
+/// is changing right now is left out: it stays marked, and the writer takes it next time.
+pub async fn writer_facts(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<WriterFacts>> {
+    sqlx::query_as(
+        "SELECT problem_id, category, verification_status, handed_over_at, acknowledged_at, approved_at, city_code, public
+         FROM publication.problems WHERE problem_id = ANY($1) FOR NO KEY UPDATE SKIP LOCKED",
+    )
+    .bind(ids)
     .fetch_all(conn)
     .await
 }
 
-/// Makes a signed checkpoint when the log has grown since the last one.
-pub async fn checkpoint_if_grown(
-    conn: &mut PgConnection,
-    signer: &LogSigner,
-    now: OffsetDateTime,
-) -> sqlx::Result<Option<Checkpoint>> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('publication.log', 0))").execute(&mut *conn).await?;
-    let size = log_size(conn).await?;
-    let last: i64 = sqlx::query_scalar("SELECT coalesce(max(tree_size), 0) FROM publication.checkpoints")
-        .fetch_one(&mut *conn)
-        .await?;
-    if size <= last {
-        return Ok(None);
-    }
-    let leaves = leaf_hashes(conn, size).await?;
-    let checkpoint = signer.checkpoint(size, &merkle::root(&leaves), (now.unix_timestamp_nanos() / 1_000_000) as i64);
-    sqlx::query(
-        "INSERT INTO publication.checkpoints (tree_size, root_hash, made_at, body, signature) VALUES ($1, $2, $3, $4, $5)",
+/// Of these problems, those the record does not hold at all.
+pub async fn unknown_problems(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM unnest($1::uuid[]) AS t(id)
+         WHERE NOT EXISTS (SELECT 1 FROM publication.problems p WHERE p.problem_id = t.id)",
     )
-    .bind(checkpoint.tree_size)
-    .bind(&checkpoint.root_hash)
-    .bind(now)
-    .bind(&checkpoint.body)
-    .bind(&checkpoint.signature)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Some(checkpoint))
+    .bind(ids)
+    .fetch_all(conn)
+    .await
 }
 
-/// The first `size` leaf hashes, in order.
+/// Writes the problems' public status and whether they are public (once public, always public).
+pub async fn write_public_state(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    statuses: &[String],
+    public: &[bool],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE publication.problems p SET status = u.status, public = p.public OR u.public, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS u(id, status, public) WHERE p.problem_id = u.id",
+    )
+    .bind(ids)
+    .bind(statuses)
+    .bind(public)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A history line not in the log yet.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Unlogged {
+    pub id: i64,
+    pub problem_id: Uuid,
+    pub at: OffsetDateTime,
+    pub kind: String,
+    pub status: String,
+    pub what: String,
+}
+
+/// The unlogged history of these problems: problem by problem in the order given, each in the
+/// order things happened.
+pub async fn unlogged_history(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Unlogged>> {
+    sqlx::query_as(
+        "SELECT h.id, h.problem_id, h.at, h.kind, h.status, h.what
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS p(id, n)
+         JOIN publication.history h ON h.problem_id = p.id AND h.entry_seq IS NULL
+         ORDER BY p.n, h.at, h.id",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// A log entry to append, and the history line it logs.
+pub struct NewEntry {
+    pub index: i64,
+    pub kind: String,
+    pub problem_id: Uuid,
+    pub content: String,
+    pub content_hash: Hash,
+    pub leaf_hash: Hash,
+    pub signature: String,
+    pub history_id: i64,
+}
+
+/// Appends entries to the log and notes each history line's place in it: two statements.
+pub async fn append_entries(conn: &mut PgConnection, entries: &[NewEntry]) -> sqlx::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let indexes: Vec<i64> = entries.iter().map(|e| e.index).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let problems: Vec<Uuid> = entries.iter().map(|e| e.problem_id).collect();
+    let contents: Vec<&str> = entries.iter().map(|e| e.content.as_str()).collect();
+    let content_hashes: Vec<String> = entries.iter().map(|e| merkle::to_hex(&e.content_hash)).collect();
+    let leaf_hashes: Vec<String> = entries.iter().map(|e| merkle::to_hex(&e.leaf_hash)).collect();
+    let signatures: Vec<&str> = entries.iter().map(|e| e.signature.as_str()).collect();
+    let history_ids: Vec<i64> = entries.iter().map(|e| e.history_id).collect();
+    sqlx::query(
+        "INSERT INTO publication.log_entries (idx, kind, problem_id, content, content_hash, leaf_hash, signature)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])",
+    )
+    .bind(&indexes)
+    .bind(&kinds)
+    .bind(&problems)
+    .bind(&contents)
+    .bind(&content_hashes)
+    .bind(&leaf_hashes)
+    .bind(&signatures)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE publication.history h SET entry_seq = u.idx
+         FROM unnest($1::bigint[], $2::bigint[]) AS u(id, idx) WHERE h.id = u.id",
+    )
+    .bind(&history_ids)
+    .bind(&indexes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Clears the marks of the problems done, and puts off those under embargo until it ends.
+pub async fn finish_pending(
+    conn: &mut PgConnection,
+    done: &[Uuid],
+    later: &[(Uuid, OffsetDateTime)],
+) -> sqlx::Result<()> {
+    if !done.is_empty() {
+        sqlx::query("DELETE FROM publication.pending WHERE problem_id = ANY($1)")
+            .bind(done)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !later.is_empty() {
+        let (ids, until): (Vec<Uuid>, Vec<OffsetDateTime>) = later.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE publication.pending p SET due_at = u.until
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, until) WHERE p.problem_id = u.id",
+        )
+        .bind(&ids)
+        .bind(&until)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The log's tree
+
+fn bad_hash() -> sqlx::Error {
+    sqlx::Error::Decode("a stored tree hash is not 32 bytes".into())
+}
+
+/// Locks the log for the one writer until its transaction ends, and answers its frontier (none:
+/// not built yet).
+pub async fn lock_log(conn: &mut PgConnection) -> sqlx::Result<Option<Frontier>> {
+    let (size, hashes): (Option<i64>, Vec<Vec<u8>>) =
+        sqlx::query_as("SELECT size, frontier FROM publication.log_state FOR UPDATE").fetch_one(conn).await?;
+    let Some(size) = size else { return Ok(None) };
+    let hashes = hashes.into_iter().map(|h| Hash::try_from(h).map_err(|_| bad_hash())).collect::<Result<_, _>>()?;
+    Frontier::from_parts(size as u64, hashes)
+        .map(Some)
+        .ok_or_else(|| sqlx::Error::Decode(format!("the stored frontier does not fit a log of {size} entries").into()))
+}
+
+pub async fn save_frontier(conn: &mut PgConnection, frontier: &Frontier) -> sqlx::Result<()> {
+    let hashes: Vec<&[u8]> = frontier.hashes().iter().map(|h| &h[..]).collect();
+    sqlx::query("UPDATE publication.log_state SET size = $1, frontier = $2")
+        .bind(frontier.size() as i64)
+        .bind(&hashes)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores completed subtrees, in statements of at most 10,000.
+pub async fn store_nodes(conn: &mut PgConnection, nodes: &[(NodeId, Hash)]) -> sqlx::Result<()> {
+    for chunk in nodes.chunks(10_000) {
+        let levels: Vec<i16> = chunk.iter().map(|(id, _)| id.level as i16).collect();
+        let indexes: Vec<i64> = chunk.iter().map(|(id, _)| id.index as i64).collect();
+        let hashes: Vec<&[u8]> = chunk.iter().map(|(_, h)| &h[..]).collect();
+        sqlx::query(
+            "INSERT INTO publication.log_nodes (level, idx, hash)
+             SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+        )
+        .bind(&levels)
+        .bind(&indexes)
+        .bind(&hashes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The stored subtrees asked for (those stored).
+pub async fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> sqlx::Result<HashMap<NodeId, Hash>> {
+    let levels: Vec<i16> = ids.iter().map(|id| id.level as i16).collect();
+    let indexes: Vec<i64> = ids.iter().map(|id| id.index as i64).collect();
+    let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS w(level, idx)
+         JOIN publication.log_nodes n ON n.level = w.level AND n.idx = w.idx",
+    )
+    .bind(&levels)
+    .bind(&indexes)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(level, index, hash)| {
+            Ok((NodeId { level: level as u32, index: index as u64 }, Hash::try_from(hash).map_err(|_| bad_hash())?))
+        })
+        .collect()
+}
+
+/// The first `size` leaf hashes, in order (to build the tree of a log kept before frontiers).
 pub async fn leaf_hashes(conn: &mut PgConnection, size: i64) -> sqlx::Result<Vec<Hash>> {
     let rows: Vec<String> =
         sqlx::query_scalar("SELECT leaf_hash FROM publication.log_entries WHERE idx < $1 ORDER BY idx")
             .bind(size)
             .fetch_all(conn)
             .await?;
-    Ok(rows.iter().map(|h| merkle::from_hex(h).unwrap_or([0; 32])).collect())
+    rows.iter().map(|h| merkle::from_hex(h).ok_or_else(bad_hash)).collect()
+}
+
+/// The latest checkpoint's size and when it was made.
+pub async fn last_checkpoint(conn: &mut PgConnection) -> sqlx::Result<Option<(i64, OffsetDateTime)>> {
+    sqlx::query_as("SELECT tree_size, made_at FROM publication.checkpoints ORDER BY tree_size DESC LIMIT 1")
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn add_checkpoint(conn: &mut PgConnection, c: &Checkpoint, made_at: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.checkpoints (tree_size, root_hash, made_at, body, signature) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(c.tree_size)
+    .bind(&c.root_hash)
+    .bind(made_at)
+    .bind(&c.body)
+    .bind(&c.signature)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
