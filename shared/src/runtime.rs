@@ -19,6 +19,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, PgPool};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -138,6 +139,33 @@ impl Runtime {
                             tracing::warn!(job = name, error = format!("{e:#}"), "background job failed");
                         }
                     }
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// Runs `job` when `wake` is notified (a consumer committed work for it) or at the latest
+    /// `period` after its last run; the job may ask to run sooner (`Some(wait)`: a sheet falls
+    /// due then). A failed run is logged and tried next period.
+    pub fn when_woken<F, Fut>(&self, name: &'static str, wake: Arc<Notify>, period: Duration, job: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<Option<Duration>>> + Send,
+    {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let wait = match job().await {
+                    Ok(soon) => soon.map_or(period, |d| d.min(period)),
+                    Err(e) => {
+                        tracing::warn!(job = name, error = format!("{e:#}"), "background job failed");
+                        period
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = wake.notified() => {}
                     _ = shutdown.cancelled() => return,
                 }
             }

@@ -53,10 +53,23 @@ pub fn parse_cutoff(text: &str) -> anyhow::Result<Time> {
     Ok(Time::from_hms(h.trim().parse()?, m.trim().parse()?, 0)?)
 }
 
-/// Whether a city's gathering problems make a sheet now. A full sheet goes at once. Otherwise,
-/// with a daily cut-off, a sheet goes once the cut-off has passed since the oldest problem came
-/// in; without one, once the oldest has waited the whole window. Times are the deployment
-/// clock's, `now` and `oldest` in Asia/Shanghai.
+/// When a city's gathering sheet falls due by time: the window after its oldest problem came
+/// in, or the first daily cut-off at or after it (Asia/Shanghai).
+pub fn sheet_due_at(oldest: OffsetDateTime, window_millis: i64, cutoff: Option<Time>) -> OffsetDateTime {
+    match cutoff {
+        None => oldest + Duration::milliseconds(window_millis),
+        Some(cutoff) => {
+            let oldest = oldest.to_offset(shared::clock::SHANGHAI);
+            if oldest.time() <= cutoff {
+                oldest.replace_time(cutoff)
+            } else {
+                (oldest + Duration::days(1)).replace_time(cutoff)
+            }
+        }
+    }
+}
+
+/// Whether a city's sheet goes out now: it is full, or its time has come.
 pub fn sheet_is_due(
     pending: i64,
     oldest: OffsetDateTime,
@@ -65,25 +78,7 @@ pub fn sheet_is_due(
     cutoff: Option<Time>,
     max_problems: i64,
 ) -> bool {
-    if pending <= 0 {
-        return false;
-    }
-    if pending >= max_problems {
-        return true;
-    }
-    match cutoff {
-        None => (now - oldest).whole_milliseconds() >= window_millis as i128,
-        Some(cutoff) => {
-            let oldest = oldest.to_offset(shared::clock::SHANGHAI);
-            // The first cut-off at or after the oldest problem came in.
-            let first = if oldest.time() <= cutoff {
-                oldest.replace_time(cutoff)
-            } else {
-                (oldest + Duration::days(1)).replace_time(cutoff)
-            };
-            now >= first
-        }
-    }
+    pending > 0 && (pending >= max_problems || now >= sheet_due_at(oldest, window_millis, cutoff))
 }
 
 /// The ledger's statuses, in the order a problem moves through them.

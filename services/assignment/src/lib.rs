@@ -23,14 +23,17 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Runs the assignment service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runtime = Runtime::start("assignment", config.common.clone(), &MIGRATIONS, shutdown).await?;
-    runtime.consume(handlers::routes(runtime.clock.clone()));
+    // New problems wake the sheet job (a full sheet leaves at once); it sleeps until the next
+    // sheet falls due, and looks several times per window besides (the clock may be moved).
+    let new_problems = Arc::new(tokio::sync::Notify::new());
+    let wake = new_problems.clone();
+    runtime.consume(handlers::routes(runtime.clock.clone()).after_commit(move || wake.notify_one()));
     let (pool, outbox, clock) = (runtime.pool.clone(), runtime.outbox.clone(), runtime.clock.clone());
     let settings = Arc::new(config.assignment.clone());
-    // Look for due sheets several times per window, so a sheet leaves soon after its window.
     let tick = Duration::from_millis((config.assignment.gathering_window_millis / 4).clamp(50, 1000));
-    runtime.every("handover sheets", tick, move || {
+    runtime.when_woken("handover sheets", new_problems, tick, move || {
         let (pool, outbox, clock, settings) = (pool.clone(), outbox.clone(), clock.clone(), settings.clone());
-        async move { sheets::issue_due_sheets(&pool, &outbox, &clock, &settings).await.map(|_| ()) }
+        async move { sheets::issue_due_sheets(&pool, &outbox, &clock, &settings).await.map(|issued| issued.next_due) }
     });
     let state = api::AppState {
         pool: runtime.pool.clone(),

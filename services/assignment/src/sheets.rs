@@ -14,21 +14,41 @@ use crate::config::AssignmentConfig;
 use crate::store::LEDGER;
 use crate::{domain, store};
 
-/// Issues every sheet that is due; returns how many were issued.
+/// What a run of the sheet job did.
+pub struct Issued {
+    pub sheets: usize,
+    /// How soon the next sheet falls due (by the deployment's clock), if any city is gathering.
+    pub next_due: Option<std::time::Duration>,
+}
+
+/// Issues every sheet that is due; says how many, and when the next falls due.
 pub async fn issue_due_sheets(
     pool: &PgPool,
     outbox: &Outbox,
     clock: &Clock,
     config: &AssignmentConfig,
-) -> anyhow::Result<usize> {
-    let mut issued = 0;
+) -> anyhow::Result<Issued> {
+    let mut issued = Issued { sheets: 0, next_due: None };
+    let mut soonest = |wait: time::Duration| {
+        let wait = std::time::Duration::try_from(wait).unwrap_or_default();
+        issued.next_due = Some(issued.next_due.map_or(wait, |d: std::time::Duration| d.min(wait)));
+    };
     let waiting = store::gathering(&mut *pool.acquire().await?).await?;
     let cutoff = config.daily_cutoff.as_deref().map(domain::parse_cutoff).transpose()?;
+    let (window, max) = (config.gathering_window_millis as i64, config.max_sheet_problems);
+    let mut due = Vec::new();
     for (round, city, pending, oldest) in waiting {
-        let (window, max) = (config.gathering_window_millis as i64, config.max_sheet_problems);
-        if !domain::sheet_is_due(pending, oldest, clock.now(), window, cutoff, max) {
-            continue;
+        if domain::sheet_is_due(pending, oldest, clock.now(), window, cutoff, max) {
+            if pending > max {
+                // More than a sheet holds: the next one goes at once.
+                soonest(time::Duration::ZERO);
+            }
+            due.push((round, city));
+        } else {
+            soonest(domain::sheet_due_at(oldest, window, cutoff) - clock.now());
         }
+    }
+    for (round, city) in due {
         let mut tx = pool.begin().await?;
         // Another instance is issuing this city's sheet right now.
         if !store::try_lock_gathering(&mut tx, &round, &city).await? {
@@ -95,7 +115,7 @@ pub async fn issue_due_sheets(
         outbox.commit(tx).await?;
         tracing::info!(handover_no = %no, problems = problems.len(), "handover sheet issued");
         metrics::counter!("handover_sheets_issued_total").increment(1);
-        issued += 1;
+        issued.sheets += 1;
     }
     Ok(issued)
 }

@@ -29,7 +29,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let key = store::receipt_key(&mut *runtime.pool.acquire().await?).await?;
     let receipts = domain::Receipts::new(key, &settings.receipt_base_url());
     let sms = !settings.sms.url.is_empty();
-    runtime.consume(handlers::routes(handlers::Handlers { receipts: receipts.clone(), sms }));
+    // New notices wake the deliverer at once; it looks every 200 ms besides (retries fall due).
+    let new_notices = Arc::new(tokio::sync::Notify::new());
+    let wake = new_notices.clone();
+    runtime.consume(
+        handlers::routes(handlers::Handlers { receipts: receipts.clone(), sms }).after_commit(move || wake.notify_one()),
+    );
     let deliverer = Arc::new(delivery::Deliverer::new(
         runtime.pool.clone(),
         runtime.outbox.clone(),
@@ -37,9 +42,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         runtime.clock.clone(),
         runtime.tasks(),
     )?);
-    runtime.every("deliveries", Duration::from_millis(200), move || {
+    runtime.when_woken("deliveries", new_notices, Duration::from_millis(200), move || {
         let deliverer = deliverer.clone();
-        async move { deliverer.dispatch_due().await }
+        async move { deliverer.dispatch_due().await.map(|()| None) }
     });
     let scheduler = Arc::new(schedule::Scheduler {
         pool: runtime.pool.clone(),
