@@ -8,6 +8,7 @@ mod crash;
 mod dead_letters;
 mod evidence;
 mod faults;
+mod field_batches;
 mod fuzz;
 mod import;
 mod intake;
