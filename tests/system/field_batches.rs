@@ -208,6 +208,35 @@ async fn rectifications_and_verdicts_sync_in_batches_and_a_resend_applies_nothin
     .collect();
     eventually("the ledger to follow the batches", WAIT, || async { (ledger(&stack).await == wanted).then_some(()) })
         .await;
+    // Its counts say the same without listing the entries.
+    let (status, counts) =
+        get(&stack, "assignment", &format!("/v1/ledger/count?round={ROUND}"), Some(&stack.admin())).await;
+    assert_eq!(status, 200, "{counts}");
+    assert_eq!((counts["total"].as_i64(), counts["handed_over"].as_i64()), (Some(6), Some(6)), "{counts}");
+    let by_status = json!({ "closed": 2, "reopened": 1, "rectification_reported": 1, "assigned": 2 });
+    assert_eq!((&counts["by_status"], &counts["by_round"][ROUND]), (&by_status, &json!(6)), "{counts}");
+    // The sheets still to sign for: Xingtai's token sees only Xingtai's; once signed, they are
+    // no longer listed as waiting.
+    let waiting = |token: String| {
+        let stack = &stack;
+        async move {
+            let path = format!("/v1/handovers?round={ROUND}&acknowledged=false");
+            let (status, sheets) = get(stack, "assignment", &path, Some(&token)).await;
+            assert_eq!(status, 200, "{sheets}");
+            sheets["items"].as_array().expect("items").clone()
+        }
+    };
+    let all = waiting(stack.admin()).await;
+    let cities: std::collections::BTreeSet<&str> = all.iter().map(|h| h["city_code"].as_str().unwrap()).collect();
+    assert_eq!(cities, [HANDAN, XINGTAI].into(), "{all:?}");
+    let xingtai = waiting(city.clone()).await;
+    assert!(!xingtai.is_empty() && xingtai.iter().all(|h| h["city_code"] == XINGTAI), "{xingtai:?}");
+    for sheet in &xingtai {
+        let path = format!("/v1/handovers/{}/acknowledge", sheet["no"].as_str().unwrap());
+        assert_eq!(post(&stack, "assignment", &path, &city, json!({})).await.0, 200);
+    }
+    let left = waiting(stack.admin()).await;
+    assert!(left.iter().all(|h| h["city_code"] == HANDAN) && !left.is_empty(), "{left:?}");
 
     // The public record ends right.
     let public = wait_status(&stack, &x[0], "closed").await;
