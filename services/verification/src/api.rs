@@ -462,6 +462,13 @@ fn earlier(rows: Vec<(Uuid, Uuid, String)>) -> HashMap<Uuid, Earlier> {
     rows.into_iter().map(|(id, problem_id, by)| (id, Earlier { problem_id, by })).collect()
 }
 
+/// A concurrent request recorded one of the batch's ids first (for another problem, since the
+/// problem's lock was ours): the batch changes nothing, and sent again it is judged against
+/// what is stored.
+fn taken_meanwhile() -> ApiError {
+    ApiError::conflict("items", "an id of this batch was just taken by another request; send the batch again")
+}
+
 /// One item's result: the problem's id as sent, what became of it, and why when refused.
 fn item_result(problem_id: Value, judged: Judgement, extra: Value) -> Value {
     let mut result = json!({ "id": problem_id, "status": judged.status() });
@@ -512,7 +519,9 @@ async fn post_rectification_batch(
             Judgement::Refused(_) => {}
         }
     }
-    store::insert_rectifications(&mut tx, &rows, &jurisdiction, now).await?;
+    if store::insert_rectifications(&mut tx, &rows, &jurisdiction, now).await? < rows.len() {
+        return Err(taken_meanwhile());
+    }
     let changes: Vec<(Uuid, &str, Option<time::Date>)> =
         rows.iter().map(|(_, item)| (item.problem_id, "rectification_reported", None)).collect();
     store::set_statuses(&mut tx, &changes, now).await?;
@@ -585,7 +594,9 @@ async fn post_verdict_batch(
             Judgement::Refused(_) => {}
         }
     }
-    store::insert_verdicts(&mut tx, &rows, now).await?;
+    if store::insert_verdicts(&mut tx, &rows, now).await? < rows.len() {
+        return Err(taken_meanwhile());
+    }
     store::set_statuses(&mut tx, &changes, now).await?;
     let of = |status: &str| changes.iter().filter(|c| c.1 == status).map(|c| c.0).collect::<Vec<Uuid>>();
     let mut closed = order::advance(&mut tx, store::PROBLEMS, &of("closed"), PROBLEM_CLOSED).await?;

@@ -573,15 +573,16 @@ pub async fn verdicts_by_id(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Resu
         .await
 }
 
-/// Records a batch's rectifications, each under its id, in one statement.
+/// Records a batch's rectifications, each under its id, in one statement; answers how many
+/// were recorded (fewer when a concurrent request took one of the ids first).
 pub async fn insert_rectifications(
     conn: &mut PgConnection,
     rows: &[(Uuid, &RectificationItem)],
     reported_by: &str,
     at: OffsetDateTime,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<usize> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
     let problems: Vec<Uuid> = rows.iter().map(|r| r.1.problem_id).collect();
@@ -589,11 +590,12 @@ pub async fn insert_rectifications(
     let evidence: Vec<serde_json::Value> =
         rows.iter().map(|r| serde_json::to_value(&r.1.evidence).expect("evidence serialises")).collect();
     let completed: Vec<OffsetDateTime> = rows.iter().map(|r| r.1.completed_at).collect();
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT INTO verification.rectifications (id, problem_id, measures, evidence, completed_at, reported_by, reported_at)
          SELECT id, problem_id, measures, evidence, completed_at, $6, $7
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
-              AS r(id, problem_id, measures, evidence, completed_at)",
+              AS r(id, problem_id, measures, evidence, completed_at)
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(&ids)
     .bind(&problems)
@@ -604,17 +606,18 @@ pub async fn insert_rectifications(
     .bind(at)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() as usize)
 }
 
-/// Records a batch's verdicts, each under its id, in one statement.
+/// Records a batch's verdicts, each under its id, in one statement; answers how many were
+/// recorded (fewer when a concurrent request took one of the ids first).
 pub async fn insert_verdicts(
     conn: &mut PgConnection,
     rows: &[(Uuid, &VerdictItem)],
     at: OffsetDateTime,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<usize> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
     let problems: Vec<Uuid> = rows.iter().map(|r| r.1.problem_id).collect();
@@ -623,11 +626,12 @@ pub async fn insert_verdicts(
     let notes: Vec<Option<&str>> = rows.iter().map(|r| r.1.note.as_deref()).collect();
     let evidence: Vec<serde_json::Value> =
         rows.iter().map(|r| serde_json::to_value(&r.1.evidence).expect("evidence serialises")).collect();
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT INTO verification.verdicts (id, problem_id, result, team, note, evidence, given_at)
          SELECT id, problem_id, result, team, note, evidence, $7
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
-              AS v(id, problem_id, result, team, note, evidence)",
+              AS v(id, problem_id, result, team, note, evidence)
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(&ids)
     .bind(&problems)
@@ -638,7 +642,7 @@ pub async fn insert_verdicts(
     .bind(at)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() as usize)
 }
 
 /// [`set_status`] for many problems in one statement (each at most once): each moves to its
