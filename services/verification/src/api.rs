@@ -434,7 +434,7 @@ fn read_items<T: DeserializeOwned>(items: Vec<Value>) -> Result<ReadItems<T>, Ap
 async fn lock_standings<T: FieldItem>(
     conn: &mut PgConnection,
     items: &[Result<T, ApiError>],
-) -> Result<HashMap<Uuid, (Standing, Problem)>, ApiError> {
+) -> Result<HashMap<Uuid, Standing>, ApiError> {
     let mut ids: Vec<Uuid> = items.iter().flatten().map(FieldItem::problem_id).collect();
     ids.sort();
     ids.dedup();
@@ -443,12 +443,12 @@ async fn lock_standings<T: FieldItem>(
         .into_iter()
         .map(|p| {
             let standing = Standing {
-                city_code: p.city_code.clone(),
-                jurisdiction: p.jurisdiction.clone(),
-                finder_team: p.finder_team.clone(),
-                status: p.status.clone(),
+                city_code: p.city_code,
+                jurisdiction: p.jurisdiction,
+                finder_team: p.finder_team,
+                status: p.status,
             };
-            (p.problem_id, (standing, p))
+            (p.problem_id, standing)
         })
         .collect())
 }
@@ -496,10 +496,9 @@ async fn post_rectification_batch(
     let (answer_ids, items) = read_items::<RectificationItem>(batch.items)?;
     let now = s.clock.now();
     let mut tx = s.pool.begin().await?;
-    let problems = lock_standings(&mut tx, &items).await?;
+    let mut problems = lock_standings(&mut tx, &items).await?;
     let stored = earlier(store::rectifications_by_id(&mut tx, &client_ids(&items)).await?);
-    let mut standings: HashMap<Uuid, Standing> = problems.iter().map(|(id, (st, _))| (*id, st.clone())).collect();
-    let judged = domain::judge_batch(&items, &mut standings, &stored, &jurisdiction, |item, problem| {
+    let judged = domain::judge_batch(&items, &mut problems, &stored, &jurisdiction, |item, problem| {
         domain::judge_rectification(item, problem, &jurisdiction, now)
     });
 
@@ -530,7 +529,7 @@ async fn post_rectification_batch(
     let mut events = Vec::with_capacity(rows.len());
     for (_, item) in &rows {
         let place = next.remove(&item.problem_id).expect("a problem rectified has its row");
-        let city = &problems[&item.problem_id].1.city_code;
+        let city = &problems[&item.problem_id].city_code;
         let event = RectificationReported {
             problem_id: item.problem_id,
             problem_seq: place.problem_seq,
@@ -568,11 +567,10 @@ async fn post_verdict_batch(
     let (answer_ids, items) = read_items::<VerdictItem>(batch.items)?;
     let (now, today) = (s.clock.now(), s.clock.today());
     let mut tx = s.pool.begin().await?;
-    let problems = lock_standings(&mut tx, &items).await?;
+    let mut problems = lock_standings(&mut tx, &items).await?;
     let stored = earlier(store::verdicts_by_id(&mut tx, &client_ids(&items)).await?);
     let province = store::team_province(&mut tx, &team).await?;
-    let mut standings: HashMap<Uuid, Standing> = problems.iter().map(|(id, (st, _))| (*id, st.clone())).collect();
-    let judged = domain::judge_batch(&items, &mut standings, &stored, &team, |item, problem| {
+    let judged = domain::judge_batch(&items, &mut problems, &stored, &team, |item, problem| {
         domain::judge_verdict(item, problem, &team, province.as_deref())
     });
 
@@ -603,7 +601,7 @@ async fn post_verdict_batch(
     let mut reopened = order::advance(&mut tx, store::PROBLEMS, &of("reopened"), PROBLEM_REOPENED).await?;
     let mut events = Vec::with_capacity(rows.len());
     for ((_, item), (problem_id, _, deadline)) in rows.iter().zip(&changes) {
-        let city = &problems[problem_id].1.city_code;
+        let city = &problems[problem_id].city_code;
         let subject = problem_id.to_string();
         match deadline {
             None => {
