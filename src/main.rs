@@ -103,6 +103,11 @@ enum Command {
         /// Seconds to wait at the end for the public statistics to agree.
         #[arg(long, default_value_t = 120)]
         settle_secs: u64,
+        /// Assignment's gathering window, which the simulated clock is moved past once a
+        /// round's problems are in the ledger; by default the configured one (with its daily
+        /// cut-off, if one is configured).
+        #[arg(long)]
+        gathering_window_millis: Option<u64>,
         /// The services; by default the configured ones.
         #[arg(long)]
         intake: Option<String>,
@@ -273,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
             speed,
             concurrency,
             settle_secs,
+            gathering_window_millis,
             intake,
             assignment,
             verification,
@@ -316,6 +322,20 @@ async fn main() -> anyhow::Result<()> {
                     None => format!("http://{}", publication::Config::load()?.publication.listen),
                 },
             };
+            let gathering = match gathering_window_millis {
+                Some(millis) => {
+                    simulate::Gathering { window: std::time::Duration::from_millis(millis), daily_cutoff: None }
+                }
+                None => {
+                    let configured = assignment::Config::load()?.assignment;
+                    let cutoff =
+                        configured.daily_cutoff.as_deref().map(assignment::domain::parse_cutoff).transpose()?;
+                    simulate::Gathering {
+                        window: std::time::Duration::from_millis(configured.gathering_window_millis),
+                        daily_cutoff: cutoff,
+                    }
+                }
+            };
             let options = simulate::Options {
                 scale,
                 seed,
@@ -323,6 +343,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 settle: std::time::Duration::from_secs(settle_secs),
                 services,
+                gathering,
             };
             let report = simulate::run(options, signer).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -6,8 +6,10 @@
 //! the seed: fixed on time, a faked or failed fix that is reopened and then fixed, fixed late
 //! (overdue first), or never fixed in the year. Every round is set up, synced in batches of
 //! 1,000 checks, its handover sheets acknowledged by the cities, and its problems rectified
-//! and verified. On a simulated clock the run moves the clock through the year (so deadlines
-//! pass and overdue flags rise); on the real clock the rounds are dated in the past year and
+//! (in batches per city) and verified (in batches per verifier team). On a simulated clock the
+//! run moves the clock through the year: past the gathering window once a round's problems are
+//! in the ledger, so sheets go out at once, and on past deadlines, so overdue flags rise. On the
+//! real clock the run waits out the gathering window, the rounds are dated in the past year and
 //! nothing falls overdue. Ids come from the seed, so the same seed twice sends the same
 //! reports (the services answer "already had"); the rounds and teams are named after the seed
 //! so a run never mixes with other data on the stack.
@@ -83,6 +85,34 @@ pub struct Options {
     /// How long to wait for the public statistics to agree at the end.
     pub settle: Duration,
     pub services: Services,
+    /// How assignment gathers a city's problems before it issues their sheet: on the simulated
+    /// clock the run moves the clock past this after each round's checks.
+    pub gathering: Gathering,
+}
+
+/// Assignment's gathering policy, as configured for the deployment.
+#[derive(Debug, Clone, Copy)]
+pub struct Gathering {
+    pub window: Duration,
+    /// The daily cut-off (Asia/Shanghai) that replaces the window when set.
+    pub daily_cutoff: Option<time::Time>,
+}
+
+impl Gathering {
+    /// A moment by which every problem received at or before `now` is due on a sheet.
+    fn past(&self, now: OffsetDateTime) -> OffsetDateTime {
+        // The clock moves in whole seconds.
+        let margin = time::Duration::seconds(2);
+        match self.daily_cutoff {
+            None => now + time::Duration::try_from(self.window).unwrap_or(time::Duration::ZERO) + margin,
+            Some(cutoff) => {
+                let local = now.to_offset(shared::clock::SHANGHAI);
+                let today = local.replace_time(cutoff);
+                let first = if local <= today { today } else { today + time::Duration::days(1) };
+                first + margin
+            }
+        }
+    }
 }
 
 /// What the run sent, and the figures that must follow from it.
@@ -365,11 +395,72 @@ impl Client {
         self.send(Method::GET, &format!("{service}/v1/admin/clock"), &self.admin, None, &[]).await
     }
 
+    /// The deployment's clock now (the simulated one, when it runs on one).
+    async fn now(&self) -> anyhow::Result<OffsetDateTime> {
+        let clock = self.clock(&self.services.intake).await?;
+        Ok(OffsetDateTime::now_utc() + time::Duration::seconds(clock["offset_secs"].as_i64().unwrap_or(0)))
+    }
+
+    /// Assignment's count of the ledger entries matching `query` (the ledger's filters).
+    async fn ledger_count(&self, query: &str) -> anyhow::Result<Value> {
+        let url = format!("{}/v1/ledger/count?{query}", self.services.assignment);
+        self.send(Method::GET, &url, &self.admin, None, &[]).await
+    }
+
+    /// Posts a batch of rectifications or verdicts; items refused only on `retry_fields` (the
+    /// problem has not reached verification yet) are sent again, for up to two minutes. Any
+    /// other refusal fails the run.
+    async fn field_batch(
+        &self,
+        path: &str,
+        token: &str,
+        items: Vec<Value>,
+        retry_fields: &[&str],
+    ) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.services.verification);
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(50);
+        let mut items = items;
+        loop {
+            let answer = self.send(Method::POST, &url, token, Some(&json!({ "items": items })), &[]).await?;
+            let results = answer["results"].as_array().cloned().unwrap_or_default();
+            ensure!(results.len() == items.len(), "POST {url}: {} results for {} items", results.len(), items.len());
+            let mut again = Vec::new();
+            for (item, result) in items.into_iter().zip(results) {
+                if result["status"] != "refused" {
+                    continue;
+                }
+                let errors = result["errors"].as_array().cloned().unwrap_or_default();
+                let not_yet =
+                    !errors.is_empty() && errors.iter().all(|e| retry_fields.iter().any(|f| e["field"] == *f));
+                ensure!(not_yet, "POST {url}: verification refused {item}: {result}");
+                again.push(item);
+            }
+            if again.is_empty() {
+                return Ok(());
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "POST {url}: {} items still refused after two minutes",
+                again.len()
+            );
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+            items = again;
+        }
+    }
+
     /// Moves the simulated clock to `target` (never back) and waits until the services that
     /// act on it have followed.
     async fn move_clock_to(&self, target: OffsetDateTime) -> anyhow::Result<()> {
-        let clock = self.clock(&self.services.intake).await?;
-        let now = OffsetDateTime::now_utc() + time::Duration::seconds(clock["offset_secs"].as_i64().unwrap_or(0));
+        let services = [&self.services.assignment, &self.services.verification, &self.services.publication];
+        self.move_clock_for(target, &services).await
+    }
+
+    /// Moves the simulated clock to `target` (never back) and waits until `followers` have
+    /// followed (the others follow within moments).
+    async fn move_clock_for(&self, target: OffsetDateTime, followers: &[&String]) -> anyhow::Result<()> {
+        let now = self.now().await?;
         let advance = (target - now).whole_seconds();
         if advance <= 0 {
             return Ok(());
@@ -384,7 +475,7 @@ impl Client {
             )
             .await?;
         let offset = moved["offset_secs"].as_i64().unwrap_or(0);
-        for service in [&self.services.assignment, &self.services.verification, &self.services.publication] {
+        for service in followers {
             let started = Instant::now();
             while self.clock(service).await?["offset_secs"].as_i64().unwrap_or(0) < offset {
                 ensure!(started.elapsed() < Duration::from_secs(60), "{service} did not follow the clock");
@@ -465,7 +556,7 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
         phase("site checks", since);
 
         let since = Instant::now();
-        sheets += acknowledge_sheets(&client, &campaign, r).await?;
+        sheets += acknowledge_sheets(&client, &campaign, r, simulated.then_some(options.gathering)).await?;
         phase("handover", since);
 
         if simulated {
@@ -609,36 +700,49 @@ async fn sync_checks(
 }
 
 /// Waits until every problem of the round is on a handover sheet, and has each city sign
-/// for its sheets (签收). Returns how many sheets there were.
-async fn acknowledge_sheets(client: &Client, campaign: &Campaign, r: usize) -> anyhow::Result<usize> {
+/// for its sheets (签收). On the simulated clock (`gathering` given), once every problem is in
+/// the ledger, the clock is moved past the gathering window rather than waiting it out. Returns
+/// how many sheets were acknowledged.
+async fn acknowledge_sheets(
+    client: &Client,
+    campaign: &Campaign,
+    r: usize,
+    gathering: Option<Gathering>,
+) -> anyhow::Result<usize> {
     let round = campaign.round_id(r);
-    let wanted = campaign.problems[r].len();
+    let wanted = campaign.problems[r].len() as i64;
     let started = Instant::now();
-    let sheets: BTreeMap<String, String> = loop {
-        let ledger = client
-            .send(
-                Method::GET,
-                &format!("{}/v1/ledger?round={round}", client.services.assignment),
-                &client.admin,
-                None,
-                &[],
-            )
-            .await?;
-        let items = ledger["items"].as_array().cloned().unwrap_or_default();
-        let sheets: BTreeMap<String, String> = items
-            .iter()
-            .filter_map(|i| Some((i["handover_no"].as_str()?.to_string(), i["city_code"].as_str()?.to_string())))
-            .collect();
-        let handed = items.iter().filter(|i| i["handover_no"].is_string()).count();
+    let mut moved = false;
+    loop {
+        let counts = client.ledger_count(&format!("round={round}")).await?;
+        let (total, handed) = (counts["total"].as_i64().unwrap_or(0), counts["handed_over"].as_i64().unwrap_or(0));
         if handed >= wanted {
-            break sheets;
+            break;
+        }
+        if let Some(gathering) = gathering
+            && !moved
+            && total >= wanted
+        {
+            // Every problem came in by now: past the window (or cut-off), every sheet is due.
+            // Only assignment acts on it; the others catch up by the next move.
+            let past = gathering.past(client.now().await?);
+            client.move_clock_for(past, &[&client.services.assignment]).await?;
+            moved = true;
         }
         ensure!(
             started.elapsed() < Duration::from_secs(300),
-            "round {round}: {handed} of {wanted} problems handed over"
+            "round {round}: {handed} of {wanted} problems handed over ({total} in the ledger)"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("{}/v1/handovers?round={round}&acknowledged=false", client.services.assignment);
+    let listed = client.send(Method::GET, &url, &client.admin, None, &[]).await?;
+    let sheets: Vec<(String, String)> = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| Some((h["no"].as_str()?.to_string(), h["city_code"].as_str()?.to_string())))
+        .collect();
     stream::iter(&sheets)
         .map(|(no, city)| async move {
             let token = client.token(Role::LocalGov, None, Some(city));
@@ -661,6 +765,16 @@ fn verifier<'a>(campaign: &'a Campaign, problem: &Problem) -> &'a str {
         .map_or("", |t| t.id.as_str())
 }
 
+/// The id of a problem's rectification or verdict (`step`: which of them), drawn from the
+/// problem's id, so a second run of the same seed resends the same records ("already had").
+fn record_id(problem: Uuid, step: u64) -> Uuid {
+    let (high, low) = problem.as_u64_pair();
+    Seeded(high ^ low.rotate_left(17) ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)).uuid()
+}
+
+/// Rectifications and verdicts for `problems`: the cities report (a batch per city, up to
+/// 1,000 items), the verifier teams give their verdicts (a batch per team); a failed fix is
+/// reported again and verified again.
 async fn rectify_and_verify(
     client: &Client,
     campaign: &Campaign,
@@ -668,32 +782,93 @@ async fn rectify_and_verify(
     concurrency: usize,
     bar: &ProgressBar,
 ) -> anyhow::Result<()> {
-    stream::iter(problems)
+    // Long projects report a stage first (one request each: progress has no batch).
+    stream::iter(problems.iter().filter(|p| p.category == "coal_to_gas"))
         .map(|p| async move {
             let city = client.token(Role::LocalGov, None, Some(&p.city));
-            let team = verifier(campaign, p);
-            let inspector = client.token(Role::Verifier, Some(team), None);
-            let base = format!("{}/v1/problems/{}", client.services.verification, p.id);
-            if p.category == "coal_to_gas" {
-                let stage = json!({ "stage": "管网铺设完成", "percent_done": 60 });
-                client.send(Method::POST, &format!("{base}/progress"), &city, Some(&stage), &[404, 409]).await?;
-            }
-            let verdicts: &[&str] = match p.fate {
-                Fate::FixFailed(first) => &[first, "rectified"],
-                _ => &["rectified"],
-            };
-            for (n, verdict) in verdicts.iter().enumerate() {
-                let fix = json!({ "measures": if n == 0 { "已按要求整改" } else { "重新整改到位" },
-                                  "completed_at": shared::csv::timestamp(OffsetDateTime::now_utc() - time::Duration::hours(1)) });
-                // 404/409: the handover (or the reopening) has not reached verification yet.
-                client.send(Method::POST, &format!("{base}/rectification"), &city, Some(&fix), &[404, 409]).await?;
-                let body = json!({ "result": verdict, "team": team, "note": "现场核查" });
-                client.send(Method::POST, &format!("{base}/verdict"), &inspector, Some(&body), &[]).await?;
-            }
-            bar.inc(2);
-            Ok(())
+            let url = format!("{}/v1/problems/{}/progress", client.services.verification, p.id);
+            let stage = json!({ "stage": "管网铺设完成", "percent_done": 60 });
+            // 404/409: the handover has not reached verification yet.
+            client.send(Method::POST, &url, &city, Some(&stage), &[404, 409]).await.map(drop)
         })
         .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    let all: Vec<&Problem> = problems.iter().collect();
+    let failing: Vec<&Problem> = problems.iter().filter(|p| matches!(p.fate, Fate::FixFailed(_))).collect();
+    rectify(client, &all, 0, concurrency).await?;
+    verify(client, campaign, &all, 0, concurrency, bar).await?;
+    rectify(client, &failing, 1, concurrency).await?;
+    verify(client, campaign, &failing, 1, concurrency, bar).await
+}
+
+/// The cities report `problems` rectified (`attempt` 0 first, 1 after a reopening).
+async fn rectify(client: &Client, problems: &[&Problem], attempt: u64, concurrency: usize) -> anyhow::Result<()> {
+    let mut by_city: BTreeMap<&str, Vec<&Problem>> = BTreeMap::new();
+    for p in problems {
+        by_city.entry(p.city.as_str()).or_default().push(p);
+    }
+    let batches: Vec<(&str, &[&Problem])> =
+        by_city.iter().flat_map(|(city, ps)| ps.chunks(BATCH).map(move |c| (*city, c))).collect();
+    stream::iter(batches)
+        .map(|(city, ps)| async move {
+            let token = client.token(Role::LocalGov, None, Some(city));
+            let completed_at = shared::csv::timestamp(OffsetDateTime::now_utc() - time::Duration::hours(1));
+            let items: Vec<Value> = ps
+                .iter()
+                .map(|p| {
+                    json!({ "problem_id": p.id, "id": record_id(p.id, 2 * attempt),
+                            "measures": if attempt == 0 { "已按要求整改" } else { "重新整改到位" },
+                            "completed_at": completed_at })
+                })
+                .collect();
+            // Refused on `problem_id` or `status`: the handover (or the reopening) has not
+            // reached verification yet.
+            client.field_batch("/v1/rectifications/batch", &token, items, &["problem_id", "status"]).await
+        })
+        .buffer_unordered(concurrency.clamp(1, 8))
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// The verifier teams give their verdicts on `problems`: on the first attempt the fate's first
+/// verdict, on the second `rectified`.
+async fn verify(
+    client: &Client,
+    campaign: &Campaign,
+    problems: &[&Problem],
+    attempt: u64,
+    concurrency: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let mut by_team: BTreeMap<&str, Vec<&Problem>> = BTreeMap::new();
+    for p in problems {
+        by_team.entry(verifier(campaign, p)).or_default().push(p);
+    }
+    let batches: Vec<(&str, &[&Problem])> =
+        by_team.iter().flat_map(|(team, ps)| ps.chunks(BATCH).map(move |c| (*team, c))).collect();
+    stream::iter(batches)
+        .map(|(team, ps)| async move {
+            let token = client.token(Role::Verifier, Some(team), None);
+            let items: Vec<Value> = ps
+                .iter()
+                .map(|p| {
+                    let result = match p.fate {
+                        Fate::FixFailed(first) if attempt == 0 => first,
+                        _ => "rectified",
+                    };
+                    json!({ "problem_id": p.id, "id": record_id(p.id, 2 * attempt + 1),
+                            "result": result, "team": team, "note": "现场核查" })
+                })
+                .collect();
+            client.field_batch("/v1/verdicts/batch", &token, items, &[]).await?;
+            // A problem is done (a fix and a verdict) once its last verdict is given.
+            let done = ps.iter().filter(|p| attempt == 1 || !matches!(p.fate, Fate::FixFailed(_))).count();
+            bar.inc(done as u64 * 2);
+            Ok(())
+        })
+        .buffer_unordered(concurrency.clamp(1, 8))
         .try_collect::<Vec<()>>()
         .await
         .map(drop)
@@ -709,24 +884,15 @@ async fn wait_for_overdue(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let rounds: Vec<String> = (0..ROUNDS).map(|r| campaign.round_id(r)).collect();
+    let unresolved = campaign.problems.iter().flatten().filter(|p| p.fate == Fate::Unresolved).count() as i64;
+    let wanted = late.len() as i64 + unresolved;
     loop {
-        let ledger = client
-            .send(
-                Method::GET,
-                &format!("{}/v1/ledger?overdue=true", client.services.assignment),
-                &client.admin,
-                None,
-                &[],
-            )
-            .await?;
-        let overdue = ledger["items"]
-            .as_array()
-            .map_or(0, |items| items.iter().filter(|i| rounds.iter().any(|r| i["round_id"] == r.as_str())).count());
-        let unresolved = campaign.problems.iter().flatten().filter(|p| p.fate == Fate::Unresolved).count();
-        if overdue >= late.len() + unresolved {
+        let counts = client.ledger_count("overdue=true").await?;
+        let overdue: i64 = rounds.iter().map(|r| counts["by_round"][r].as_i64().unwrap_or(0)).sum();
+        if overdue >= wanted {
             return Ok(());
         }
-        ensure!(started.elapsed() < settle, "{overdue} of {} problems flagged overdue", late.len() + unresolved);
+        ensure!(started.elapsed() < settle, "{overdue} of {wanted} problems flagged overdue");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -755,5 +921,32 @@ async fn settle(client: &Client, campaign: &Campaign, expected: &Totals, settle:
             return Ok(published);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assignment::domain::sheet_is_due;
+
+    #[test]
+    fn the_clock_goes_just_past_the_gathering_window_or_the_next_daily_cutoff() {
+        let at = |h, m| {
+            let day = Date::from_calendar_date(2019, time::Month::May, 9).expect("a date");
+            OffsetDateTime::new_in_offset(day, time::Time::from_hms(h, m, 0).expect("a time"), shared::clock::SHANGHAI)
+        };
+        let window = Gathering { window: Duration::from_millis(300), daily_cutoff: None };
+        let past = window.past(at(18, 0));
+        assert!(sheet_is_due(1, at(18, 0), past, 300, None, 500));
+        assert!(past - at(18, 0) <= time::Duration::seconds(3));
+
+        let cutoff = time::Time::from_hms(17, 30, 0).expect("a time");
+        let daily = Gathering { window: Duration::from_secs(10), daily_cutoff: Some(cutoff) };
+        // Before the day's cut-off: that one; after it: the next day's.
+        for now in [at(10, 0), at(18, 0)] {
+            let past = daily.past(now);
+            assert!(sheet_is_due(1, now, past, 10_000, Some(cutoff), 500), "{now} → {past}");
+            assert!(!sheet_is_due(1, now, past - time::Duration::seconds(3), 10_000, Some(cutoff), 500));
+        }
     }
 }

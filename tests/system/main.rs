@@ -9,6 +9,7 @@ mod dead_letters;
 mod event_path;
 mod evidence;
 mod faults;
+mod field_batches;
 mod fuzz;
 mod import;
 mod intake;

@@ -31,6 +31,8 @@ async fn a_simulated_year_at_one_percent_matches_the_public_statistics() {
         stack.logs()
     );
     let report: Value = serde_json::from_str(&stdout).expect("simulate prints its report as JSON");
+    // How long the year took, and where: `cargo test … -- --nocapture` shows it.
+    eprintln!("simulate --scale 0.01: {} s, phases {}", report["elapsed_secs"], report["phases"]);
     let sent = &report["sent"];
     // 1% of the campaign: 6,660 checks, 520 problems over 22 rounds, some fixes failed and
     // reopened, some late (overdue on the simulated clock), some still open.

@@ -38,6 +38,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/ledger", get(get_ledger))
+        .route("/v1/ledger/count", get(get_ledger_count))
+        .route("/v1/handovers", get(list_handovers))
         .route("/v1/problems/{id}", get(get_entry))
         .route("/v1/handovers/{no}", get(get_handover))
         .route("/v1/handovers/{no}/acknowledge", post(acknowledge_handover))
@@ -502,4 +504,88 @@ async fn put_jurisdiction(
     let mut conn = s.pool.acquire().await?;
     store::upsert_jurisdiction(&mut conn, &code, &request.name, &request.city_code).await?;
     Ok(Json(json!({ "code": code, "name": request.name, "city_code": request.city_code })))
+}
+
+#[derive(Deserialize)]
+struct CountQuery {
+    city: Option<String>,
+    county: Option<String>,
+    round: Option<String>,
+    status: Option<String>,
+    category: Option<String>,
+    overdue: Option<bool>,
+}
+
+/// How many ledger entries match the ledger's filters, without listing them: in all, handed
+/// over (on a sheet), overdue, and by status and by round. Read by whoever may read the ledger,
+/// within the same scope.
+async fn get_ledger_count(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<CountQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let within = reading_scope(&caller)?;
+    let mut v = Validator::new();
+    if let Some(status) = &q.status {
+        v.check(
+            domain::STATUSES.contains(&status.as_str()),
+            "status",
+            format!("one of {}", domain::STATUSES.join(", ")),
+        );
+    }
+    if let Some(category) = &q.category {
+        v.check(reference::category(category).is_some(), "category", "not a known category");
+    }
+    v.finish()?;
+    let filter = LedgerFilter {
+        city: q.city,
+        county: q.county,
+        round: q.round,
+        status: q.status,
+        category: q.category,
+        overdue: q.overdue,
+    };
+    let rows = store::ledger_counts(&mut *s.pool.acquire().await?, &filter, within).await?;
+    let (mut total, mut handed_over, mut overdue) = (0i64, 0i64, 0i64);
+    let mut by_status = serde_json::Map::new();
+    let mut by_round = serde_json::Map::new();
+    for (round, status, n, handed, late) in rows {
+        total += n;
+        handed_over += handed;
+        overdue += late;
+        let add = |map: &mut serde_json::Map<String, Value>, key: String| {
+            let sum = map.get(&key).and_then(Value::as_i64).unwrap_or(0) + n;
+            map.insert(key, json!(sum));
+        };
+        add(&mut by_status, status);
+        add(&mut by_round, round);
+    }
+    Ok(Json(json!({
+        "total": total, "handed_over": handed_over, "overdue": overdue,
+        "by_status": by_status, "by_round": by_round,
+    })))
+}
+
+#[derive(Deserialize)]
+struct HandoverQuery {
+    round: Option<String>,
+    city: Option<String>,
+    acknowledged: Option<bool>,
+}
+
+/// The handover sheets, oldest first, by round, city and whether acknowledged: what a city has
+/// to sign for (签收). A local government sees the sheets addressed to its city.
+async fn list_handovers(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<HandoverQuery>,
+) -> Result<Json<Value>, ApiError> {
+    reading_scope(&caller)?;
+    let items: Vec<store::Handover> =
+        store::handovers(&mut *s.pool.acquire().await?, q.round.as_deref(), q.city.as_deref(), q.acknowledged)
+            .await?
+            .into_iter()
+            .filter(|h| may_see_sheet(&caller.0, &h.city_code))
+            .collect();
+    Ok(Json(json!({ "count": items.len(), "items": items })))
 }

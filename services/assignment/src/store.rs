@@ -566,3 +566,51 @@ pub async fn take_out(conn: &mut PgConnection, problems: &[Uuid], status: &str) 
     .await?;
     Ok(())
 }
+
+/// The ledger's rows matching `filter` within `within` (as [`ledger`]), counted by round and
+/// status: round, status, rows, rows handed over (on a sheet), rows overdue.
+pub async fn ledger_counts(
+    conn: &mut PgConnection,
+    filter: &LedgerFilter,
+    within: Option<&str>,
+) -> sqlx::Result<Vec<(String, String, i64, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT round_id, status, count(*), count(handover_no), count(*) FILTER (WHERE overdue)
+         FROM assignment.ledger
+         WHERE ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR county_code = $2)
+           AND ($3::text IS NULL OR round_id = $3) AND ($4::text IS NULL OR status = $4)
+           AND ($5::text IS NULL OR category = $5)
+           AND ($6::text IS NULL OR jurisdiction = $6 OR city_code = $6)
+           AND ($7::boolean IS NULL OR overdue = $7)
+         GROUP BY round_id, status ORDER BY round_id, status",
+    )
+    .bind(&filter.city)
+    .bind(&filter.county)
+    .bind(&filter.round)
+    .bind(&filter.status)
+    .bind(&filter.category)
+    .bind(within)
+    .bind(filter.overdue)
+    .fetch_all(conn)
+    .await
+}
+
+/// Handover sheets, oldest first, of a round and a city if given, acknowledged or not if given.
+pub async fn handovers(
+    conn: &mut PgConnection,
+    round: Option<&str>,
+    city: Option<&str>,
+    acknowledged: Option<bool>,
+) -> sqlx::Result<Vec<Handover>> {
+    sqlx::query_as(
+        "SELECT no, round_id, city_code, issued_at, problem_count, acknowledged_at FROM assignment.handovers
+         WHERE ($1::text IS NULL OR round_id = $1) AND ($2::text IS NULL OR city_code = $2)
+           AND ($3::boolean IS NULL OR (acknowledged_at IS NOT NULL) = $3)
+         ORDER BY issued_at, no",
+    )
+    .bind(round)
+    .bind(city)
+    .bind(acknowledged)
+    .fetch_all(conn)
+    .await
+}

@@ -2,11 +2,14 @@
 //! verdicts and re-checks from verifier teams, the work waiting for verifiers, and the
 //! escalation ladder.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::auth::{Caller, Role};
 use shared::clock::Clock;
@@ -15,13 +18,17 @@ use shared::events::{
     PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECTIFICATION_PROGRESSED, RECTIFICATION_REPORTED,
     RectificationProgressed, RectificationReported,
 };
-use shared::http::{JsonBody, QueryParams, parse_id};
-use shared::outbox::Outbox;
+use shared::http::{JsonBody, QueryParams, parse_id, parse_value};
+use shared::order;
+use shared::outbox::{Outbox, Outgoing};
 use shared::reference;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{self, ProgressRequest, RectificationRequest, VerdictRequest};
+use crate::domain::{
+    self, Earlier, FieldItem, Judgement, ProgressRequest, RectificationItem, RectificationRequest, Standing,
+    VerdictItem, VerdictRequest,
+};
 use crate::rechecks;
 use crate::store::{self, Problem};
 
@@ -40,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/problems/{id}/progress", post(post_progress))
         .route("/v1/problems/{id}/rectification", post(post_rectification))
         .route("/v1/problems/{id}/verdict", post(post_verdict))
+        .route("/v1/rectifications/batch", post(post_rectification_batch))
+        .route("/v1/verdicts/batch", post(post_verdict_batch))
         .route("/v1/tasks", get(list_tasks))
         .route("/v1/rechecks/sweep", post(post_sweep))
         .route("/v1/rechecks/{id}/verdict", post(post_recheck_verdict))
@@ -396,5 +405,240 @@ async fn import_legacy(
         results.push(json!({ "id": id, "status": if created { "created" } else { "already_had" } }));
     }
     s.outbox.commit(tx).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// A batch from the field: rectifications from a local government, or verdicts from a
+/// verifier team, as the workbench syncs them after offline work.
+#[derive(Deserialize)]
+struct FieldBatch {
+    items: Vec<Value>,
+}
+
+/// A batch's items as read: each item's `problem_id` as sent, and the item or why it is unreadable.
+type ReadItems<T> = (Vec<Value>, Vec<Result<T, ApiError>>);
+
+/// Reads a batch's items, each on its own (a bad one is refused without failing the others);
+/// answers each item's `problem_id` as sent, for its result.
+fn read_items<T: DeserializeOwned>(items: Vec<Value>) -> Result<ReadItems<T>, ApiError> {
+    if items.len() > domain::MAX_BATCH_ITEMS {
+        return Err(ApiError::invalid("items", format!("at most {} items in one batch", domain::MAX_BATCH_ITEMS)));
+    }
+    Ok(items
+        .into_iter()
+        .map(|item| (item.get("problem_id").cloned().unwrap_or(Value::Null), parse_value::<T>(item)))
+        .unzip())
+}
+
+/// The problems a batch is about, locked (one statement), as the batch's rules judge them.
+async fn lock_standings<T: FieldItem>(
+    conn: &mut PgConnection,
+    items: &[Result<T, ApiError>],
+) -> Result<HashMap<Uuid, Standing>, ApiError> {
+    let mut ids: Vec<Uuid> = items.iter().flatten().map(FieldItem::problem_id).collect();
+    ids.sort();
+    ids.dedup();
+    Ok(store::problems_for_update(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let standing = Standing {
+                city_code: p.city_code,
+                jurisdiction: p.jurisdiction,
+                finder_team: p.finder_team,
+                status: p.status,
+            };
+            (p.problem_id, standing)
+        })
+        .collect())
+}
+
+/// The client ids a batch names.
+fn client_ids<T: FieldItem>(items: &[Result<T, ApiError>]) -> Vec<Uuid> {
+    items.iter().flatten().filter_map(FieldItem::client_id).collect()
+}
+
+fn earlier(rows: Vec<(Uuid, Uuid, String)>) -> HashMap<Uuid, Earlier> {
+    rows.into_iter().map(|(id, problem_id, by)| (id, Earlier { problem_id, by })).collect()
+}
+
+/// A concurrent request recorded one of the batch's ids first (for another problem, since the
+/// problem's lock was ours): the batch changes nothing, and sent again it is judged against
+/// what is stored.
+fn taken_meanwhile() -> ApiError {
+    ApiError::conflict("items", "an id of this batch was just taken by another request; send the batch again")
+}
+
+/// One item's result: the problem's id as sent, what became of it, and why when refused.
+fn item_result(problem_id: Value, judged: Judgement, extra: Value) -> Value {
+    let mut result = json!({ "id": problem_id, "status": judged.status() });
+    match judged {
+        Judgement::Refused(e) => result["errors"] = json!(e.field_errors()),
+        _ => {
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                result[k] = v.clone();
+            }
+        }
+    }
+    result
+}
+
+/// A local government's rectifications, up to 1,000 at a time. Each item is judged by the rules
+/// of `POST /v1/problems/{id}/rectification`, after the batch's earlier items; the whole batch
+/// costs the same few statements whatever its size.
+async fn post_rectification_batch(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(batch): JsonBody<FieldBatch>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::LocalGov)?;
+    let jurisdiction = caller.jurisdiction()?.to_string();
+    let (answer_ids, items) = read_items::<RectificationItem>(batch.items)?;
+    let now = s.clock.now();
+    let mut tx = s.pool.begin().await?;
+    let mut problems = lock_standings(&mut tx, &items).await?;
+    let stored = earlier(store::rectifications_by_id(&mut tx, &client_ids(&items)).await?);
+    let judged = domain::judge_batch(&items, &mut problems, &stored, &jurisdiction, |item, problem| {
+        domain::judge_rectification(item, problem, &jurisdiction, now)
+    });
+
+    // What is recorded: each accepted item under its own id or a new one. A problem is accepted
+    // at most once in a batch (a rectified problem is no longer rectifiable).
+    let mut records: Vec<Option<Uuid>> = vec![None; items.len()];
+    let mut rows: Vec<(Uuid, &RectificationItem)> = Vec::new();
+    for (i, (item, judgement)) in items.iter().zip(&judged).enumerate() {
+        let Ok(item) = item else { continue };
+        match judgement {
+            Judgement::Create(_) => {
+                let id = item.id.unwrap_or_else(Uuid::now_v7);
+                rows.push((id, item));
+                records[i] = Some(id);
+            }
+            Judgement::AlreadyHad => records[i] = item.id,
+            Judgement::Refused(_) => {}
+        }
+    }
+    if store::insert_rectifications(&mut tx, &rows, &jurisdiction, now).await? < rows.len() {
+        return Err(taken_meanwhile());
+    }
+    let changes: Vec<(Uuid, &str, Option<time::Date>)> =
+        rows.iter().map(|(_, item)| (item.problem_id, "rectification_reported", None)).collect();
+    store::set_statuses(&mut tx, &changes, now).await?;
+    let moved: Vec<Uuid> = rows.iter().map(|(_, item)| item.problem_id).collect();
+    let mut next = order::advance(&mut tx, store::PROBLEMS, &moved, RECTIFICATION_REPORTED).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for (_, item) in &rows {
+        let place = next.remove(&item.problem_id).expect("a problem rectified has its row");
+        let city = &problems[&item.problem_id].city_code;
+        let event = RectificationReported {
+            problem_id: item.problem_id,
+            problem_seq: place.problem_seq,
+            previous: place.previous,
+            city_code: city.clone(),
+            measures: item.measures.clone(),
+            completed_at: item.completed_at,
+            reported_at: now,
+        };
+        events.push(Outgoing::new(Some(city), item.problem_id.to_string(), &event));
+    }
+    s.outbox.publish_many(&mut tx, events).await?;
+    s.outbox.commit(tx).await?;
+    let results: Vec<Value> = answer_ids
+        .into_iter()
+        .zip(judged)
+        .zip(records)
+        .map(|((problem_id, judgement), record)| {
+            item_result(problem_id, judgement, json!({ "rectification_id": record }))
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+/// A verifier team's verdicts, up to 1,000 at a time. Each item is judged by the rules of
+/// `POST /v1/problems/{id}/verdict`, after the batch's earlier items; the whole batch costs the
+/// same few statements whatever its size.
+async fn post_verdict_batch(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(batch): JsonBody<FieldBatch>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Verifier)?;
+    let team = caller.team()?.to_string();
+    let (answer_ids, items) = read_items::<VerdictItem>(batch.items)?;
+    let (now, today) = (s.clock.now(), s.clock.today());
+    let mut tx = s.pool.begin().await?;
+    let mut problems = lock_standings(&mut tx, &items).await?;
+    let stored = earlier(store::verdicts_by_id(&mut tx, &client_ids(&items)).await?);
+    let province = store::team_province(&mut tx, &team).await?;
+    let judged = domain::judge_batch(&items, &mut problems, &stored, &team, |item, problem| {
+        domain::judge_verdict(item, problem, &team, province.as_deref())
+    });
+
+    // What is recorded; a problem gets at most one verdict in a batch (the first counts).
+    let mut records: Vec<Value> = vec![json!({}); items.len()];
+    let mut rows: Vec<(Uuid, &VerdictItem)> = Vec::new();
+    let mut changes: Vec<(Uuid, &str, Option<time::Date>)> = Vec::new();
+    for (i, (item, judgement)) in items.iter().zip(&judged).enumerate() {
+        let Ok(item) = item else { continue };
+        match judgement {
+            Judgement::Create(_) => {
+                let id = item.id.unwrap_or_else(Uuid::now_v7);
+                let (status, deadline) = domain::after_verdict(&item.result, today, s.reopened_deadline_days);
+                rows.push((id, item));
+                changes.push((item.problem_id, status, deadline));
+                records[i] = json!({ "verdict_id": id, "problem_status": status, "deadline": deadline });
+            }
+            Judgement::AlreadyHad => records[i] = json!({ "verdict_id": item.id }),
+            Judgement::Refused(_) => {}
+        }
+    }
+    if store::insert_verdicts(&mut tx, &rows, now).await? < rows.len() {
+        return Err(taken_meanwhile());
+    }
+    store::set_statuses(&mut tx, &changes, now).await?;
+    let of = |status: &str| changes.iter().filter(|c| c.1 == status).map(|c| c.0).collect::<Vec<Uuid>>();
+    let mut closed = order::advance(&mut tx, store::PROBLEMS, &of("closed"), PROBLEM_CLOSED).await?;
+    let mut reopened = order::advance(&mut tx, store::PROBLEMS, &of("reopened"), PROBLEM_REOPENED).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for ((_, item), (problem_id, _, deadline)) in rows.iter().zip(&changes) {
+        let city = &problems[problem_id].city_code;
+        let subject = problem_id.to_string();
+        match deadline {
+            None => {
+                let place = closed.remove(problem_id).expect("a problem closed has its row");
+                let event = ProblemClosed {
+                    problem_id: *problem_id,
+                    problem_seq: place.problem_seq,
+                    previous: place.previous,
+                    city_code: city.clone(),
+                    team: item.team.clone(),
+                    verified_at: now,
+                };
+                events.push(Outgoing::new(Some(city), subject, &event));
+            }
+            Some(deadline) => {
+                let place = reopened.remove(problem_id).expect("a problem reopened has its row");
+                let event = ProblemReopened {
+                    problem_id: *problem_id,
+                    problem_seq: place.problem_seq,
+                    previous: place.previous,
+                    city_code: city.clone(),
+                    result: item.result.clone(),
+                    team: item.team.clone(),
+                    deadline: *deadline,
+                    verified_at: now,
+                };
+                events.push(Outgoing::new(Some(city), subject, &event));
+            }
+        }
+    }
+    s.outbox.publish_many(&mut tx, events).await?;
+    s.outbox.commit(tx).await?;
+    let results: Vec<Value> = answer_ids
+        .into_iter()
+        .zip(judged)
+        .zip(records)
+        .map(|((problem_id, judgement), record)| item_result(problem_id, judgement, record))
+        .collect();
     Ok(Json(json!({ "results": results })))
 }

@@ -168,6 +168,239 @@ pub fn validate_progress(p: &ProgressRequest) -> Validator {
     v
 }
 
+/// Most items in one batch from the field.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// One rectification of a batch: what `POST /v1/problems/{id}/rectification` takes, with the
+/// problem's id, and optionally the client's id for the rectification (a resend of it is
+/// answered `already_had`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RectificationItem {
+    pub problem_id: uuid::Uuid,
+    #[serde(default)]
+    pub id: Option<uuid::Uuid>,
+    pub measures: String,
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub completed_at: OffsetDateTime,
+}
+
+impl RectificationItem {
+    pub fn request(&self) -> RectificationRequest {
+        RectificationRequest {
+            measures: self.measures.clone(),
+            evidence: self.evidence.clone(),
+            completed_at: self.completed_at,
+        }
+    }
+}
+
+/// One verdict of a batch: what `POST /v1/problems/{id}/verdict` takes, with the problem's id
+/// and optionally the client's id for the verdict.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerdictItem {
+    pub problem_id: uuid::Uuid,
+    #[serde(default)]
+    pub id: Option<uuid::Uuid>,
+    pub result: String,
+    pub team: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+}
+
+impl VerdictItem {
+    pub fn request(&self) -> VerdictRequest {
+        VerdictRequest {
+            result: self.result.clone(),
+            team: self.team.clone(),
+            note: self.note.clone(),
+            evidence: self.evidence.clone(),
+        }
+    }
+}
+
+/// What a batch item is about and under which client id, if any.
+pub trait FieldItem {
+    fn problem_id(&self) -> uuid::Uuid;
+    fn client_id(&self) -> Option<uuid::Uuid>;
+}
+
+impl FieldItem for RectificationItem {
+    fn problem_id(&self) -> uuid::Uuid {
+        self.problem_id
+    }
+    fn client_id(&self) -> Option<uuid::Uuid> {
+        self.id
+    }
+}
+
+impl FieldItem for VerdictItem {
+    fn problem_id(&self) -> uuid::Uuid {
+        self.problem_id
+    }
+    fn client_id(&self) -> Option<uuid::Uuid> {
+        self.id
+    }
+}
+
+/// A problem as a batch judges it: as stored, then as the batch's earlier items leave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub city_code: String,
+    pub jurisdiction: Option<String>,
+    pub finder_team: Option<String>,
+    pub status: String,
+}
+
+/// A rectification or verdict stored under a client's id: about which problem, and by whom
+/// (the reporting jurisdiction, or the verifying team).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earlier {
+    pub problem_id: uuid::Uuid,
+    pub by: String,
+}
+
+/// What becomes of one batch item.
+#[derive(Debug)]
+pub enum Judgement {
+    /// To record now; the problem moves to this status.
+    Create(&'static str),
+    /// Recorded before under the item's id (a resend): nothing changes.
+    AlreadyHad,
+    Refused(ApiError),
+}
+
+impl Judgement {
+    pub fn status(&self) -> &'static str {
+        match self {
+            Judgement::Create(_) => "created",
+            Judgement::AlreadyHad => "already_had",
+            Judgement::Refused(_) => "refused",
+        }
+    }
+}
+
+/// The refusal for a problem the caller may not act on or that does not exist: the same
+/// words either way, so existence does not leak.
+fn unknown_problem(id: uuid::Uuid) -> ApiError {
+    ApiError::Invalid(vec![shared::error::FieldError::new("problem_id", format!("problem {id} not found"))])
+}
+
+/// Judges a batch's items in order, each as the one before left its problem: resends (by the
+/// client's id, stored before or earlier in the batch) are `AlreadyHad` when they are the same
+/// problem by the same sender (`by`) and refused on `id` otherwise; an unknown problem is
+/// refused on `problem_id`; the rest is `judge`'s, which answers the status an accepted item
+/// moves the problem to. `problems` is updated as items are accepted.
+pub fn judge_batch<T: FieldItem>(
+    items: &[Result<T, ApiError>],
+    problems: &mut std::collections::HashMap<uuid::Uuid, Standing>,
+    stored: &std::collections::HashMap<uuid::Uuid, Earlier>,
+    by: &str,
+    mut judge: impl FnMut(&T, &Standing) -> Result<&'static str, ApiError>,
+) -> Vec<Judgement> {
+    // Client ids met earlier in this batch: the problem, and whether that item was accepted.
+    let mut seen: std::collections::HashMap<uuid::Uuid, (uuid::Uuid, bool)> = std::collections::HashMap::new();
+    let mut judged = Vec::with_capacity(items.len());
+    for item in items {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                judged.push(Judgement::Refused(ApiError::Invalid(e.field_errors())));
+                continue;
+            }
+        };
+        let problem_id = item.problem_id();
+        let judgement = if let Some(client_id) = item.client_id()
+            && let Some(&(earlier_problem, accepted)) = seen.get(&client_id)
+        {
+            if accepted && earlier_problem == problem_id {
+                Judgement::AlreadyHad
+            } else {
+                Judgement::Refused(ApiError::conflict(
+                    "id",
+                    "this id is used by an earlier item of the batch that was refused or is about another problem",
+                ))
+            }
+        } else if let Some(client_id) = item.client_id()
+            && let Some(earlier) = stored.get(&client_id)
+        {
+            if earlier.problem_id == problem_id && earlier.by == by {
+                Judgement::AlreadyHad
+            } else {
+                Judgement::Refused(ApiError::conflict("id", format!("id {client_id} is taken by another record")))
+            }
+        } else {
+            match problems.get_mut(&problem_id) {
+                None => Judgement::Refused(unknown_problem(problem_id)),
+                Some(standing) => match judge(item, standing) {
+                    Ok(status) => {
+                        standing.status = status.to_string();
+                        Judgement::Create(status)
+                    }
+                    Err(e) => Judgement::Refused(e),
+                },
+            }
+        };
+        if let Some(client_id) = item.client_id() {
+            let accepted = matches!(judgement, Judgement::Create(_) | Judgement::AlreadyHad);
+            seen.entry(client_id).or_insert((problem_id, accepted));
+        }
+        judged.push(judgement);
+    }
+    judged
+}
+
+/// The rules of `POST /v1/problems/{id}/rectification` for one item of a local government's
+/// batch: a valid report, about a problem handed over to the caller (a city answers for its
+/// counties) and still to rectify.
+pub fn judge_rectification(
+    item: &RectificationItem,
+    problem: &Standing,
+    jurisdiction: &str,
+    now: OffsetDateTime,
+) -> Result<&'static str, ApiError> {
+    validate_rectification(&item.request(), now).finish()?;
+    if !problem.jurisdiction.as_deref().is_some_and(|j| reference::jurisdiction_covers(jurisdiction, j)) {
+        return Err(unknown_problem(item.problem_id));
+    }
+    if !RECTIFIABLE.contains(&problem.status.as_str()) {
+        return Err(ApiError::conflict(
+            "status",
+            format!("the problem is {}; this needs it handed over, or reopened, and not yet rectified", problem.status),
+        ));
+    }
+    Ok("rectification_reported")
+}
+
+/// The rules of `POST /v1/problems/{id}/verdict` for one item of a verifier's batch: a valid
+/// verdict by the caller's own, registered team (`team_province` is its home province, none if
+/// it is not registered), which may verify the problem, on a reported rectification. Answers
+/// the status the verdict leaves the problem in.
+pub fn judge_verdict(
+    item: &VerdictItem,
+    problem: &Standing,
+    caller_team: &str,
+    team_province: Option<&str>,
+) -> Result<&'static str, ApiError> {
+    validate_verdict(&item.request()).finish()?;
+    if item.team != caller_team {
+        return Err(ApiError::forbidden("team", format!("your token is for team {caller_team}")));
+    }
+    let province =
+        team_province.ok_or_else(|| ApiError::invalid("team", format!("no team {} is registered", item.team)))?;
+    may_verify(&item.team, province, problem.finder_team.as_deref(), &problem.city_code)?;
+    if problem.status != "rectification_reported" {
+        return Err(ApiError::conflict(
+            "status",
+            format!("the problem is {}; a verdict needs a reported rectification", problem.status),
+        ));
+    }
+    Ok(if item.result == "rectified" { "closed" } else { "reopened" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +455,162 @@ mod tests {
             after_verdict("fake_rectification", date!(2019 - 06 - 01), 7),
             ("reopened", Some(date!(2019 - 06 - 08)))
         );
+    }
+
+    mod batches {
+        use super::super::*;
+        use std::collections::HashMap;
+        use time::macros::datetime;
+        use uuid::Uuid;
+
+        const NOW: OffsetDateTime = datetime!(2019-06-01 10:00 +08:00);
+
+        fn standing(status: &str) -> Standing {
+            Standing {
+                city_code: "130500".into(),
+                jurisdiction: Some("130502".into()),
+                finder_team: Some("T-370".into()),
+                status: status.into(),
+            }
+        }
+
+        fn fix(problem_id: Uuid, id: Option<Uuid>) -> Result<RectificationItem, ApiError> {
+            Ok(RectificationItem {
+                problem_id,
+                id,
+                measures: "已取缔".into(),
+                evidence: vec![],
+                completed_at: datetime!(2019-05-31 09:00 +08:00),
+            })
+        }
+
+        fn verdict(problem_id: Uuid, result: &str, team: &str) -> Result<VerdictItem, ApiError> {
+            Ok(VerdictItem {
+                problem_id,
+                id: None,
+                result: result.into(),
+                team: team.into(),
+                note: None,
+                evidence: vec![],
+            })
+        }
+
+        fn statuses(judged: &[Judgement]) -> Vec<&'static str> {
+            judged.iter().map(Judgement::status).collect()
+        }
+
+        fn field(judged: &Judgement) -> String {
+            match judged {
+                Judgement::Refused(e) => e.field_errors()[0].field.clone(),
+                other => panic!("not refused: {other:?}"),
+            }
+        }
+
+        fn rectify(
+            items: &[Result<RectificationItem, ApiError>],
+            problems: &mut HashMap<Uuid, Standing>,
+            stored: &HashMap<Uuid, Earlier>,
+            jurisdiction: &str,
+        ) -> Vec<Judgement> {
+            judge_batch(items, problems, stored, jurisdiction, |item, p| {
+                judge_rectification(item, p, jurisdiction, NOW)
+            })
+        }
+
+        #[test]
+        fn a_second_rectification_of_a_problem_in_one_batch_is_judged_after_the_first() {
+            let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+            let mut problems = HashMap::from([(a, standing("acknowledged")), (b, standing("reopened"))]);
+            let judged = rectify(&[fix(a, None), fix(a, None), fix(b, None)], &mut problems, &HashMap::new(), "130500");
+            assert_eq!(statuses(&judged), ["created", "refused", "created"]);
+            assert_eq!(field(&judged[1]), "status");
+            assert_eq!(problems[&a].status, "rectification_reported");
+        }
+
+        #[test]
+        fn a_rectification_names_the_field_that_refuses_it() {
+            let (ours, theirs, unknown) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+            let mut elsewhere = standing("assigned");
+            elsewhere.jurisdiction = Some("130402".into());
+            let mut problems = HashMap::from([(ours, standing("assigned")), (theirs, elsewhere)]);
+            let mut blank = fix(ours, None).unwrap();
+            blank.measures = "  ".into();
+            let mut future = fix(ours, None).unwrap();
+            future.completed_at = NOW + Duration::days(1);
+            let items = [
+                Ok(blank),
+                Ok(future),
+                fix(theirs, None),
+                fix(unknown, None),
+                Err(ApiError::invalid("completed_at", "not a date")),
+            ];
+            let judged = rectify(&items, &mut problems, &HashMap::new(), "130502");
+            let fields: Vec<String> = judged.iter().map(field).collect();
+            assert_eq!(fields, ["measures", "completed_at", "problem_id", "problem_id", "completed_at"]);
+            assert_eq!(problems[&ours].status, "assigned", "nothing refused changes the problem");
+        }
+
+        #[test]
+        fn a_resend_under_the_same_id_is_already_had_and_another_use_of_the_id_is_refused() {
+            let (a, b, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+            // Stored before: a resend of the whole batch.
+            let stored = HashMap::from([(id, Earlier { problem_id: a, by: "130500".into() })]);
+            let mut problems = HashMap::from([(a, standing("rectification_reported")), (b, standing("assigned"))]);
+            let judged =
+                rectify(&[fix(a, Some(id)), fix(a, Some(id)), fix(b, Some(id))], &mut problems, &stored, "130500");
+            assert_eq!(statuses(&judged), ["already_had", "already_had", "refused"]);
+            assert_eq!(field(&judged[2]), "id");
+            // Another government sending the same id gets no hint of what it is.
+            let judged = rectify(&[fix(a, Some(id))], &mut problems, &stored, "130400");
+            assert_eq!(field(&judged[0]), "id");
+            // Twice in one new batch: the first is created, the second is the same item again.
+            let (c, fresh) = (Uuid::now_v7(), Uuid::now_v7());
+            problems.insert(c, standing("assigned"));
+            let judged = rectify(&[fix(c, Some(fresh)), fix(c, Some(fresh))], &mut problems, &stored, "130500");
+            assert_eq!(statuses(&judged), ["created", "already_had"]);
+        }
+
+        #[test]
+        fn verdicts_follow_the_single_endpoints_rules_item_by_item() {
+            let ids: Vec<Uuid> = (0..7).map(|_| Uuid::now_v7()).collect();
+            let mut problems: HashMap<Uuid, Standing> =
+                ids.iter().map(|id| (*id, standing("rectification_reported"))).collect();
+            problems.get_mut(&ids[5]).unwrap().status = "assigned".into();
+            let items = [
+                verdict(ids[0], "rectified", "T-410"),
+                verdict(ids[1], "fake_rectification", "T-410"),
+                verdict(ids[0], "rectified", "T-410"),
+                verdict(ids[2], "maybe", "T-410"),
+                verdict(ids[3], "rectified", "T-411"),
+                verdict(ids[5], "rectified", "T-410"),
+                verdict(ids[6], "rectified", ""),
+            ];
+            let judged = judge_batch(&items, &mut problems, &HashMap::new(), "T-410", |item, p| {
+                judge_verdict(item, p, "T-410", Some("410000"))
+            });
+            assert_eq!(
+                statuses(&judged),
+                ["created", "created", "refused", "refused", "refused", "refused", "refused"]
+            );
+            assert!(matches!(judged[0], Judgement::Create("closed")));
+            assert!(matches!(judged[1], Judgement::Create("reopened")));
+            let fields: Vec<String> = judged[2..].iter().map(field).collect();
+            assert_eq!(fields, ["status", "result", "team", "status", "team"]);
+            assert_eq!((problems[&ids[0]].status.as_str(), problems[&ids[1]].status.as_str()), ("closed", "reopened"));
+        }
+
+        #[test]
+        fn the_finder_a_team_of_the_province_and_an_unregistered_team_may_not_give_a_verdict() {
+            let p = standing("rectification_reported");
+            let by = |team: &str, province: Option<&str>| {
+                judge_verdict(&verdict(Uuid::now_v7(), "rectified", team).unwrap(), &p, team, province)
+                    .unwrap_err()
+                    .field_errors()[0]
+                    .clone()
+            };
+            assert_eq!(by("T-370", Some("370000")).field, "team");
+            assert!(by("T-130", Some("130000")).detail.contains("province"));
+            assert!(by("T-999", None).detail.contains("registered"));
+        }
     }
 }

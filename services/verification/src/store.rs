@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use shared::events::{EventKind, PROBLEM_OVERDUE, ProblemAssigned, ProblemReported, ProblemRerouted};
 use shared::order;
 
-use crate::domain::{CityCounts, LegacyProblem, ProgressRequest, RectificationRequest, VerdictRequest};
+use crate::domain::{
+    CityCounts, LegacyProblem, ProgressRequest, RectificationItem, RectificationRequest, VerdictItem, VerdictRequest,
+};
 
 /// The problems table, which keeps each problem's counter of verification's events about it.
 pub const PROBLEMS: &str = "verification.problems";
@@ -538,6 +540,137 @@ pub async fn take_out(conn: &mut PgConnection, problems: &[Uuid], status: &str) 
     )
     .bind(problems)
     .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Problems, locked for the rest of the transaction in one order (a batch's, so two batches
+/// never wait on each other crosswise); those verification does not know are left out.
+pub async fn problems_for_update(conn: &mut PgConnection, problem_ids: &[Uuid]) -> sqlx::Result<Vec<Problem>> {
+    sqlx::query_as(
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+         FROM verification.problems WHERE problem_id = ANY($1) ORDER BY problem_id FOR UPDATE",
+    )
+    .bind(problem_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Rectifications stored under any of `ids`: id, problem and the jurisdiction that reported it.
+pub async fn rectifications_by_id(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid, String)>> {
+    sqlx::query_as("SELECT id, problem_id, reported_by FROM verification.rectifications WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
+/// Verdicts stored under any of `ids`: id, problem and the verifying team.
+pub async fn verdicts_by_id(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid, String)>> {
+    sqlx::query_as("SELECT id, problem_id, team FROM verification.verdicts WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
+/// Records a batch's rectifications, each under its id, in one statement; answers how many
+/// were recorded (fewer when a concurrent request took one of the ids first).
+pub async fn insert_rectifications(
+    conn: &mut PgConnection,
+    rows: &[(Uuid, &RectificationItem)],
+    reported_by: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let problems: Vec<Uuid> = rows.iter().map(|r| r.1.problem_id).collect();
+    let measures: Vec<&str> = rows.iter().map(|r| r.1.measures.as_str()).collect();
+    let evidence: Vec<serde_json::Value> =
+        rows.iter().map(|r| serde_json::to_value(&r.1.evidence).expect("evidence serialises")).collect();
+    let completed: Vec<OffsetDateTime> = rows.iter().map(|r| r.1.completed_at).collect();
+    let done = sqlx::query(
+        "INSERT INTO verification.rectifications (id, problem_id, measures, evidence, completed_at, reported_by, reported_at)
+         SELECT id, problem_id, measures, evidence, completed_at, $6, $7
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
+              AS r(id, problem_id, measures, evidence, completed_at)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&problems)
+    .bind(&measures)
+    .bind(&evidence)
+    .bind(&completed)
+    .bind(reported_by)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() as usize)
+}
+
+/// Records a batch's verdicts, each under its id, in one statement; answers how many were
+/// recorded (fewer when a concurrent request took one of the ids first).
+pub async fn insert_verdicts(
+    conn: &mut PgConnection,
+    rows: &[(Uuid, &VerdictItem)],
+    at: OffsetDateTime,
+) -> sqlx::Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let problems: Vec<Uuid> = rows.iter().map(|r| r.1.problem_id).collect();
+    let results: Vec<&str> = rows.iter().map(|r| r.1.result.as_str()).collect();
+    let teams: Vec<&str> = rows.iter().map(|r| r.1.team.as_str()).collect();
+    let notes: Vec<Option<&str>> = rows.iter().map(|r| r.1.note.as_deref()).collect();
+    let evidence: Vec<serde_json::Value> =
+        rows.iter().map(|r| serde_json::to_value(&r.1.evidence).expect("evidence serialises")).collect();
+    let done = sqlx::query(
+        "INSERT INTO verification.verdicts (id, problem_id, result, team, note, evidence, given_at)
+         SELECT id, problem_id, result, team, note, evidence, $7
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+              AS v(id, problem_id, result, team, note, evidence)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&problems)
+    .bind(&results)
+    .bind(&teams)
+    .bind(&notes)
+    .bind(&evidence)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() as usize)
+}
+
+/// [`set_status`] for many problems in one statement (each at most once): each moves to its
+/// status, a reopening with its new deadline. The caller advances their order, one call per
+/// kind of event.
+pub async fn set_statuses(
+    conn: &mut PgConnection,
+    changes: &[(Uuid, &str, Option<Date>)],
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = changes.iter().map(|c| c.0).collect();
+    let statuses: Vec<&str> = changes.iter().map(|c| c.1).collect();
+    let deadlines: Vec<Option<Date>> = changes.iter().map(|c| c.2).collect();
+    sqlx::query(
+        "UPDATE verification.problems p SET status = c.status, deadline = coalesce(c.deadline, p.deadline),
+                overdue_since = CASE WHEN c.deadline IS NULL THEN p.overdue_since END,
+                reopened_count = p.reopened_count + CASE WHEN c.status = 'reopened' THEN 1 ELSE 0 END,
+                closed_at = CASE WHEN c.status = 'closed' THEN $4 ELSE p.closed_at END, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::date[]) AS c(id, status, deadline)
+         WHERE p.problem_id = c.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&deadlines)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
