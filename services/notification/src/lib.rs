@@ -33,7 +33,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let new_notices = Arc::new(tokio::sync::Notify::new());
     let wake = new_notices.clone();
     runtime.consume(
-        handlers::routes(handlers::Handlers { receipts: receipts.clone(), sms }).after_commit(move || wake.notify_one()),
+        handlers::routes(handlers::Handlers { receipts: receipts.clone(), sms })
+            .after_commit(move || wake.notify_one()),
     );
     let deliverer = Arc::new(delivery::Deliverer::new(
         runtime.pool.clone(),
