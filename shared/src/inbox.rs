@@ -159,7 +159,8 @@ impl Inbox {
             let mut silent = 0u32;
             loop {
                 let next = tokio::select! {
-                    next = batches.next() => next,
+                    // Unconstrained: tokio's cooperative budget would end a chunk at 128 messages.
+                    next = tokio::task::unconstrained(batches.next()) => next,
                     _ = ticks.tick() => {
                         self.replay_requested().await;
                         if let Ok(info) = consumer.get_info().await {
@@ -365,20 +366,24 @@ impl Inbox {
         let _entered = span.enter();
     }
 
-    /// The last applied counter of this producer's events about each of `problems`, locked
-    /// until the transaction ends (in one order, so instances never wait crosswise).
+    /// The last applied counter of this producer's events about each of `problems` (0: none),
+    /// their rows locked until the transaction ends, new ones too: two instances given the same
+    /// event (a redelivery after the ack wait) never both apply it. Locked in one order, so
+    /// instances never wait on each other crosswise.
     async fn read_order(&self, tx: &mut PgConnection, problems: &[Uuid]) -> sqlx::Result<HashMap<Uuid, i64>> {
         if problems.is_empty() {
             return Ok(HashMap::new());
         }
         let sql = format!(
-            "SELECT problem_id, last_seq FROM {}.problem_order WHERE producer = $1 AND problem_id = ANY($2)
-             ORDER BY problem_id FOR UPDATE",
+            "INSERT INTO {}.problem_order (producer, problem_id, last_seq)
+             SELECT $1, id, 0 FROM unnest($2::uuid[]) AS t(id) ORDER BY id
+             ON CONFLICT (producer, problem_id) DO UPDATE SET last_seq = problem_order.last_seq
+             RETURNING problem_id, last_seq",
             self.schema()
         );
         let rows: Vec<(Uuid, i64)> =
             sqlx::query_as(AssertSqlSafe(sql)).bind(self.producer).bind(problems).fetch_all(tx).await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows.into_iter().filter(|(_, seq)| *seq > 0).collect())
     }
 
     async fn advance_order(&self, tx: &mut PgConnection, advanced: &[(Uuid, i64)]) -> sqlx::Result<()> {
@@ -387,9 +392,8 @@ impl Inbox {
         }
         let (ids, seqs): (Vec<Uuid>, Vec<i64>) = advanced.iter().copied().unzip();
         let sql = format!(
-            "INSERT INTO {}.problem_order (producer, problem_id, last_seq)
-             SELECT $1, id, seq FROM unnest($2::uuid[], $3::bigint[]) AS a(id, seq)
-             ON CONFLICT (producer, problem_id) DO UPDATE SET last_seq = greatest(problem_order.last_seq, EXCLUDED.last_seq)",
+            "UPDATE {}.problem_order o SET last_seq = a.seq FROM unnest($2::uuid[], $3::bigint[]) AS a(id, seq)
+             WHERE o.producer = $1 AND o.problem_id = a.id",
             self.schema()
         );
         sqlx::query(AssertSqlSafe(sql)).bind(self.producer).bind(&ids).bind(&seqs).execute(tx).await?;
