@@ -348,9 +348,15 @@ impl Inbox {
             }
         }
 
-        let advanced: Vec<(Uuid, i64)> =
-            plan.last.iter().filter(|(p, seq)| before.get(*p) != Some(*seq)).map(|(p, seq)| (*p, *seq)).collect();
-        self.advance_order(&mut tx, &advanced).await.map_err(|e| classify(e.into()))?;
+        let advanced: Vec<(Uuid, i64, i64)> = plan
+            .last
+            .iter()
+            .map(|(p, seq)| (*p, *seq, before.get(p).copied().unwrap_or(0)))
+            .filter(|(_, seq, was)| seq != was)
+            .collect();
+        if !self.advance_order(&mut tx, &advanced).await.map_err(|e| classify(e.into()))? {
+            return Err(Failure::Conflict(anyhow::anyhow!("another instance applied a first event at the same time")));
+        }
         tx.commit().await.map_err(|e| classify(e.into()))?;
         let applied = steps.iter().filter(|s| matches!(s, Step::Apply { .. })).count();
         let repeats = steps.iter().filter(|s| matches!(s, Step::Repeat)).count();
@@ -366,38 +372,52 @@ impl Inbox {
         let _entered = span.enter();
     }
 
-    /// The last applied counter of this producer's events about each of `problems` (0: none),
-    /// their rows locked until the transaction ends, new ones too: two instances given the same
-    /// event (a redelivery after the ack wait) never both apply it. Locked in one order, so
+    /// The last applied counter of this producer's events about each of `problems` (absent:
+    /// none yet), the existing rows locked until the transaction ends, in one order so that
     /// instances never wait on each other crosswise.
     async fn read_order(&self, tx: &mut PgConnection, problems: &[Uuid]) -> sqlx::Result<HashMap<Uuid, i64>> {
         if problems.is_empty() {
             return Ok(HashMap::new());
         }
         let sql = format!(
-            "INSERT INTO {}.problem_order (producer, problem_id, last_seq)
-             SELECT $1, id, 0 FROM unnest($2::uuid[]) AS t(id) ORDER BY id
-             ON CONFLICT (producer, problem_id) DO UPDATE SET last_seq = problem_order.last_seq
-             RETURNING problem_id, last_seq",
+            "SELECT problem_id, last_seq FROM {}.problem_order WHERE producer = $1 AND problem_id = ANY($2)
+             ORDER BY problem_id FOR UPDATE",
             self.schema()
         );
         let rows: Vec<(Uuid, i64)> =
             sqlx::query_as(AssertSqlSafe(sql)).bind(self.producer).bind(problems).fetch_all(tx).await?;
-        Ok(rows.into_iter().filter(|(_, seq)| *seq > 0).collect())
+        Ok(rows.into_iter().collect())
     }
 
-    async fn advance_order(&self, tx: &mut PgConnection, advanced: &[(Uuid, i64)]) -> sqlx::Result<()> {
+    /// Moves the problems' counters on (one row write each); false when another instance wrote
+    /// the first counter of one of them meanwhile (its row did not exist to be locked), so the
+    /// batch must be tried again.
+    async fn advance_order(&self, tx: &mut PgConnection, advanced: &[(Uuid, i64, i64)]) -> sqlx::Result<bool> {
         if advanced.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
-        let (ids, seqs): (Vec<Uuid>, Vec<i64>) = advanced.iter().copied().unzip();
+        let ids: Vec<Uuid> = advanced.iter().map(|a| a.0).collect();
+        let seqs: Vec<i64> = advanced.iter().map(|a| a.1).collect();
+        let before: Vec<i64> = advanced.iter().map(|a| a.2).collect();
         let sql = format!(
-            "UPDATE {}.problem_order o SET last_seq = a.seq FROM unnest($2::uuid[], $3::bigint[]) AS a(id, seq)
-             WHERE o.producer = $1 AND o.problem_id = a.id",
-            self.schema()
+            "WITH a AS (SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[]) AS a(id, seq, before)),
+                  moved AS (UPDATE {s}.problem_order o SET last_seq = a.seq FROM a
+                            WHERE o.producer = $1 AND o.problem_id = a.id AND a.before > 0 AND o.last_seq = a.before
+                            RETURNING 1),
+                  first AS (INSERT INTO {s}.problem_order (producer, problem_id, last_seq)
+                            SELECT $1, id, seq FROM a WHERE before = 0 ORDER BY id
+                            ON CONFLICT DO NOTHING RETURNING 1)
+             SELECT (SELECT count(*) FROM moved) + (SELECT count(*) FROM first)",
+            s = self.schema()
         );
-        sqlx::query(AssertSqlSafe(sql)).bind(self.producer).bind(&ids).bind(&seqs).execute(tx).await?;
-        Ok(())
+        let written: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(self.producer)
+            .bind(&ids)
+            .bind(&seqs)
+            .bind(&before)
+            .fetch_one(tx)
+            .await?;
+        Ok(written == advanced.len() as i64)
     }
 
     /// Records event ids (with their stream position); answers those not there before.
