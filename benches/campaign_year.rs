@@ -6,6 +6,7 @@
 //!    second to delivered notice and to public record, peak memory of each service;
 //! 2. latency: on a second, fresh stack on the real clock, 1,000 problems a second for ten
 //!    seconds; p50/p99 from report to ledger entry and from report to notice;
+//!    and where the services' request time went, by route (from their `/metrics`);
 //! 3. the floor: the year's site checks (the same documents) inserted raw, 1,000 rows a
 //!    statement, into one Postgres table, and the same events published raw to JetStream.
 //!
@@ -90,6 +91,8 @@ struct Year {
     to_notice_per_sec: f64,
     to_public_per_sec: f64,
     peaks: Vec<(&'static str, f64)>,
+    /// The services' request time by route, largest first.
+    routes: Vec<RouteTime>,
 }
 
 async fn year(scale: f64) -> Year {
@@ -109,6 +112,7 @@ async fn year(scale: f64) -> Year {
         .await
         .expect("simulate runs");
     let secs = started.elapsed().as_secs_f64();
+    let routes = request_time(&stack).await;
     let report: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|_| panic!("simulate's report: {}\n{}", String::from_utf8_lossy(&output.stdout), stack.logs()));
     assert!(output.status.success() && report["agree"] == true, "the year did not settle: {report}");
@@ -122,8 +126,53 @@ async fn year(scale: f64) -> Year {
         to_notice_per_sec: notices.len() as f64 / last_notice,
         to_public_per_sec: problems / secs,
         peaks: peak_mib(&stack),
+        routes,
         report,
     }
+}
+
+/// Where the year's request time went: each service's `http_request_duration_seconds` summed
+/// by route (from its `/metrics`), largest total first.
+async fn request_time(stack: &Stack) -> Vec<RouteTime> {
+    let mut routes = Vec::new();
+    for service in shared::testing::SERVICES {
+        let Ok(answer) = stack.http.get(format!("{}/metrics", stack.url(service))).send().await else { continue };
+        let text = answer.text().await.unwrap_or_default();
+        let mut by_route: HashMap<String, (f64, f64)> = HashMap::new();
+        for line in text.lines() {
+            let (series, value) = match line.rsplit_once(' ') {
+                Some((series, value)) => (series, value.parse::<f64>().unwrap_or(0.0)),
+                None => continue,
+            };
+            let (is_sum, labels) = if let Some(l) = series.strip_prefix("http_request_duration_seconds_sum") {
+                (true, l)
+            } else if let Some(l) = series.strip_prefix("http_request_duration_seconds_count") {
+                (false, l)
+            } else {
+                continue;
+            };
+            let label = |name: &str| {
+                labels.split(&format!("{name}=\"")).nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("")
+            };
+            let entry = by_route.entry(format!("{} {}", label("method"), label("route"))).or_default();
+            if is_sum { entry.0 += value } else { entry.1 += value }
+        }
+        routes.extend(by_route.into_iter().map(|(route, (seconds, count))| RouteTime {
+            service,
+            route,
+            seconds,
+            count,
+        }));
+    }
+    routes.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    routes
+}
+
+struct RouteTime {
+    service: &'static str,
+    route: String,
+    seconds: f64,
+    count: f64,
 }
 
 struct Latency {
@@ -357,6 +406,22 @@ async fn main() {
         "| peak resident memory, any service | {year_peak:.0} MiB (year), {latency_peak:.0} MiB (latency) | | | < 150 MB |\n"
     );
     println!("Phases of the year (seconds): {}\n", year.report["phases"]);
+    println!(
+        "Where the year's request time went (each service's `http_request_duration_seconds` by route; the simulator keeps up to 8 batches in flight):\n"
+    );
+    println!("| service | route | requests | total | mean |");
+    println!("|---|---|---|---|---|");
+    for r in year.routes.iter().take(8) {
+        println!(
+            "| {} | `{}` | {:.0} | {:.1} s | {:.1} ms |",
+            r.service,
+            r.route,
+            r.count,
+            r.seconds,
+            1000.0 * r.seconds / r.count.max(1.0)
+        );
+    }
+    println!();
     println!("Peak resident memory per service (MiB, VmHWM):\n");
     println!("| service | the year | the latency run |");
     println!("|---|---|---|");

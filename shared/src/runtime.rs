@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use sqlx::migrate::Migrator;
@@ -222,6 +223,13 @@ impl Runtime {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         tracing::info!(service = self.service, address = %listener.local_addr()?, "listening");
+        // An answer larger than one TCP segment (a batch's results) must not wait for the
+        // client's delayed ACK (Nagle): up to 40 ms a request.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let shutdown = self.shutdown.clone();
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown.cancelled_owned())
