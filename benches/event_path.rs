@@ -1005,6 +1005,14 @@ fn ms(secs: f64) -> String {
     if secs.is_finite() { format!("{:.0} ms", secs * 1000.0) } else { "not within the wait".into() }
 }
 
+/// The machine's one-minute load average (what else was running shows in it).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 #[tokio::main]
 async fn main() {
     shared::install_crypto_provider();
@@ -1017,6 +1025,7 @@ async fn main() {
     let window: u64 = arg("--window", 1_000);
     let timeout = Duration::from_secs(arg("--timeout", 240));
     let wants = |p: &str| part == "all" || part == p;
+    let load_before = load_average();
     assert!(["all", "backlog", "checks", "latency"].contains(&part.as_str()), "--part backlog|checks|latency|all");
 
     let day = synthetic_day(checks, 42);
@@ -1039,10 +1048,10 @@ async fn main() {
     }
     println!("## The event path (issue 12)\n");
     println!(
-        "`{command}` — one run, {}, 2 cores, while other builds were running on the machine \
-         (to be measured again on a quiet machine). Every figure is one measurement; the floors are \
-         from the same run.\n",
-        OffsetDateTime::now_utc().date()
+        "`{command}` — one run, {}, 2 cores, load average (1 min) {load_before} at the start and {} \
+         at the end. Every figure is one measurement; the floors are from the same run.\n",
+        OffsetDateTime::now_utc().date(),
+        load_average()
     );
     println!("### Floors\n");
     println!("| floor (no service in between) | rate |");
