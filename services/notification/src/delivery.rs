@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use askama::Template;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -244,10 +245,7 @@ impl Deliverer {
     /// Text and HTML from the templates; a handover sheet also attached as XLSX and CSV.
     fn email(&self, d: &DueDelivery, name: &str, language: &str, to: Mailbox) -> anyhow::Result<Message> {
         let rendered = domain::render(&d.payload, language, name);
-        let html = format!(
-            "<html><body><pre style=\"font-family:sans-serif;white-space:pre-wrap\">{}</pre></body></html>",
-            escape_html(&rendered.text)
-        );
+        let html = NoticeEmail { language, subject: &rendered.subject, text: &rendered.text }.render()?;
         let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(rendered.text, html));
         if d.kind == "handover"
             && let Some(handover_no) = &d.handover_no
@@ -311,6 +309,11 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// A notice's HTML part (`templates/notice_email.html`): its text as written, escaped.
+#[derive(Template)]
+#[template(path = "notice_email.html")]
+struct NoticeEmail<'a> {
+    language: &'a str,
+    subject: &'a str,
+    text: &'a str,
 }

@@ -1,8 +1,9 @@
 //! The public formats of the record: Atom (RFC 4287, paged as RFC 5005), JSON Feed 1.1, GeoJSON
 //! (RFC 7946), CSV and the HTML pages (Chinese first, English on `?lang=en`, no scripts, the
-//! chart and the map as inline SVG). Pure functions of the public rows, so redaction is decided
+//! chart and the map as inline SVG; pages are askama templates in `templates/`). Pure functions of the public rows, so redaction is decided
 //! once, upstream, by what a `PublicProblem` holds.
 
+use askama::Template;
 use serde_json::{Value, json};
 use shared::reference;
 use time::Date;
@@ -310,35 +311,6 @@ pub fn csv(problems: &[PublicProblem]) -> String {
 // ---------------------------------------------------------------------------------------------
 // HTML
 
-const STYLE: &str = "body{font-family:'Noto Sans CJK SC','Noto Sans SC',system-ui,sans-serif;margin:1.5rem auto;max-width:72rem;padding:0 1rem;color:#1d2430;line-height:1.5}
-header{display:flex;justify-content:space-between;align-items:baseline;flex-wrap:wrap;border-bottom:3px solid #0b5cad;margin-bottom:1rem}
-h1{font-size:1.6rem;margin:.3rem 0}h2{font-size:1.25rem;margin:1.6rem 0 .5rem;border-left:4px solid #0b5cad;padding-left:.5rem}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #dde3ea;padding:.3rem .45rem;text-align:left;font-size:.9rem}
-th{background:#f1f4f8}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.status{font-weight:600}a{color:#0b5cad}
-.cases{display:grid;grid-template-columns:repeat(auto-fill,minmax(20rem,1fr));gap:.8rem;padding:0;list-style:none}
-.cases li{border:1px solid #e3b341;background:#fffaf0;border-radius:6px;padding:.6rem .8rem}
-.summary{background:#f1f4f8;border-radius:6px;padding:.7rem 1rem}.figures{display:flex;flex-wrap:wrap;gap:1.5rem;margin:.5rem 0 0}
-.figures div{min-width:7rem}.figures dt{font-size:.8rem;color:#57606a}.figures dd{margin:0;font-size:1.3rem;font-weight:700}
-.row{display:flex;flex-wrap:wrap;gap:1.5rem}.row>figure{flex:1 1 30rem;margin:0}svg{width:100%;height:auto;background:#fbfcfd;border:1px solid #dde3ea}
-form{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}input,select,button{font:inherit;padding:.25rem .4rem}
-.notice{background:#fde8e8;border:1px solid #e5a5a5;padding:.5rem .8rem;border-radius:6px}footer{margin-top:2rem;font-size:.85rem;color:#57606a}";
-
-fn page(lang: Lang, title: &str, switch_to: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style><link rel=\"alternate\" type=\"application/atom+xml\" href=\"/feed.atom\"><link rel=\"alternate\" type=\"application/feed+json\" href=\"/feed.json\"><link rel=\"alternate\" type=\"application/atom+xml\" title=\"Typical cases\" href=\"/typical-cases.atom\"></head><body><header><h1>{}</h1><nav><a id=\"lang-switch\" href=\"{}\" hreflang=\"{}\">{}</a></nav></header>{body}<footer>{}: <a href=\"/feed.atom\">Atom</a> · <a href=\"/feed.json\">JSON Feed</a> · <a href=\"/typical-cases.atom\">{}</a> · <a href=\"/problems.geojson\">GeoJSON</a> · <a href=\"/problems.csv\">CSV</a> · <a href=\"/v1/stats\">{}</a> · <a href=\"/v1/chain\">{}</a></footer></body></html>\n",
-        lang.code(),
-        xml_escape(title),
-        lang.t("强化监督问题公开", "Strengthened supervision: problems disclosed"),
-        xml_escape(switch_to),
-        lang.t("en", "zh-CN"),
-        lang.t("English", "中文"),
-        lang.t("数据", "Data"),
-        lang.t("典型案例", "Typical cases"),
-        lang.t("统计", "Statistics"),
-        lang.t("防篡改记录", "Tamper-evident log"),
-    )
-}
-
 /// What the front page shows.
 pub struct FrontPage<'a> {
     pub lang: Lang,
@@ -366,37 +338,8 @@ fn percent(v: &Value) -> String {
 /// map and the chart, search, and the latest problems. No scripts.
 pub fn front_page(v: &FrontPage) -> String {
     let lang = v.lang;
-    let mut body = String::new();
-
-    body.push_str(&format!(
-        "<section id=\"typical-cases\"><h2>{}</h2>",
-        lang.t("典型案例曝光", "Typical cases exposed")
-    ));
-    if v.typical.is_empty() {
-        body.push_str(&format!("<p>{}</p>", lang.t("暂无。", "None yet.")));
-    } else {
-        body.push_str("<ul class=\"cases\">");
-        for p in v.typical {
-            body.push_str(&format!(
-                "<li><a href=\"/problems/{}{}\"><strong>{}</strong></a> · {} · {}<p>{}</p></li>",
-                p.id,
-                lang.suffix(true),
-                xml_escape(p.site_name.as_deref().unwrap_or("")),
-                xml_escape(&city_name(p.city_code.as_deref(), lang)),
-                xml_escape(&category_name(p.category.as_deref(), lang)),
-                xml_escape(p.typical_narrative.as_deref().unwrap_or("")),
-            ));
-        }
-        body.push_str("</ul>");
-    }
-    body.push_str("</section>");
-
     let s = &v.stats["summary"];
-    body.push_str(&format!(
-        "<section id=\"summary\" class=\"summary\"><p>{}</p><dl class=\"figures\">",
-        xml_escape(s[lang.t("text_zh", "text_en")].as_str().unwrap_or(""))
-    ));
-    for (key, zh, en) in [
+    let figures = [
         ("site_checks", "排查点位", "site checks"),
         ("problems_found", "发现问题", "problems found"),
         ("handed_over", "交办", "handed over"),
@@ -404,106 +347,47 @@ pub fn front_page(v: &FrontPage) -> String {
         ("overdue", "逾期", "overdue"),
         ("reopened", "重新整改", "reopened"),
         ("rebounds", "反弹", "rebounds"),
-    ] {
-        body.push_str(&format!("<div><dt>{}</dt><dd>{}</dd></div>", lang.t(zh, en), number(&s[key])));
-    }
-    body.push_str("</dl></section>");
-
-    body.push_str(&format!(
-        "<div class=\"row\"><figure id=\"map-section\"><h2>{}</h2>{}</figure><figure id=\"chart-section\"><h2>{}</h2>{}</figure></div>",
-        lang.t("39 个重点城市", "The 39 key cities"),
-        map_svg(v.stats, lang),
-        lang.t("发现与销号（累计）", "Problems found and closed (cumulative)"),
-        chart_svg(v.daily, lang),
-    ));
-
-    body.push_str(&format!(
-        "<section id=\"league-table\"><h2>{}</h2><table id=\"league\"><thead><tr><th class=\"n\">#</th><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th>{}</th></tr></thead><tbody>",
-        lang.t("城市排名（按排查力度折算）", "City league table (normalised by inspection effort)"),
-        lang.t("城市", "City"),
-        lang.t("排查", "Checks"),
-        lang.t("问题", "Problems"),
-        lang.t("每百次排查问题数", "Problems per 100 checks"),
-        lang.t("交办", "Handed over"),
-        lang.t("已销号", "Closed"),
-        lang.t("按期销号率", "Closed on time"),
-        lang.t("逾期", "Overdue"),
-        lang.t("督办级别", "Escalation"),
-    ));
-    for row in v.stats["league"].as_array().into_iter().flatten() {
-        let code = row["city_code"].as_str().unwrap_or("");
-        body.push_str(&format!(
-            "<tr data-city=\"{code}\"><td class=\"n\">{}</td><td><a href=\"/?city={code}{}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-            number(&row["rank"]),
-            lang.suffix(false),
-            xml_escape(&city_name(Some(code), lang)),
-            number(&row["site_checks"]),
-            number(&row["problems_found"]),
-            row["problems_per_100_checks"].as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "—".into()),
-            number(&row["handed_over"]),
-            number(&row["closed"]),
-            percent(&row["share_closed_on_time"]),
-            number(&row["overdue"]),
-            xml_escape(&escalation_name(row["escalation_level"].as_str(), lang)),
-        ));
-    }
-    body.push_str("</tbody></table></section>");
-
-    body.push_str(&format!(
-        "<section id=\"search\"><h2>{}</h2><form method=\"get\" action=\"/\"><label>{} <select name=\"city\"><option value=\"\">{}</option>",
-        lang.t("查询", "Search"),
-        lang.t("城市", "City"),
-        lang.t("全部", "All"),
-    ));
-    for c in reference::cities() {
-        body.push_str(&format!(
-            "<option value=\"{}\"{}>{}</option>",
-            c.code,
-            if v.city == Some(c.code.as_str()) { " selected" } else { "" },
-            xml_escape(lang.t(&c.name_zh, &c.name_en))
-        ));
-    }
-    body.push_str(&format!(
-        "</select></label> <label>{} <input type=\"search\" name=\"q\" value=\"{}\"></label>{}<button type=\"submit\">{}</button></form></section>",
-        lang.t("点位名称", "Site name"),
-        xml_escape(v.q.unwrap_or("")),
-        if lang == Lang::En { "<input type=\"hidden\" name=\"lang\" value=\"en\">" } else { "" },
-        lang.t("查询", "Search"),
-    ));
-
+    ]
+    .into_iter()
+    .map(|(key, zh, en)| (lang.t(zh, en), number(&s[key])))
+    .collect();
+    let league = v.stats["league"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            let code = row["city_code"].as_str().unwrap_or("").to_string();
+            LeagueRow {
+                rank: number(&row["rank"]),
+                city: city_name(Some(&code), lang),
+                site_checks: number(&row["site_checks"]),
+                problems_found: number(&row["problems_found"]),
+                per_100_checks: row["problems_per_100_checks"]
+                    .as_f64()
+                    .map(|x| format!("{x:.1}"))
+                    .unwrap_or_else(|| "—".into()),
+                handed_over: number(&row["handed_over"]),
+                closed: number(&row["closed"]),
+                closed_on_time: percent(&row["share_closed_on_time"]),
+                overdue: number(&row["overdue"]),
+                escalation: escalation_name(row["escalation_level"].as_str(), lang),
+                code,
+            }
+        })
+        .collect();
+    let cities = reference::cities()
+        .iter()
+        .map(|c| CityOption {
+            code: c.code.as_str(),
+            name: lang.t(&c.name_zh, &c.name_en),
+            selected: v.city == Some(c.code.as_str()),
+        })
+        .collect();
     let heading = if v.city.is_some() || v.q.is_some() {
         lang.t("查询结果", "Results")
     } else {
         lang.t("最新问题", "Latest problems")
     };
-    body.push_str(&format!(
-        "<section id=\"latest\"><h2>{heading}</h2><table id=\"problems\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        lang.t("状态", "Status"),
-        lang.t("类别", "Category"),
-        lang.t("点位", "Site"),
-        lang.t("城市", "City"),
-        lang.t("整改期限", "Deadline"),
-    ));
-    for p in v.problems {
-        body.push_str(&format!(
-            "<tr><td class=\"status\">{}{}</td><td>{}</td><td><a class=\"problem\" href=\"/problems/{}{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
-            status_name(&p.status, lang),
-            if p.overdue_on.is_some() && p.status != "closed" { lang.t("（逾期）", " (overdue)") } else { "" },
-            xml_escape(&category_name(p.category.as_deref(), lang)),
-            p.id,
-            lang.suffix(true),
-            xml_escape(p.site_name.as_deref().unwrap_or("")),
-            xml_escape(&city_name(p.city_code.as_deref(), lang)),
-            p.deadline.map(|d| d.to_string()).unwrap_or_default()
-        ));
-    }
-    if v.problems.is_empty() {
-        body.push_str(&format!(
-            "<tr><td colspan=\"5\">{}</td></tr>",
-            lang.t("没有符合条件的问题。", "No problems match.")
-        ));
-    }
-    body.push_str("</tbody></table></section>");
 
     let mut switch = String::from("/?");
     if let Some(c) = v.city {
@@ -516,8 +400,106 @@ pub fn front_page(v: &FrontPage) -> String {
         switch.push_str("lang=en");
     }
     let switch = switch.trim_end_matches(['&', '?']).to_string();
-    let switch = if switch.is_empty() { "/".to_string() } else { switch };
-    page(lang, lang.t("强化监督问题公开 · Skyledger", "Problems disclosed · Skyledger"), &switch, &body)
+    let switch_to = if switch.is_empty() { "/".to_string() } else { switch };
+    let page = FrontTemplate {
+        lang,
+        title: lang.t("强化监督问题公开 · Skyledger", "Problems disclosed · Skyledger").to_string(),
+        switch_to,
+        typical: v
+            .typical
+            .iter()
+            .map(|p| TypicalCase {
+                id: p.id.to_string(),
+                site: p.site_name.clone().unwrap_or_default(),
+                city: city_name(p.city_code.as_deref(), lang),
+                category: category_name(p.category.as_deref(), lang),
+                narrative: p.typical_narrative.clone().unwrap_or_default(),
+            })
+            .collect(),
+        summary: s[lang.t("text_zh", "text_en")].as_str().unwrap_or("").to_string(),
+        figures,
+        map: map_svg(v.stats, lang),
+        chart: chart_svg(v.daily, lang),
+        league,
+        cities,
+        q: v.q.unwrap_or(""),
+        english: lang == Lang::En,
+        heading,
+        problems: v
+            .problems
+            .iter()
+            .map(|p| ProblemRow {
+                id: p.id.to_string(),
+                status: status_name(&p.status, lang),
+                overdue: p.overdue_on.is_some() && p.status != "closed",
+                category: category_name(p.category.as_deref(), lang),
+                site: p.site_name.clone().unwrap_or_default(),
+                city: city_name(p.city_code.as_deref(), lang),
+                deadline: p.deadline.map(|d| d.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+    };
+    page.render().expect("the front page renders")
+}
+
+/// The front page's template (`templates/front.html`, in `templates/layout.html`): everything it
+/// shows already in words, so the template only lays it out.
+#[derive(Template)]
+#[template(path = "front.html")]
+struct FrontTemplate<'a> {
+    lang: Lang,
+    title: String,
+    switch_to: String,
+    typical: Vec<TypicalCase>,
+    summary: String,
+    figures: Vec<(&'a str, String)>,
+    /// Inline SVG, drawn by `map_svg` and `chart_svg` (their text escaped there).
+    map: String,
+    chart: String,
+    league: Vec<LeagueRow>,
+    cities: Vec<CityOption<'a>>,
+    q: &'a str,
+    english: bool,
+    heading: &'a str,
+    problems: Vec<ProblemRow>,
+}
+
+struct TypicalCase {
+    id: String,
+    site: String,
+    city: String,
+    category: String,
+    narrative: String,
+}
+
+struct LeagueRow {
+    code: String,
+    rank: String,
+    city: String,
+    site_checks: String,
+    problems_found: String,
+    per_100_checks: String,
+    handed_over: String,
+    closed: String,
+    closed_on_time: String,
+    overdue: String,
+    escalation: String,
+}
+
+struct CityOption<'a> {
+    code: &'a str,
+    name: &'a str,
+    selected: bool,
+}
+
+struct ProblemRow {
+    id: String,
+    status: &'static str,
+    overdue: bool,
+    category: String,
+    site: String,
+    city: String,
+    deadline: String,
 }
 
 fn escalation_name(level: Option<&str>, lang: Lang) -> String {
@@ -697,31 +679,8 @@ fn when(at: time::OffsetDateTime) -> String {
 }
 
 pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> String {
-    let mut body = format!(
-        "<p><a id=\"back\" href=\"/{}\">← {}</a></p><h2 id=\"problem-title\">{} — {}（{}）</h2>",
-        lang.suffix(true),
-        lang.t("返回", "Back"),
-        xml_escape(&category_name(p.category.as_deref(), lang)),
-        xml_escape(p.site_name.as_deref().unwrap_or("")),
-        xml_escape(&city_name(p.city_code.as_deref(), lang)),
-    );
-    if let (Some(at), Some(reason)) = (p.retracted_at, &p.retraction_reason) {
-        body.push_str(&format!(
-            "<p class=\"notice\" id=\"retraction\">{} {}: {}</p>",
-            lang.t("已撤回公开", "Retracted on"),
-            when(at),
-            xml_escape(reason)
-        ));
-    }
-    if let Some(narrative) = &p.typical_narrative {
-        body.push_str(&format!(
-            "<section class=\"summary\" id=\"typical-case\"><strong>{}</strong><p>{}</p></section>",
-            lang.t("典型案例", "Typical case"),
-            xml_escape(narrative)
-        ));
-    }
     let ts = |t: Option<time::OffsetDateTime>| t.map(when).unwrap_or_else(|| "—".into());
-    let rows = [
+    let facts = vec![
         (lang.t("问题编号", "Problem"), p.id.to_string()),
         (lang.t("状态", "Status"), status_name(&p.status, lang).to_string()),
         (lang.t("问题描述", "Description"), p.description.clone().unwrap_or_default()),
@@ -747,45 +706,57 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
             },
         ),
     ];
-    body.push_str("<table id=\"facts\"><tbody>");
-    for (label, value) in rows {
-        body.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", xml_escape(label), xml_escape(&value)));
-    }
-    body.push_str("</tbody></table>");
-    if !p.evidence.0.is_empty() {
-        body.push_str(&format!("<h2>{}</h2><ul>", lang.t("证据", "Evidence")));
-        for e in &p.evidence.0 {
-            body.push_str(&format!("<li><a href=\"{0}\" rel=\"nofollow\">{0}</a></li>", xml_escape(&e.url)));
-        }
-        body.push_str("</ul>");
-    }
-    body.push_str(&format!(
-        "<h2>{}</h2><table id=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
-        lang.t("过程", "History"),
-        lang.t("时间（北京时间）", "When (Beijing time)"),
-        lang.t("事项", "Step"),
-        lang.t("内容", "What"),
-        lang.t("记录号", "Entry"),
-    ));
-    for h in history {
-        let what = if h.withdrawn {
-            lang.t("（内容已依法撤下）", "(content withdrawn)").to_string()
-        } else {
-            h.what.clone()
-        };
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-            when(h.at),
-            status_name(&h.status, lang),
-            xml_escape(&what),
-            h.entry_index
-                .map(|i| format!("<a href=\"/v1/chain/proof/inclusion?index={i}\">{i}</a>"))
-                .unwrap_or_default()
-        ));
-    }
-    body.push_str("</tbody></table>");
-    let switch = format!("/problems/{}{}", p.id, if lang == Lang::Zh { "?lang=en" } else { "" });
-    page(lang, &title(p), &switch, &body)
+    let page = ProblemTemplate {
+        lang,
+        title: title(p),
+        switch_to: format!("/problems/{}{}", p.id, if lang == Lang::Zh { "?lang=en" } else { "" }),
+        category: category_name(p.category.as_deref(), lang),
+        site: p.site_name.clone().unwrap_or_default(),
+        city: city_name(p.city_code.as_deref(), lang),
+        retraction: p.retracted_at.zip(p.retraction_reason.clone()).map(|(at, reason)| (when(at), reason)),
+        narrative: p.typical_narrative.clone(),
+        facts,
+        evidence: p.evidence.0.iter().map(|e| e.url.clone()).collect(),
+        history: history
+            .iter()
+            .map(|h| HistoryRow {
+                when: when(h.at),
+                step: status_name(&h.status, lang),
+                what: if h.withdrawn {
+                    lang.t("（内容已依法撤下）", "(content withdrawn)").to_string()
+                } else {
+                    h.what.clone()
+                },
+                entry: h.entry_index,
+            })
+            .collect(),
+    };
+    page.render().expect("a problem page renders")
+}
+
+/// A public problem's page (`templates/problem.html`, in `templates/layout.html`).
+#[derive(Template)]
+#[template(path = "problem.html")]
+struct ProblemTemplate<'a> {
+    lang: Lang,
+    title: String,
+    switch_to: String,
+    category: String,
+    site: String,
+    city: String,
+    /// When (Beijing time) and why it was retracted.
+    retraction: Option<(String, String)>,
+    narrative: Option<String>,
+    facts: Vec<(&'a str, String)>,
+    evidence: Vec<String>,
+    history: Vec<HistoryRow>,
+}
+
+struct HistoryRow {
+    when: String,
+    step: &'static str,
+    what: String,
+    entry: Option<i64>,
 }
 
 #[cfg(test)]
