@@ -119,6 +119,24 @@ stop_started() {
 
 # Headless Chromium (and CJK fonts, so screenshots of the Chinese page are legible) for the
 # public page's browser test.
+# axe-core from the npm registry, for the accessibility checks of the people's pages; exports
+# AXE_CORE_JS. Kept in .tools, never served.
+AXE_CORE_VERSION="4.11.0"
+ensure_axe_core() {
+    local dir="$TOOLS_DIR/axe-core"
+    if [ ! -f "$dir/package/axe.min.js" ] || ! grep -q "\"version\": \"$AXE_CORE_VERSION\"" "$dir/package/package.json"; then
+        if ! command -v npm >/dev/null; then
+            say "installing npm (apt)"
+            as_root apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+        fi
+        say "fetching axe-core $AXE_CORE_VERSION (npm)"
+        rm -rf "$dir" && mkdir -p "$dir"
+        (cd "$dir" && npm pack --silent "axe-core@$AXE_CORE_VERSION" >/dev/null && tar xzf "axe-core-$AXE_CORE_VERSION.tgz")
+    fi
+    export AXE_CORE_JS="$dir/package/axe.min.js"
+}
+
 ensure_chromium() {
     if [ ! -x /usr/bin/chromium ]; then
         say "installing Chromium (apt)"

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bad_input;
+mod browser;
 mod clock;
 mod crash;
 mod dead_letters;

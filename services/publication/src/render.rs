@@ -534,7 +534,7 @@ fn map_svg(stats: &Value, lang: Lang) -> String {
     let x = |lon: f64| (lon - west) / (east - west) * width;
     let y = |lat: f64| (north - lat) / (north - south) * height;
     let mut svg = format!(
-        "<svg id=\"map\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-labelledby=\"map-title\"><title id=\"map-title\">{}</title>",
+        "<svg id=\"map\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" role=\"group\" aria-labelledby=\"map-title\"><title id=\"map-title\">{}</title>",
         lang.t("39 个重点城市的问题与销号", "Problems and closures in the 39 key cities")
     );
     // A graticule every degree, for orientation without outside tiles.
