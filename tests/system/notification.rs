@@ -571,8 +571,41 @@ async fn an_unacknowledged_handover_notice_is_sent_again_once_then_raised_to_the
     let link = handan.json()["receipt_url"].as_str().expect("a receipt link").to_string();
     let forged = format!("{}0", link);
     assert_eq!(stack.http.get(&forged).send().await.unwrap().status(), 403);
-    let answer: Value = stack.http.get(&link).send().await.unwrap().json().await.unwrap();
-    assert!(answer["acknowledged_at"].is_string(), "{answer}");
+    // Opening the link (as a mail scanner would) shows the notice and its button, and changes
+    // nothing; the button's form post gives the receipt.
+    let handan_token = stack.token(Role::LocalGov, None, Some(HANDAN));
+    let acknowledged = |token: String| {
+        let stack = &stack;
+        async move {
+            let (_, mine) = get(stack, "notification", "/v1/notices?kind=handover", Some(&token)).await;
+            mine["items"].as_array().unwrap().iter().all(|n| n["acknowledged_at"].is_string())
+        }
+    };
+    for _ in 0..2 {
+        let page = stack.http.get(&link).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let html = page.text().await.unwrap();
+        assert!(html.contains("id=\"acknowledge\"") && html.contains(handan.json()["handover_no"].as_str().unwrap()));
+    }
+    assert!(!acknowledged(handan_token.clone()).await, "a GET of the receipt link signs for nobody");
+    let (path, sig) = link.split_once("?sig=").expect("a signed link");
+    // What the page's form sends (the signature is hex: nothing to encode).
+    let press = |sig: String| {
+        stack
+            .http
+            .post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("sig={sig}"))
+            .send()
+    };
+    let refused = press(format!("{sig}0")).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(!acknowledged(handan_token.clone()).await, "a forged receipt changes nothing");
+    let given = press(sig.to_string()).await.unwrap();
+    assert_eq!(given.status(), 200, "the button's post comes back to the page");
+    assert!(given.text().await.unwrap().contains("id=\"acknowledged\""));
+    assert!(acknowledged(handan_token.clone()).await, "the button gave the receipt");
 
     // Xingtai says nothing: the notice comes again under a new webhook-id, then goes up.
     let first = eventually("Xingtai's notice", WAIT, || async {

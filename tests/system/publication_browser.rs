@@ -131,10 +131,16 @@ async fn the_public_page_works_in_a_real_browser() {
 
     // Held to WCAG 2.1 A/AA by axe-core, and usable on a phone: no page scrolls sideways at
     // 360 px. Screenshots of each at both widths.
+    // And the page a handover notice's receipt link opens, for the official who got it.
+    let receipt = shared::testing::eventually("a notice with its receipt link", WAIT, || async {
+        receiver.received().into_iter().find_map(|r| r.json()["receipt_url"].as_str().map(str::to_string))
+    })
+    .await;
     let pages = [
         ("front", format!("{base}/")),
         ("front-en", format!("{base}/?lang=en")),
         ("problem", format!("{base}/problems/{}", first[0])),
+        ("receipt", receipt),
     ];
     for width in [1280, 360] {
         let chromium = browser::Chromium::launch(width).await;

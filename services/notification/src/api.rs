@@ -1,7 +1,10 @@
 //! Notification's HTTP routes: the recipients of each jurisdiction and a city's package units,
 //! the notices sent, their receipts, and the replay of dead ones.
 
+use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::response::{Html, Redirect};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -31,7 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/recipients/{code}/package-units", put(put_package_units).get(get_package_units))
         .route("/v1/notices", get(list_notices))
         .route("/v1/notices/{id}/acknowledge", post(acknowledge))
-        .route("/v1/notices/{id}/receipt", get(receipt_link))
+        .route("/v1/notices/{id}/receipt", get(receipt_page).post(give_receipt))
         .route("/v1/notices/{id}/replay", post(replay))
         .with_state(state)
 }
@@ -189,17 +192,64 @@ struct ReceiptQuery {
     sig: String,
 }
 
-/// The signed link in a notice: opening it acknowledges the notice, no token needed.
-async fn receipt_link(
+/// The receipt page a notice's signed link opens.
+#[derive(Template)]
+#[template(path = "receipt.html")]
+struct ReceiptPage<'a> {
+    id: Uuid,
+    sig: &'a str,
+    title: &'a str,
+    handover_no: Option<&'a str>,
+    jurisdiction: &'a str,
+    sent_at: String,
+    acknowledged_at: Option<String>,
+}
+
+fn beijing_time(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    at.to_offset(shared::clock::SHANGHAI).format(&format).unwrap_or_default()
+}
+
+/// The signed link in a notice opens a page that shows what it is about and has a 签收 button.
+/// Opening it changes nothing: a mail scanner that follows links must not sign for the city.
+async fn receipt_page(
     State(s): State<AppState>,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<ReceiptQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Html<String>, ApiError> {
     let id = notice_id(&id)?;
     if !s.receipts.verify(id, &q.sig) {
         return Err(ApiError::forbidden("sig", "this link is not signed for this notice"));
     }
-    Ok(Json(record_receipt(&s, id, "link").await?))
+    let head = store::notice_head(&mut *s.pool.acquire().await?, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("notice {id}")))?;
+    let page = ReceiptPage {
+        id,
+        sig: &q.sig,
+        title: if head.handover_no.is_some() { "交办通知 / Handover notice" } else { "通知 / Notice" },
+        handover_no: head.handover_no.as_deref(),
+        jurisdiction: &head.jurisdiction,
+        sent_at: beijing_time(head.created_at),
+        acknowledged_at: head.acknowledged_at.map(beijing_time),
+    };
+    Ok(Html(page.render().expect("the receipt page renders")))
+}
+
+/// The receipt page's button (a form carrying the link's signature): records the receipt and
+/// shows the page again.
+async fn give_receipt(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Redirect, ApiError> {
+    let id = notice_id(&id)?;
+    let sig = form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "sig")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| ApiError::invalid("sig", "the form carries the link's signature"))?;
+    if !s.receipts.verify(id, &sig) {
+        return Err(ApiError::forbidden("sig", "this link is not signed for this notice"));
+    }
+    record_receipt(&s, id, "link").await?;
+    let sig: String = form_urlencoded::byte_serialize(sig.as_bytes()).collect();
+    Ok(Redirect::to(&format!("/v1/notices/{id}/receipt?sig={sig}")))
 }
 
 /// The campaign office sends a dead notice again: its dead deliveries get a fresh budget, with

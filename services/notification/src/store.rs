@@ -358,11 +358,13 @@ pub struct NoticeHead {
     pub kind: String,
     pub jurisdiction: String,
     pub city_code: String,
+    pub handover_no: Option<String>,
+    pub created_at: OffsetDateTime,
     pub acknowledged_at: Option<OffsetDateTime>,
 }
 
 pub async fn notice_head(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<NoticeHead>> {
-    sqlx::query_as("SELECT id, kind, jurisdiction, city_code, acknowledged_at FROM notification.notices WHERE id = $1")
+    sqlx::query_as("SELECT id, kind, jurisdiction, city_code, handover_no, created_at, acknowledged_at FROM notification.notices WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await
