@@ -90,9 +90,38 @@ async fn settled(stack: &Stack, receiver: &WebhookReceiver, problems: i64) {
         let notified = count(stack, "SELECT count(*) FROM notification.problems").await;
         let delivered =
             count(stack, "SELECT count(*) FROM notification.deliveries WHERE status <> 'delivered'").await == 0;
-        (public == problems && notified == problems && delivered && !receiver.received().is_empty()).then_some(())
+        // …and everything written sent on: no outbox holds an unsent event, the log writer has
+        // nothing pending (its announcements go out through publication's outbox after it).
+        let unsent = count(
+            stack,
+            "SELECT (SELECT count(*) FROM publication.pending)
+                  + (SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL)
+                  + (SELECT count(*) FROM assignment.outbox WHERE sent_at IS NULL)
+                  + (SELECT count(*) FROM verification.outbox WHERE sent_at IS NULL)
+                  + (SELECT count(*) FROM notification.outbox WHERE sent_at IS NULL)
+                  + (SELECT count(*) FROM publication.outbox WHERE sent_at IS NULL)",
+        )
+        .await;
+        (public == problems && notified == problems && delivered && unsent == 0 && !receiver.received().is_empty())
+            .then_some(())
     })
     .await;
+}
+
+/// The counts once they hold still (two readings a second apart agree): consumers acknowledge
+/// what the last relays sent a moment after it is sent.
+async fn steady_snapshot(stack: &Stack) -> BTreeMap<String, u64> {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut last = snapshot(stack).await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = snapshot(stack).await;
+        if now == last {
+            return now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the counts never held still: {now:?}");
+        last = now;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,7 +136,7 @@ async fn every_schema_and_stream_is_backed_up_wiped_and_restored_with_the_same_c
         .collect();
     batch(&stack, reports).await;
     settled(&stack, &receiver, 12).await;
-    let before = snapshot(&stack).await;
+    let before = steady_snapshot(&stack).await;
     let notices_before = receiver.received().len();
 
     // Back up, cold: the services stop, each schema is dumped on its own, the JetStream store is
