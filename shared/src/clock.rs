@@ -22,6 +22,12 @@ pub fn shanghai_date(at: OffsetDateTime) -> Date {
     at.to_offset(SHANGHAI).date()
 }
 
+/// An instant as people in the campaign read it on a page: Beijing time, to the minute.
+pub fn beijing_minute(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    at.to_offset(SHANGHAI).format(&format).unwrap_or_default()
+}
+
 #[derive(Clone, Debug)]
 pub struct Clock {
     simulated: bool,

@@ -205,11 +205,6 @@ struct ReceiptPage<'a> {
     acknowledged_at: Option<String>,
 }
 
-fn beijing_time(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-    at.to_offset(shared::clock::SHANGHAI).format(&format).unwrap_or_default()
-}
-
 /// The signed link in a notice opens a page that shows what it is about and has a 签收 button.
 /// Opening it changes nothing: a mail scanner that follows links must not sign for the city.
 async fn receipt_page(
@@ -230,8 +225,8 @@ async fn receipt_page(
         title: if head.handover_no.is_some() { "交办通知 / Handover notice" } else { "通知 / Notice" },
         handover_no: head.handover_no.as_deref(),
         jurisdiction: &head.jurisdiction,
-        sent_at: beijing_time(head.created_at),
-        acknowledged_at: head.acknowledged_at.map(beijing_time),
+        sent_at: shared::clock::beijing_minute(head.created_at),
+        acknowledged_at: head.acknowledged_at.map(shared::clock::beijing_minute),
     };
     Ok(Html(page.render().expect("the receipt page renders")))
 }

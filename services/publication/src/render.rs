@@ -5,6 +5,7 @@
 
 use askama::Template;
 use serde_json::{Value, json};
+use shared::clock::beijing_minute;
 use shared::reference;
 use time::Date;
 
@@ -672,14 +673,8 @@ fn chart_svg(daily: &[(Date, i64, i64)], lang: Lang) -> String {
     svg
 }
 
-/// A moment as people in the campaign read it: Beijing time, to the minute.
-fn when(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-    at.to_offset(time::macros::offset!(+8)).format(&format).unwrap_or_default()
-}
-
 pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> String {
-    let ts = |t: Option<time::OffsetDateTime>| t.map(when).unwrap_or_else(|| "—".into());
+    let ts = |t: Option<time::OffsetDateTime>| t.map(beijing_minute).unwrap_or_else(|| "—".into());
     let facts = vec![
         (lang.t("问题编号", "Problem"), p.id.to_string()),
         (lang.t("状态", "Status"), status_name(&p.status, lang).to_string()),
@@ -713,14 +708,14 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
         category: category_name(p.category.as_deref(), lang),
         site: p.site_name.clone().unwrap_or_default(),
         city: city_name(p.city_code.as_deref(), lang),
-        retraction: p.retracted_at.zip(p.retraction_reason.clone()).map(|(at, reason)| (when(at), reason)),
+        retraction: p.retracted_at.zip(p.retraction_reason.clone()).map(|(at, reason)| (beijing_minute(at), reason)),
         narrative: p.typical_narrative.clone(),
         facts,
         evidence: p.evidence.0.iter().map(|e| e.url.clone()).collect(),
         history: history
             .iter()
             .map(|h| HistoryRow {
-                when: when(h.at),
+                when: beijing_minute(h.at),
                 step: status_name(&h.status, lang),
                 what: if h.withdrawn {
                     lang.t("（内容已依法撤下）", "(content withdrawn)").to_string()
