@@ -12,6 +12,10 @@
 //!
 //! Prints a Markdown section for docs/benchmarks.md.
 
+mod common;
+
+use common::{notified, percentile, register_recipients};
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,7 +27,6 @@ use shared::testing::{NatsServer, Stack, StackOptions, TestDatabase, WebhookRece
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_skyledger");
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The gathering window the year and the latency run use (the default is 10 s).
 const GATHERING_MILLIS: u64 = 1_000;
 
@@ -42,39 +45,6 @@ fn options(simulated_clock: bool) -> StackOptions {
         ],
         ..StackOptions::default()
     }
-}
-
-/// Every city's government gets its notices at `receiver`.
-async fn register_recipients(stack: &Stack, receiver: &WebhookReceiver) {
-    for city in shared::reference::cities() {
-        let response = stack
-            .http
-            .put(format!("{}/v1/recipients/{}", stack.url("notification"), city.code))
-            .bearer_auth(stack.admin())
-            .json(&json!({ "name": format!("{}人民政府", city.name_zh),
-                           "webhook": { "url": format!("{}/hooks/{}", receiver.url, city.code), "secret": SECRET } }))
-            .send()
-            .await
-            .expect("recipient");
-        assert!(response.status().is_success());
-    }
-}
-
-/// Problem ids of the handover notices received, with when each first arrived.
-fn notified(receiver: &WebhookReceiver) -> HashMap<String, Instant> {
-    let mut first: HashMap<String, Instant> = HashMap::new();
-    for notice in receiver.received() {
-        let body = notice.json();
-        if body["type"] != "handover.issued" {
-            continue;
-        }
-        for problem in body["problems"].as_array().into_iter().flatten() {
-            if let Some(id) = problem["id"].as_str() {
-                first.entry(id.to_string()).or_insert(notice.at);
-            }
-        }
-    }
-    first
 }
 
 fn peak_mib(stack: &Stack) -> Vec<(&'static str, f64)> {
@@ -184,11 +154,6 @@ struct Latency {
     peaks: Vec<(&'static str, f64)>,
 }
 
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(((values.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
-}
-
 /// 1,000 problems a second for ten seconds, spread over the 39 cities, each in a check of its own.
 async fn latency() -> Latency {
     let stack = Stack::start(Path::new(BIN), options(false)).await;
@@ -255,8 +220,10 @@ async fn latency() -> Latency {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let mut to_notice: Vec<f64> =
-        notices.iter().filter_map(|(id, at)| Some(at.duration_since(sent.get(id)?.0).as_secs_f64())).collect();
+    let mut to_notice: Vec<f64> = notices
+        .iter()
+        .filter_map(|(id, at)| Some(at.duration_since(sent.get(&id.to_string())?.0).as_secs_f64()))
+        .collect();
     let ledger: Value = stack
         .http
         .get(format!("{}/v1/ledger?round=lat-R01", stack.url("assignment")))

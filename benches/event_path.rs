@@ -31,6 +31,10 @@
 //! warnings only (`SKYLEDGER_BENCH_LOG=info` for more); part 1 prints the first warning or error
 //! a consumer logged.
 
+mod common;
+
+use common::{CATEGORIES, TEAMS, notified, percentile, register_recipients, synthetic_day, team_cities};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
@@ -50,11 +54,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_skyledger");
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// Events a publish waits for acks on, rows an insert takes, checks a batch request holds.
 const BATCH: usize = 1000;
-/// Teams of the synthetic day (part 2), as in intake_batch.
-const TEAMS: usize = 20;
 /// The consumers the five services make: (producer's stream, consuming service).
 const CONSUMERS: [(&str, &str); 10] = [
     ("intake", "assignment"),
@@ -107,9 +108,6 @@ fn prepare<T: Payload>(namespace: &str, city: &str, problem_id: Uuid, data: &T) 
         problem_id,
     }
 }
-
-const CATEGORIES: [&str; 8] =
-    ["scattered_polluting", "coal_boiler", "emergency_plan", "vocs", "dust", "industrial_kiln", "exceedance", "other"];
 
 /// `n` events of the kind `service` is measured on, problems spread over the 39 cities: what
 /// intake publishes for a report, assignment for an assignment, verification for a closure.
@@ -303,44 +301,6 @@ async fn consumers_ready(js: &jetstream::Context, namespace: &str) -> Streams {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Every city's government gets its notices at `receiver`.
-async fn register_recipients(stack: &Stack, receiver: &WebhookReceiver) {
-    for city in shared::reference::cities() {
-        let response = stack
-            .http
-            .put(format!("{}/v1/recipients/{}", stack.url("notification"), city.code))
-            .bearer_auth(stack.admin())
-            .json(&json!({ "name": format!("{}人民政府", city.name_zh),
-                           "webhook": { "url": format!("{}/hooks/{}", receiver.url, city.code), "secret": SECRET } }))
-            .send()
-            .await
-            .expect("recipient");
-        assert!(response.status().is_success());
-    }
-}
-
-/// Problem ids of the handover notices received, with when each first arrived.
-fn notified(receiver: &WebhookReceiver) -> HashMap<Uuid, Instant> {
-    let mut first: HashMap<Uuid, Instant> = HashMap::new();
-    for notice in receiver.received() {
-        let body = notice.json();
-        if body["type"] != "handover.issued" {
-            continue;
-        }
-        for problem in body["problems"].as_array().into_iter().flatten() {
-            if let Some(id) = problem["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                first.entry(id).or_insert(notice.at);
-            }
-        }
-    }
-    first
-}
-
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(((values.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
 }
 
 /// Signed seconds from `from` to `to`.
@@ -627,44 +587,6 @@ async fn backlog_case(case: &'static Case, n: usize, timeout: Duration) -> Appli
 
 // ---------------------------------------------------------------------------------------------
 // 2. Site checks through the running stack
-
-/// Team `t` (from Shandong, Shaanxi or Henan) covers two cities of another province.
-fn team_cities(t: usize) -> [&'static str; 2] {
-    const HEBEI_SHANXI: [&str; 20] = [
-        "130100", "130200", "130400", "130500", "130600", "130900", "131000", "131100", "140100", "140300", "140400",
-        "140500", "140700", "140800", "141000", "141100", "130100", "130200", "130400", "130500",
-    ];
-    [HEBEI_SHANXI[t % 20], HEBEI_SHANXI[(t + 7) % 20]]
-}
-
-/// The day's site checks, by team: about one in thirteen finds a problem (intake_batch's day).
-fn synthetic_day(checks: usize, seed: u64) -> Vec<(usize, Value)> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
-    (0..checks)
-        .map(|i| {
-            let team = i % TEAMS;
-            let city = team_cities(team)[next() % 2];
-            let problems: Vec<Value> = if next() % 13 == 0 {
-                vec![json!({ "id": Uuid::now_v7(), "category": CATEGORIES[next() % CATEGORIES.len()], "severity": "general",
-                             "description": "现场检查发现问题，详见记录" })]
-            } else {
-                vec![]
-            };
-            let inspection = json!({
-                "id": Uuid::now_v7(), "round": "bench-R01", "team": format!("T-{team:02}"), "city_code": city,
-                "checked_at": "2019-05-09T10:20:00+08:00",
-                "site": { "name": format!("企业 {}", next() % 200_000), "address": "某某路 88 号",
-                          "lat": 36.0 + (next() % 10_000) as f64 / 10_000.0, "lon": 114.0 + (next() % 10_000) as f64 / 10_000.0 },
-                "problems": problems,
-            });
-            (team, inspection)
-        })
-        .collect()
-}
 
 async fn put(stack: &Stack, path: String, body: Value) {
     let response = stack

@@ -6,6 +6,10 @@
 //! check counts as accepted when it is durably in Postgres and its events are out in JetStream.
 //! Prints a Markdown section for docs/benchmarks.md.
 
+mod common;
+
+use common::{TEAMS, synthetic_day, team_cities};
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,57 +17,12 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::testing::{Stack, StackOptions, TestDatabase};
-use uuid::Uuid;
 
-const TEAMS: usize = 20;
 const BATCH: usize = 1000;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Team `t` (from Shandong, Shaanxi or Henan) covers two cities of another province.
-fn team_cities(t: usize) -> [&'static str; 2] {
-    const HEBEI_SHANXI: [&str; 20] = [
-        "130100", "130200", "130400", "130500", "130600", "130900", "131000", "131100", "140100", "140300", "140400",
-        "140500", "140700", "140800", "141000", "141100", "130100", "130200", "130400", "130500",
-    ];
-    [HEBEI_SHANXI[t % 20], HEBEI_SHANXI[(t + 7) % 20]]
-}
-
-const CATEGORIES: [&str; 8] =
-    ["scattered_polluting", "coal_boiler", "emergency_plan", "vocs", "dust", "industrial_kiln", "exceedance", "other"];
-
-/// The day's site checks, by team: about one in thirteen finds a problem, as in the campaign
-/// (666,000 checks, 52,000 problems).
-fn synthetic_day(checks: usize, seed: u64) -> Vec<(usize, Value)> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
-    (0..checks)
-        .map(|i| {
-            let team = i % TEAMS;
-            let city = team_cities(team)[next() % 2];
-            let found = next() % 13 == 0;
-            let problems: Vec<Value> = if found {
-                vec![json!({ "id": Uuid::now_v7(), "category": CATEGORIES[next() % CATEGORIES.len()], "severity": "general",
-                             "description": "现场检查发现问题，详见记录" })]
-            } else {
-                vec![]
-            };
-            let inspection = json!({
-                "id": Uuid::now_v7(), "round": "bench-R01", "team": format!("T-{team:02}"), "city_code": city,
-                "checked_at": "2019-05-09T10:20:00+08:00",
-                "site": { "name": format!("企业 {}", next() % 200_000), "address": "某某路 88 号",
-                          "lat": 36.0 + (next() % 10_000) as f64 / 10_000.0, "lon": 114.0 + (next() % 10_000) as f64 / 10_000.0 },
-                "problems": problems,
-            });
-            (team, inspection)
-        })
-        .collect()
 }
 
 fn rss_kib(pid: u32) -> u64 {
