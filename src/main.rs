@@ -7,6 +7,7 @@ mod setup;
 mod simulate;
 mod supervisor;
 mod verify_feed;
+mod workbench;
 
 use std::path::PathBuf;
 
@@ -25,7 +26,7 @@ struct Cli {
 enum Command {
     /// Run one service in this process.
     Serve {
-        #[arg(value_parser = ["intake", "assignment", "verification", "notification", "publication"])]
+        #[arg(value_parser = ["intake", "assignment", "verification", "notification", "publication", "workbench"])]
         service: String,
     },
     /// Run all five services, each in its own process, restarting any that exits; with demo
@@ -197,6 +198,10 @@ async fn serve(service: &str) -> anyhow::Result<()> {
         "verification" => verification::run(verification::Config::load()?, shutdown).await,
         "notification" => notification::run(notification::Config::load()?, shutdown).await,
         "publication" => publication::run(publication::Config::load()?, shutdown).await,
+        "workbench" => {
+            let (config, upstreams) = workbench::load()?;
+            workbench::run(config, upstreams, shutdown).await
+        }
         other => anyhow::bail!("no service {other}"),
     };
     if let Err(e) = &result {

@@ -27,6 +27,9 @@ pub struct AuditRecord {
     pub team: Option<String>,
     pub jurisdiction: Option<String>,
     pub token_id: Option<Uuid>,
+    /// The person a sign-in token names, and their name.
+    pub person_id: Option<Uuid>,
+    pub person: Option<String>,
     pub remote: Option<String>,
 }
 
@@ -74,8 +77,9 @@ impl AuditLog {
 
 async fn write(pool: &PgPool, schema: &str, batch: &[AuditRecord]) -> sqlx::Result<()> {
     let sql = format!(
-        "INSERT INTO {schema}.audit (method, route, status, role, team, jurisdiction, token_id, remote)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[])"
+        "INSERT INTO {schema}.audit (method, route, status, role, team, jurisdiction, token_id, remote, person_id, person)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[],
+                              $9::uuid[], $10::text[])"
     );
     sqlx::query(AssertSqlSafe(sql))
         .bind(batch.iter().map(|r| r.method.clone()).collect::<Vec<_>>())
@@ -86,6 +90,8 @@ async fn write(pool: &PgPool, schema: &str, batch: &[AuditRecord]) -> sqlx::Resu
         .bind(batch.iter().map(|r| r.jurisdiction.clone()).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| r.token_id).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| r.remote.clone()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.person_id).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.person.clone()).collect::<Vec<_>>())
         .execute(pool)
         .await?;
     Ok(())
@@ -112,6 +118,7 @@ pub async fn record(State(audit): State<AuditLog>, request: Request, next: Next)
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| crate::auth::cookie(request.headers(), crate::auth::SESSION_COOKIE))
         .map(|t| t.trim().to_string());
     let response = next.run(request).await;
     let status = response.status();
@@ -130,6 +137,8 @@ pub async fn record(State(audit): State<AuditLog>, request: Request, next: Next)
         team: claims.as_ref().and_then(|c| c.team.clone()),
         jurisdiction: claims.as_ref().and_then(|c| c.jurisdiction.clone()),
         token_id: claims.as_ref().map(|c| c.jti),
+        person_id: claims.as_ref().and_then(|c| c.sub),
+        person: claims.as_ref().and_then(|c| c.name.clone()),
         remote: forwarded.or(peer),
     };
     if audit.queue.try_send(record).is_err() {

@@ -65,6 +65,12 @@ pub struct Claims {
     /// The city or county a local government speaks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jurisdiction: Option<String>,
+    /// The person a sign-in token names (a machine token for scripts names nobody).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<Uuid>,
+    /// That person's name, as the campaign office invited them: for pages and the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Issued and expiry times, Unix seconds.
     pub iat: i64,
     pub exp: i64,
@@ -185,6 +191,12 @@ impl TokenSigner {
         format!("{signed}.{}", B64.encode(signature.to_bytes()))
     }
 
+    /// A token with these claims, once their role binding holds (a person's sign-in token).
+    pub fn issue_claims(&self, claims: &Claims) -> anyhow::Result<String> {
+        claims.check_binding().map_err(anyhow::Error::msg)?;
+        Ok(self.sign(claims))
+    }
+
     /// A token for `role`, valid for `ttl_secs` from `now` (Unix seconds).
     pub fn issue(
         &self,
@@ -194,17 +206,28 @@ impl TokenSigner {
         now: i64,
         ttl_secs: i64,
     ) -> anyhow::Result<String> {
-        let claims = Claims { jti: Uuid::now_v7(), role, team, jurisdiction, iat: now, exp: now + ttl_secs };
+        let claims = Claims {
+            jti: Uuid::now_v7(),
+            role,
+            team,
+            jurisdiction,
+            sub: None,
+            name: None,
+            iat: now,
+            exp: now + ttl_secs,
+        };
         claims.check_binding().map_err(anyhow::Error::msg)?;
         Ok(self.sign(&claims))
     }
 }
 
-/// Checks tokens with the public key, and against the revocations heard so far.
+/// Checks tokens with the public key, and against the revocations heard so far: of single
+/// tokens (a signed-out session) and of people (every token naming them).
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: VerifyingKey,
     revoked: Arc<std::sync::RwLock<std::collections::HashSet<Uuid>>>,
+    revoked_people: Arc<std::sync::RwLock<std::collections::HashSet<Uuid>>>,
 }
 
 impl TokenVerifier {
@@ -216,12 +239,17 @@ impl TokenVerifier {
     }
 
     fn new(key: VerifyingKey) -> Self {
-        Self { key, revoked: Arc::default() }
+        Self { key, revoked: Arc::default(), revoked_people: Arc::default() }
     }
 
     /// From now on, the token with this id is refused.
     pub fn revoke(&self, token_id: Uuid) {
         self.revoked.write().expect("revocation lock").insert(token_id);
+    }
+
+    /// From now on, every token naming this person is refused.
+    pub fn revoke_person(&self, person_id: Uuid) {
+        self.revoked_people.write().expect("revocation lock").insert(person_id);
     }
 
     /// The configured public key, or the one derived from the deployment's key file.
@@ -255,11 +283,64 @@ impl TokenVerifier {
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
-        if self.revoked.read().expect("revocation lock").contains(&claims.jti) {
+        if self.revoked.read().expect("revocation lock").contains(&claims.jti)
+            || claims.sub.is_some_and(|p| self.revoked_people.read().expect("revocation lock").contains(&p))
+        {
             return Err(TokenError::Revoked);
         }
         Ok(claims)
     }
+}
+
+/// The cookie a person's sign-in token travels in at the one origin (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "skyledger_session";
+/// The header (or, on the workbench's forms, the field `csrf`) a write with the session cookie
+/// must carry: a value only a page of the origin can know, since it derives from the HttpOnly
+/// cookie a cross-site page can neither read nor (SameSite=Strict) send.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token that goes with a session token.
+pub fn csrf_token(session_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(format!("skyledger-csrf\0{session_token}").as_bytes())[..16])
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The token a request carries: its bearer token, else the session cookie. A write with the
+/// cookie needs the matching CSRF header; the answer says which way the token came.
+pub fn request_token(parts: &Parts) -> Result<Option<&str>, &'static str> {
+    token_in(&parts.headers, &parts.method)
+}
+
+/// [`request_token`] from a request's headers and method.
+pub fn token_in<'h>(
+    headers: &'h axum::http::HeaderMap,
+    method: &axum::http::Method,
+) -> Result<Option<&'h str>, &'static str> {
+    if let Some(header) = headers.get(axum::http::header::AUTHORIZATION) {
+        let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or("expected `Bearer <token>`")?;
+        return Ok(Some(token.trim()));
+    }
+    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    let safe = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
+    if !safe {
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if sent != csrf_token(token) {
+            return Err("a write with the session cookie needs its x-csrf-token");
+        }
+    }
+    Ok(Some(token))
 }
 
 /// The authenticated caller of a request. Handlers take it as an extractor and then say which
@@ -299,17 +380,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .extensions
             .get::<Arc<TokenVerifier>>()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no token verifier installed")))?;
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| unauthenticated("a bearer token is required"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthenticated("expected `Bearer <token>`"))?;
+        let token = request_token(parts)
+            .map_err(unauthenticated)?
+            .ok_or_else(|| unauthenticated("a bearer token (or a signed-in session) is required"))?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        verifier.verify(token.trim(), now).map(Caller).map_err(|e| unauthenticated(&e.to_string()))
+        verifier.verify(token, now).map(Caller).map_err(|e| unauthenticated(&e.to_string()))
     }
 }
 

@@ -217,6 +217,13 @@ DROP TABLE {s}.sequence_gate;
 "#,
         s = schema
     );
+    let people = format!(
+        r#"
+-- A person's sign-in token names them: the audit log says who, not only which role.
+ALTER TABLE {s}.audit ADD COLUMN person_id uuid, ADD COLUMN person text;
+"#,
+        s = schema
+    );
     vec![
         migration(1, "plumbing: outbox, inbox, dead letters", sql),
         migration(2, "plumbing: audit log", audit),
@@ -224,6 +231,7 @@ DROP TABLE {s}.sequence_gate;
         migration(4, "plumbing: per-problem order", gate),
         migration(5, "plumbing: outbox by creation time", outbox_created),
         migration(6, "plumbing: ordered, exactly-once event path", event_path),
+        migration(7, "plumbing: the audit log names people", people),
     ]
 }
 

@@ -120,6 +120,7 @@ kind!(PROBLEM_OVERDUE, "verification", "problem", "overdue");
 kind!(CITY_ESCALATED, "verification", "city", "escalated");
 kind!(NOTICE_DELIVERED, "notification", "notice", "delivered");
 kind!(NOTICE_FAILED, "notification", "notice", "failed");
+kind!(NOTICE_RECEIPTED, "notification", "notice", "receipted");
 kind!(ENTRY_PUBLISHED, "publication", "entry", "published");
 
 pub const ALL: &[EventKind] = &[
@@ -145,6 +146,7 @@ pub const ALL: &[EventKind] = &[
     CITY_ESCALATED,
     NOTICE_DELIVERED,
     NOTICE_FAILED,
+    NOTICE_RECEIPTED,
     ENTRY_PUBLISHED,
 ];
 
@@ -489,6 +491,19 @@ pub struct EntryPublished {
 #[serde(transparent)]
 pub struct NoticeDelivered(pub NoticeOutcome);
 
+/// A recipient pressed 签收 on the page a notice's link opens: for a handover notice addressed to
+/// the city government, that acknowledges the sheet in the ledger (assignment decides).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NoticeReceipted {
+    pub notice_id: Uuid,
+    pub handover_no: Option<String>,
+    /// Whom the notice was addressed to, and the city it concerns.
+    pub jurisdiction: String,
+    pub city_code: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
 /// A notice could not be delivered after every try.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
@@ -514,6 +529,7 @@ payload!(ProblemOverdue, PROBLEM_OVERDUE, one_problem);
 payload!(CityEscalated, CITY_ESCALATED);
 payload!(NoticeDelivered, NOTICE_DELIVERED);
 payload!(NoticeFailed, NOTICE_FAILED);
+payload!(NoticeReceipted, NOTICE_RECEIPTED);
 payload!(EntryPublished, ENTRY_PUBLISHED);
 
 impl Payload for HandoverIssued {

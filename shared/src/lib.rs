@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod i18n;
 pub mod inbox;
 pub mod messaging;
 pub mod openapi_doc;

@@ -15,8 +15,23 @@ use crate::auth::TokenVerifier;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenRevoked {
-    pub token_id: Uuid,
+    /// One token (a session signed out, a machine token leaked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<Uuid>,
+    /// Every token naming this person (revoked by the campaign office).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<Uuid>,
     pub reason: String,
+}
+
+impl TokenRevoked {
+    fn message_id(&self) -> String {
+        match (self.token_id, self.person_id) {
+            (Some(token), _) => format!("revoke-{token}"),
+            (None, Some(person)) => format!("revoke-person-{person}"),
+            (None, None) => "revoke-nothing".into(),
+        }
+    }
 }
 
 fn subject(namespace: &str) -> String {
@@ -41,7 +56,7 @@ pub async fn revoke(js: &jetstream::Context, namespace: &str, revoked: &TokenRev
     ensure_stream(js, namespace).await?;
     let message = jetstream::message::PublishMessage::build()
         .payload(serde_json::to_vec(revoked)?.into())
-        .message_id(format!("revoke-{}", revoked.token_id));
+        .message_id(revoked.message_id());
     js.send_publish(subject(namespace), message).await?.await?;
     Ok(())
 }
@@ -69,7 +84,12 @@ pub async fn follow(
                     next = messages.next() => match next {
                         Some(Ok(message)) => {
                             if let Ok(revoked) = serde_json::from_slice::<TokenRevoked>(&message.payload) {
-                                verifier.revoke(revoked.token_id);
+                                if let Some(token) = revoked.token_id {
+                                    verifier.revoke(token);
+                                }
+                                if let Some(person) = revoked.person_id {
+                                    verifier.revoke_person(person);
+                                }
                             }
                         }
                         Some(Err(e)) => return Err(anyhow::Error::from(e)),

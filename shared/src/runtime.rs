@@ -408,6 +408,8 @@ struct AuditEntry {
     team: Option<String>,
     jurisdiction: Option<String>,
     token_id: Option<uuid::Uuid>,
+    person_id: Option<uuid::Uuid>,
+    person: Option<String>,
     remote: Option<String>,
 }
 
@@ -423,7 +425,7 @@ async fn list_audit(
         return Err(ApiError::invalid("limit", "between 1 and 10000"));
     }
     let sql = format!(
-        "SELECT at, method, route, status, role, team, jurisdiction, token_id, remote FROM {}.audit
+        "SELECT at, method, route, status, role, team, jurisdiction, token_id, person_id, person, remote FROM {}.audit
          WHERE NOT $1 OR status IN (401, 403) ORDER BY id DESC LIMIT $2",
         s.service
     );
@@ -452,7 +454,7 @@ async fn revoke_token(
         return Err(ApiError::invalid("reason", "say why the token is revoked"));
     }
     let js = jetstream::new(s.nats.clone());
-    let revoked = crate::revocation::TokenRevoked { token_id, reason: request.reason };
+    let revoked = crate::revocation::TokenRevoked { token_id: Some(token_id), person_id: None, reason: request.reason };
     crate::revocation::revoke(&js, &s.namespace, &revoked).await?;
     Ok(Json(json!({ "token_id": token_id, "revoked": true })))
 }

@@ -294,6 +294,9 @@ pub struct StackOptions {
     /// The maintenance database of the cluster the test's database is made on (a private
     /// [`PostgresServer`]'s `admin_url()`); the machine's Postgres when `None`.
     pub database_admin_url: Option<String>,
+    /// Also start the one origin (`serve workbench`): the workbench's pages and every API by
+    /// path; its URL is `Stack::origin()`.
+    pub workbench: bool,
 }
 
 impl Default for StackOptions {
@@ -309,6 +312,7 @@ impl Default for StackOptions {
             only: None,
             nats_users: false,
             database_admin_url: None,
+            workbench: false,
         }
     }
 }
@@ -326,6 +330,8 @@ pub struct Stack {
     bin: PathBuf,
     options: StackOptions,
     dir: TempDir,
+    /// Every service's port, chosen before any starts: the workbench fronts them all.
+    ports: HashMap<&'static str, u16>,
 }
 
 impl Stack {
@@ -350,13 +356,19 @@ impl Stack {
             bin: bin.to_path_buf(),
             options,
             dir: tempfile::tempdir().expect("tempdir"),
+            ports: SERVICES.iter().chain(["workbench"].iter()).map(|s| (*s, free_port())).collect(),
         };
-        let chosen: Vec<&'static str> = match &stack.options.only {
+        // Notification signs people's tokens with the deployment's key.
+        std::fs::write(stack.dir.path().join("signing.key"), stack.signer.seed_hex()).expect("write the signing key");
+        let mut chosen: Vec<&'static str> = match &stack.options.only {
             Some(only) => only.clone(),
             None => SERVICES.to_vec(),
         };
+        if stack.options.workbench {
+            chosen.push("workbench");
+        }
         for name in &chosen {
-            let port = free_port();
+            let port = stack.ports[name];
             let process = stack.spawn(name, port);
             stack.services.insert(name, process);
         }
@@ -380,12 +392,18 @@ impl Stack {
             .env("SKYLEDGER__NATS_URL", self.nats.url())
             .env("SKYLEDGER__NAMESPACE", &self.namespace)
             .env("SKYLEDGER__AUTH__PUBLIC_KEY", self.signer.public_key_hex())
-            .env(format!("SKYLEDGER__{}__LISTEN", name.to_uppercase()), format!("127.0.0.1:{port}"))
+            .env("SKYLEDGER__AUTH__SIGNING_KEY_FILE", self.dir.path().join("signing.key"))
+            .env("SKYLEDGER__NOTIFICATION__WORKBENCH_URL", format!("http://127.0.0.1:{}", self.ports["workbench"]))
             .env("SKYLEDGER__PUBLICATION__PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
             .env("SKYLEDGER__PUBLICATION__CHECKPOINT_KEY_FILE", self.dir.path().join("publication-log.key"))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log handle"))
             .stderr(file);
+        // Every service's address (the workbench fronts them all), then this one's own port.
+        for (service, service_port) in &self.ports {
+            command.env(format!("SKYLEDGER__{}__LISTEN", service.to_uppercase()), format!("127.0.0.1:{service_port}"));
+        }
+        command.env(format!("SKYLEDGER__{}__LISTEN", name.to_uppercase()), format!("127.0.0.1:{port}"));
         for (key, value) in &self.options.env {
             command.env(key, value);
         }
@@ -415,6 +433,11 @@ impl Stack {
 
     pub fn url(&self, service: &str) -> String {
         self.services[service].url()
+    }
+
+    /// The one origin people use (started with `StackOptions::workbench`).
+    pub fn origin(&self) -> String {
+        self.url("workbench")
     }
 
     /// Starts one more instance of a service (sharing its consumers) on a port of its own and

@@ -50,9 +50,12 @@ impl Chromium {
 
     /// Opens `url` and waits until it has loaded.
     pub async fn open(&self, url: &str) -> Page {
-        let page = self.browser.new_page(url).await.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
-        page.wait_for_navigation().await.expect("the page loads");
-        page
+        let opened = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            let page = self.browser.new_page(url).await.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+            page.wait_for_navigation().await.expect("the page loads");
+            page
+        });
+        opened.await.unwrap_or_else(|_| panic!("{url} did not open within 60 s"))
     }
 
     pub async fn close(mut self) {
@@ -62,7 +65,7 @@ impl Chromium {
     }
 }
 
-async fn evaluate(page: &Page, expression: &str) -> Value {
+pub async fn evaluate(page: &Page, expression: &str) -> Value {
     let params = EvaluateParams::builder()
         .expression(expression)
         .await_promise(true)
@@ -101,4 +104,101 @@ pub async fn screenshot(page: &Page, file: PathBuf) {
     page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &file)
         .await
         .unwrap_or_else(|e| panic!("screenshot {}: {e}", file.display()));
+}
+
+/// Waits until `condition` (a JavaScript expression) is true in the page, or panics with `what`.
+pub async fn until(page: &Page, condition: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let expression = format!("(() => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }})()");
+        // While the page navigates its old context is gone: that is "not yet".
+        let params = EvaluateParams::builder().expression(expression).return_by_value(true).build().expect("params");
+        let answer = page.evaluate_expression(params).await.ok().and_then(|r| r.into_value::<Value>().ok());
+        if answer == Some(Value::Bool(true)) {
+            return;
+        }
+        let url = page.url().await.ok().flatten().unwrap_or_default();
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what} (at {url})");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the element the way a person does (a mouse press at its centre).
+pub async fn click(page: &Page, selector: &str) {
+    let clicked = async {
+        page.find_element(selector)
+            .await
+            .unwrap_or_else(|e| panic!("no {selector} on the page: {e}"))
+            .click()
+            .await
+            .map(|_| ())
+            .unwrap_or_else(|e| panic!("cannot click {selector}: {e}"))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), clicked)
+        .await
+        .unwrap_or_else(|_| panic!("clicking {selector} took over 30 s"));
+}
+
+/// Clicks a submit button and waits for the page its form leads to, marked by `arrived` (a
+/// JavaScript condition).
+pub async fn submit(page: &Page, selector: &str, arrived: &str) {
+    evaluate(page, "window.__before_submit = true").await;
+    click(page, selector).await;
+    until(
+        page,
+        &format!("window.__before_submit === undefined && document.readyState === 'complete' && ({arrived})"),
+        arrived,
+    )
+    .await;
+}
+
+/// Types into a field: key by key, or (Chinese) committed as an input method commits it.
+pub async fn fill(page: &Page, selector: &str, text: &str) {
+    let field = page.find_element(selector).await.unwrap_or_else(|e| panic!("no {selector}: {e}"));
+    tokio::time::timeout(std::time::Duration::from_secs(30), field.click())
+        .await
+        .unwrap_or_else(|_| panic!("focusing {selector} took over 30 s"))
+        .expect("focus the field");
+    if text.is_ascii() {
+        field.type_str(text).await.unwrap_or_else(|e| panic!("cannot type into {selector}: {e}"));
+    } else {
+        use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+        page.execute(InsertTextParams::new(text)).await.unwrap_or_else(|e| panic!("cannot type into {selector}: {e}"));
+    }
+}
+
+/// Chooses an option of a `<select>` (as picking it from the list would).
+pub async fn choose(page: &Page, selector: &str, value: &str) {
+    let script = format!(
+        "(() => {{ const s = document.querySelector({selector:?}); s.value = {value:?}; s.dispatchEvent(new Event('change', {{ bubbles: true }})); return s.value; }})()"
+    );
+    assert_eq!(evaluate(page, &script).await, Value::String(value.into()), "{selector} has no option {value}");
+}
+
+/// Attaches a file to a file input, as the file chooser would.
+pub async fn attach(page: &Page, selector: &str, file: &Path) {
+    use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
+    let input = page.find_element(selector).await.unwrap_or_else(|e| panic!("no {selector}: {e}"));
+    let params = SetFileInputFilesParams::builder()
+        .files(vec![file.display().to_string()])
+        .backend_node_id(input.backend_node_id)
+        .build()
+        .expect("file input params");
+    page.execute(params).await.expect("attach the file");
+}
+
+/// The text of the first element matching `selector` (empty when there is none).
+pub async fn text(page: &Page, selector: &str) -> String {
+    let script =
+        format!("(() => {{ const e = document.querySelector({selector:?}); return e ? e.innerText : ''; }})()");
+    evaluate(page, &script).await.as_str().unwrap_or_default().to_string()
+}
+
+/// Goes to `url` in the same tab (keeping its cookies) and waits for it to load.
+pub async fn go(page: &Page, url: &str) {
+    tokio::time::timeout(std::time::Duration::from_secs(60), page.goto(url))
+        .await
+        .unwrap_or_else(|_| panic!("{url} did not load within 60 s"))
+        .unwrap_or_else(|e| panic!("cannot go to {url}: {e}"));
+    until(page, "document.readyState === 'complete'", url).await;
 }

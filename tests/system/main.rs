@@ -30,3 +30,4 @@ mod security;
 mod simulate;
 mod support;
 mod tracing;
+mod workbench;

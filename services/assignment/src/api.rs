@@ -12,8 +12,7 @@ use shared::auth::{Caller, Claims, Role};
 use shared::clock::Clock;
 use shared::error::{ApiError, Validator};
 use shared::events::{
-    EventKind, HANDOVER_ACKNOWLEDGED, HandoverAcknowledged, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED,
-    ProblemDisputed, ProblemExtended, ProblemRerouted, ProblemSeq,
+    EventKind, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED, ProblemDisputed, ProblemExtended, ProblemRerouted,
 };
 use shared::http::{JsonBody, QueryParams, parse_id};
 use shared::order;
@@ -217,27 +216,13 @@ async fn acknowledge_handover(
     if sheet.city_code != jurisdiction {
         return Err(ApiError::forbidden("Authorization", "the city government acknowledges its sheets"));
     }
-    if let Some(at) = sheet.acknowledged_at {
-        return Ok(Json(json!({ "handover_no": no, "acknowledged_at": shared::csv::timestamp(at), "already": true })));
-    }
     let now = s.clock.now();
-    let moved = store::acknowledge(&mut tx, &no, &jurisdiction, now).await?;
-    let mut order = order::advance(&mut tx, LEDGER, &moved, HANDOVER_ACKNOWLEDGED).await?;
-    let event = HandoverAcknowledged {
-        handover_no: no.clone(),
-        city_code: sheet.city_code.clone(),
-        acknowledged_at: now,
-        problems: moved
-            .into_iter()
-            .filter_map(|problem_id| {
-                let next = order.remove(&problem_id)?;
-                Some(ProblemSeq { problem_id, problem_seq: next.problem_seq, previous: next.previous })
-            })
-            .collect(),
+    let (at, already) = match crate::sheets::acknowledge(&mut tx, &s.outbox, &sheet, now).await? {
+        Some(at) => (at, true),
+        None => (now, false),
     };
-    s.outbox.publish(&mut tx, Some(&sheet.city_code), &no, &event).await?;
     s.outbox.commit(tx).await?;
-    Ok(Json(json!({ "handover_no": no, "acknowledged_at": shared::csv::timestamp(now), "already": false })))
+    Ok(Json(json!({ "handover_no": no, "acknowledged_at": shared::csv::timestamp(at), "already": already })))
 }
 
 /// The problem's next place in assignment's order, for an event of `kind` about it.

@@ -137,8 +137,21 @@ pub fn validate_extension(request: &ExtensionRequest, current: Date) -> Validato
     v
 }
 
+/// Whether a receipt given on a notice acknowledges the sheet: the notice must be the city
+/// government's own (the sheet is addressed to it), not a copy to a county or a package unit.
+pub fn receipt_acknowledges_sheet(addressed_to: &str, city_code: &str) -> bool {
+    addressed_to == city_code
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_the_city_governments_receipt_signs_for_the_sheet() {
+        assert!(receipt_acknowledges_sheet("130500", "130500"));
+        assert!(!receipt_acknowledges_sheet("130500/ministry", "130500"));
+        assert!(!receipt_acknowledges_sheet("130502", "130500"));
+    }
     use super::*;
     use time::macros::{date, datetime, time};
 

@@ -3,9 +3,10 @@
 
 use shared::clock::Clock;
 use shared::events::{
-    ProblemClosed, ProblemMerged, ProblemOverdue, ProblemReopened, ProblemReported, ProblemWithdrawn,
+    NoticeReceipted, ProblemClosed, ProblemMerged, ProblemOverdue, ProblemReopened, ProblemReported, ProblemWithdrawn,
     RectificationReported,
 };
+use shared::outbox::Outbox;
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
 
@@ -14,11 +15,13 @@ use crate::store::{self, VerificationWord};
 
 pub struct Handlers {
     pub clock: Clock,
+    pub outbox: Outbox,
 }
 
 /// What assignment consumes.
-pub fn routes(clock: Clock) -> Routes<Handlers> {
-    Routes::new(Handlers { clock })
+pub fn routes(clock: Clock, outbox: Outbox) -> Routes<Handlers> {
+    Routes::new(Handlers { clock, outbox })
+        .on::<NoticeReceipted>()
         .on::<ProblemReported>()
         .on::<ProblemWithdrawn>()
         .on::<ProblemMerged>()
@@ -104,5 +107,25 @@ impl Handle<ProblemOverdue> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemOverdue>]) -> anyhow::Result<()> {
         let overdue: Vec<_> = events.iter().map(|e| (e.data.problem_id, e.data.deadline)).collect();
         Ok(store::mark_overdue(conn, &overdue).await?)
+    }
+}
+
+/// 签收 pressed on a handover notice's receipt page acknowledges the sheet, as the city
+/// government's own acknowledgement would: only a notice addressed to the city government does
+/// (a package unit's copy does not sign for the city).
+impl Handle<NoticeReceipted> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<NoticeReceipted>]) -> anyhow::Result<()> {
+        for receipt in events {
+            let Some(no) = &receipt.data.handover_no else { continue };
+            if !domain::receipt_acknowledges_sheet(&receipt.data.jurisdiction, &receipt.data.city_code) {
+                continue;
+            }
+            if let Some(sheet) = store::handover(conn, no, true).await?
+                && sheet.city_code == receipt.data.city_code
+            {
+                crate::sheets::acknowledge(conn, &self.outbox, &sheet, receipt.data.received_at).await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -27,7 +27,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // sheet falls due, and looks several times per window besides (the clock may be moved).
     let new_problems = Arc::new(tokio::sync::Notify::new());
     let wake = new_problems.clone();
-    runtime.consume(handlers::routes(runtime.clock.clone()).after_commit(move || wake.notify_one()));
+    runtime.consume(
+        handlers::routes(runtime.clock.clone(), runtime.outbox.clone()).after_commit(move || wake.notify_one()),
+    );
     let (pool, outbox, clock) = (runtime.pool.clone(), runtime.outbox.clone(), runtime.clock.clone());
     let settings = Arc::new(config.assignment.clone());
     let tick = Duration::from_millis((config.assignment.gathering_window_millis / 4).clamp(50, 1000));

@@ -3,11 +3,15 @@
 //! Gathering lives in the ledger table, so a restart neither loses nor splits a sheet.
 
 use shared::clock::{Clock, shanghai_date};
-use shared::events::{HANDOVER_ISSUED, HandoverIssued, HandoverProblem, PROBLEM_ASSIGNED, ProblemAssigned};
+use shared::events::{
+    HANDOVER_ACKNOWLEDGED, HANDOVER_ISSUED, HandoverAcknowledged, HandoverIssued, HandoverProblem, PROBLEM_ASSIGNED,
+    ProblemAssigned, ProblemSeq,
+};
 use shared::order;
 use shared::outbox::{Outbox, Outgoing};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::Date;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::config::AssignmentConfig;
@@ -118,4 +122,34 @@ pub async fn issue_due_sheets(
         issued.sheets += 1;
     }
     Ok(issued)
+}
+
+/// Acknowledges (签收) a sheet, locked by the caller, for its city government: its problems move
+/// to acknowledged and `handover.acknowledged` goes out in the same transaction. When it was
+/// acknowledged already, nothing changes and the answer is when.
+pub async fn acknowledge(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    sheet: &store::Handover,
+    now: OffsetDateTime,
+) -> anyhow::Result<Option<OffsetDateTime>> {
+    if let Some(at) = sheet.acknowledged_at {
+        return Ok(Some(at));
+    }
+    let moved = store::acknowledge(conn, &sheet.no, &sheet.city_code, now).await?;
+    let mut order = order::advance(conn, LEDGER, &moved, HANDOVER_ACKNOWLEDGED).await?;
+    let event = HandoverAcknowledged {
+        handover_no: sheet.no.clone(),
+        city_code: sheet.city_code.clone(),
+        acknowledged_at: now,
+        problems: moved
+            .into_iter()
+            .filter_map(|problem_id| {
+                let next = order.remove(&problem_id)?;
+                Some(ProblemSeq { problem_id, problem_seq: next.problem_seq, previous: next.previous })
+            })
+            .collect(),
+    };
+    outbox.publish(conn, Some(&sheet.city_code), &sheet.no, &event).await?;
+    Ok(None)
 }

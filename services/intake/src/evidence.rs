@@ -238,12 +238,10 @@ async fn download(
     let internal = visibility != "public";
     if internal {
         let unauthenticated = |detail: &str| ApiError::Unauthenticated(FieldError::new("Authorization", detail));
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .ok_or_else(|| unauthenticated("internal evidence: a campaign token is required"))?
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| unauthenticated("expected `Bearer <token>`"))?;
+        // A bearer token, or a signed-in person's session cookie (the workbench shows photos).
+        let token = shared::auth::token_in(&headers, &axum::http::Method::GET)
+            .map_err(unauthenticated)?
+            .ok_or_else(|| unauthenticated("internal evidence: a campaign token is required"))?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         verifier.verify(token.trim(), now).map_err(|e| unauthenticated(&e.to_string()))?;
     }

@@ -26,6 +26,7 @@ pub struct AppState {
     pub receipts: Receipts,
     pub clock: Clock,
     pub sms: bool,
+    pub outbox: shared::outbox::Outbox,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -196,7 +197,6 @@ struct ReceiptQuery {
 #[derive(Template)]
 #[template(path = "receipt.html")]
 struct ReceiptPage<'a> {
-    id: Uuid,
     sig: &'a str,
     title: &'a str,
     handover_no: Option<&'a str>,
@@ -220,7 +220,6 @@ async fn receipt_page(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("notice {id}")))?;
     let page = ReceiptPage {
-        id,
         sig: &q.sig,
         title: if head.handover_no.is_some() { "交办通知 / Handover notice" } else { "通知 / Notice" },
         handover_no: head.handover_no.as_deref(),
@@ -242,9 +241,27 @@ async fn give_receipt(State(s): State<AppState>, Path(id): Path<String>, body: B
     if !s.receipts.verify(id, &sig) {
         return Err(ApiError::forbidden("sig", "this link is not signed for this notice"));
     }
-    record_receipt(&s, id, "link").await?;
+    // One act: the receipt is recorded here and, in the same transaction, announced, so
+    // assignment acknowledges the sheet in the ledger.
+    let mut tx = s.pool.begin().await?;
+    let head = store::notice_head(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("notice {id}")))?;
+    if head.acknowledged_at.is_none() {
+        let now = s.clock.now();
+        store::acknowledge_notice(&mut tx, id, now, "link").await?;
+        let event = shared::events::NoticeReceipted {
+            notice_id: id,
+            handover_no: head.handover_no.clone(),
+            jurisdiction: head.jurisdiction.clone(),
+            city_code: head.city_code.clone(),
+            received_at: now,
+        };
+        s.outbox.publish(&mut tx, Some(&head.city_code), id.to_string(), &event).await?;
+    }
+    s.outbox.commit(tx).await?;
     let sig: String = form_urlencoded::byte_serialize(sig.as_bytes()).collect();
-    Ok(Redirect::to(&format!("/v1/notices/{id}/receipt?sig={sig}")))
+    // Relative, so the page works at the service's own address and under the one origin's
+    // `/api/notification/`.
+    Ok(Redirect::to(&format!("receipt?sig={sig}")))
 }
 
 /// The campaign office sends a dead notice again: its dead deliveries get a fresh budget, with

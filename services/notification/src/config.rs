@@ -29,6 +29,11 @@ pub struct NotificationConfig {
     /// Where recipients reach this service: receipt links in notices start with it. Empty:
     /// `http://{listen}`.
     pub public_base_url: String,
+    /// The one origin people use (the workbench): sign-in links in invitations start with it.
+    pub workbench_url: String,
+    /// How long a sign-in link works, and how long a session lasts once signed in.
+    pub invitation_ttl_secs: i64,
+    pub session_ttl_secs: i64,
     pub smtp: SmtpConfig,
     pub sms: SmsConfig,
 }
@@ -61,6 +66,9 @@ impl Default for NotificationConfig {
             receipt_raise_after_secs: 24 * 3600,
             quiet_recheck_secs: 60,
             public_base_url: String::new(),
+            workbench_url: "http://127.0.0.1:8080".into(),
+            invitation_ttl_secs: 3 * 86_400,
+            session_ttl_secs: 12 * 3600,
             smtp: SmtpConfig::default(),
             sms: SmsConfig::default(),
         }

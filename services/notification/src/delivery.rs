@@ -42,7 +42,7 @@ struct Try {
     error: Option<String>,
 }
 
-fn mailer(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+pub(crate) fn mailer(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
     let mut builder = match smtp.tls.as_str() {
         "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
         "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?,
@@ -312,8 +312,8 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// A notice's HTML part (`templates/notice_email.html`): its text as written, escaped.
 #[derive(Template)]
 #[template(path = "notice_email.html")]
-struct NoticeEmail<'a> {
-    language: &'a str,
-    subject: &'a str,
-    text: &'a str,
+pub(crate) struct NoticeEmail<'a> {
+    pub language: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
 }

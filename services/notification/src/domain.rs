@@ -556,6 +556,110 @@ fn check_recipient_fields(v: &mut Validator, prefix: &str, r: &RecipientRequest,
     }
 }
 
+// ---- People of the workbench and their sign-in links ----
+
+/// The campaign office invites a person by name (`POST /v1/people`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    pub name: String,
+    pub role: String,
+    pub team: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    #[serde(default = "default_language")]
+    pub language: String,
+}
+
+fn default_language() -> String {
+    "zh-CN".into()
+}
+
+/// The role an invitation grants, once every field holds.
+pub fn validate_invitation(r: &InviteRequest) -> Result<shared::auth::Role, Validator> {
+    let mut v = Validator::new();
+    v.check(
+        !r.name.trim().is_empty() && r.name.chars().count() <= 100,
+        "name",
+        "the person's name, as it will appear in the audit log (at most 100 characters)",
+    );
+    v.check(LANGUAGES.contains(&r.language.as_str()), "language", "zh-CN or en");
+    let role = r.role.parse::<shared::auth::Role>();
+    match &role {
+        Ok(role) => {
+            let binding = shared::auth::Claims {
+                jti: Uuid::nil(),
+                role: *role,
+                team: r.team.clone(),
+                jurisdiction: r.jurisdiction.clone(),
+                sub: None,
+                name: None,
+                iat: 0,
+                exp: 0,
+            }
+            .check_binding();
+            if let Err(e) = binding {
+                let field = if matches!(role, shared::auth::Role::LocalGov) { "jurisdiction" } else { "team" };
+                v.fail(field, e.replace("--team", "a team").replace("--jurisdiction", "a jurisdiction"));
+            }
+        }
+        Err(e) => v.fail("role", e.clone()),
+    }
+    match (&r.email, &r.phone) {
+        (None, None) => v.fail("email", "an e-mail address (or a phone) to send the sign-in link to"),
+        (email, phone) => {
+            if let Some(email) = email {
+                v.check(email.parse::<lettre::Address>().is_ok(), "email", "not an e-mail address");
+            }
+            if let Some(phone) = phone {
+                v.check(is_phone(phone), "phone", "a mobile number: digits, optionally after +");
+            }
+        }
+    }
+    match role {
+        Ok(role) if v.is_clean() => Ok(role),
+        _ => Err(v),
+    }
+}
+
+/// Signs one-time sign-in links, `{invitation id}.{HMAC}`: the link proves itself, so nothing
+/// secret is stored, and whether it was used is the invitation's row.
+#[derive(Clone)]
+pub struct SignInLinks {
+    key: Vec<u8>,
+    base_url: String,
+}
+
+impl SignInLinks {
+    pub fn new(key: Vec<u8>, workbench_url: &str) -> Self {
+        Self { key, base_url: workbench_url.trim_end_matches('/').to_string() }
+    }
+
+    fn mac(&self, invitation: Uuid) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(b"sign-in.");
+        mac.update(invitation.as_bytes());
+        mac
+    }
+
+    pub fn code(&self, invitation: Uuid) -> String {
+        format!("{invitation}.{}", hex_encode(&self.mac(invitation).finalize().into_bytes()))
+    }
+
+    /// The invitation a code names, if it was signed here.
+    pub fn check(&self, code: &str) -> Option<Uuid> {
+        let (id, signature) = code.trim().split_once('.')?;
+        let id: Uuid = id.parse().ok()?;
+        let bytes = hex_decode(signature)?;
+        self.mac(id).verify_slice(&bytes).is_ok().then_some(id)
+    }
+
+    pub fn link(&self, invitation: Uuid) -> String {
+        format!("{}/sign-in/{}", self.base_url, self.code(invitation))
+    }
+}
+
 // ---- What a notice says: the template files ----
 
 macro_rules! template_files {
@@ -806,6 +910,42 @@ pub fn sheet_xlsx(rows: &[Vec<String>], sheet_name: &str) -> anyhow::Result<Vec<
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_sign_in_code_is_checked_and_cannot_be_moved_to_another_invitation() {
+        let links = SignInLinks::new(b"key".to_vec(), "http://127.0.0.1:8080/");
+        let id = Uuid::now_v7();
+        let code = links.code(id);
+        assert_eq!(links.check(&code), Some(id));
+        assert!(links.link(id).starts_with("http://127.0.0.1:8080/sign-in/"));
+        let other = Uuid::now_v7();
+        let moved = format!("{other}.{}", code.split_once('.').unwrap().1);
+        assert_eq!(links.check(&moved), None);
+        assert_eq!(SignInLinks::new(b"other".to_vec(), "").check(&code), None);
+        assert_eq!(links.check("garbage"), None);
+    }
+
+    #[test]
+    fn an_invitation_names_a_person_bound_as_their_role_needs() {
+        let invite = |role: &str, team: Option<&str>, jurisdiction: Option<&str>, email: Option<&str>| InviteRequest {
+            name: "王芳".into(),
+            role: role.into(),
+            team: team.map(Into::into),
+            jurisdiction: jurisdiction.map(Into::into),
+            email: email.map(Into::into),
+            phone: None,
+            language: "zh-CN".into(),
+        };
+        assert!(validate_invitation(&invite("local_gov", None, Some("130500"), Some("a@b.cn"))).is_ok());
+        let fields = |r: Result<shared::auth::Role, Validator>| match r.err().map(Validator::finish) {
+            Some(Err(shared::error::ApiError::Invalid(errors))) => errors.into_iter().map(|e| e.field).collect(),
+            _ => Vec::<String>::new(),
+        };
+        assert_eq!(fields(validate_invitation(&invite("local_gov", None, None, Some("a@b.cn")))), ["jurisdiction"]);
+        assert_eq!(fields(validate_invitation(&invite("verifier", None, None, Some("a@b.cn")))), ["team"]);
+        assert_eq!(fields(validate_invitation(&invite("admin", None, None, None))), ["email"]);
+        assert_eq!(fields(validate_invitation(&invite("boss", None, None, Some("x")))), ["role", "email"]);
+    }
     use super::*;
     use time::macros::{date, time};
 

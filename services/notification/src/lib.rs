@@ -8,6 +8,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod handlers;
+pub mod people;
 pub mod schedule;
 pub mod store;
 
@@ -27,7 +28,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let runtime = Runtime::start("notification", config.common.clone(), &MIGRATIONS, shutdown).await?;
     let settings = config.notification.clone();
     let key = store::receipt_key(&mut *runtime.pool.acquire().await?).await?;
-    let receipts = domain::Receipts::new(key, &settings.receipt_base_url());
+    let receipts = domain::Receipts::new(key.clone(), &settings.receipt_base_url());
     let sms = !settings.sms.url.is_empty();
     // New notices wake the deliverer at once; it looks every 200 ms besides (retries fall due).
     let new_notices = Arc::new(tokio::sync::Notify::new());
@@ -58,12 +59,38 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let scheduler = scheduler.clone();
         async move { scheduler.run_once().await }
     });
+    let links = domain::SignInLinks::new(key.clone(), &settings.workbench_url);
+    let signer = shared::auth::TokenSigner::load_or_create(std::path::Path::new(&config.common.auth.signing_key_file))
+        .ok()
+        .filter(|signer| people::signer_matches(signer, &runtime.verifier))
+        .map(Arc::new);
+    if signer.is_none() {
+        tracing::warn!("the signing key file does not match the public key: people cannot sign in here");
+    }
+    let sender = Arc::new(people::InvitationSender::new(runtime.pool.clone(), links.clone(), &settings)?);
+    runtime.every("invitations", people::SEND_EVERY, move || {
+        let sender = sender.clone();
+        async move { sender.send_due().await }
+    });
+    let people_state = people::PeopleState {
+        pool: runtime.pool.clone(),
+        clock: runtime.clock.clone(),
+        links,
+        signer,
+        verifier: runtime.verifier.clone(),
+        jetstream: runtime.jetstream.clone(),
+        namespace: config.common.namespace.clone(),
+        invitation_ttl_secs: settings.invitation_ttl_secs,
+        session_ttl_secs: settings.session_ttl_secs,
+    };
     let state = api::AppState {
         pool: runtime.pool.clone(),
         webhook_deny_hosts: settings.webhook_deny_hosts.clone(),
         receipts,
         clock: runtime.clock.clone(),
         sms,
+        outbox: runtime.outbox.clone(),
     };
-    runtime.serve(&settings.listen, api::router(state), include_str!("../openapi.json")).await
+    let routes = api::router(state).merge(people::router(people_state));
+    runtime.serve(&settings.listen, routes, include_str!("../openapi.json")).await
 }

@@ -743,3 +743,193 @@ pub async fn notices(conn: &mut PgConnection, f: &NoticeFilter<'_>) -> sqlx::Res
     .fetch_all(conn)
     .await
 }
+
+/// A person invited to the workbench.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Person {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub team: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub language: String,
+    pub invited_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub invited_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub signed_in_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_reason: Option<String>,
+}
+
+const PERSON_COLUMNS: &str = "id, name, role, team, jurisdiction, email, phone, language, invited_by, invited_at, \
+                              signed_in_at, revoked_at, revoked_reason";
+
+pub async fn insert_person(conn: &mut PgConnection, p: &Person) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO notification.people (id, name, role, team, jurisdiction, email, phone, language, invited_by, invited_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(p.id)
+    .bind(&p.name)
+    .bind(&p.role)
+    .bind(&p.team)
+    .bind(&p.jurisdiction)
+    .bind(&p.email)
+    .bind(&p.phone)
+    .bind(&p.language)
+    .bind(&p.invited_by)
+    .bind(p.invited_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn person(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Person>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {PERSON_COLUMNS} FROM notification.people WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn people(conn: &mut PgConnection) -> sqlx::Result<Vec<Person>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PERSON_COLUMNS} FROM notification.people ORDER BY invited_at DESC, name"
+    )))
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks a person revoked; false when they were already.
+pub async fn revoke_person(conn: &mut PgConnection, id: Uuid, at: OffsetDateTime, reason: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE notification.people SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert_invitation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    person_id: Uuid,
+    at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO notification.invitations (id, person_id, created_at, expires_at, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $3)",
+    )
+    .bind(id)
+    .bind(person_id)
+    .bind(at)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Uses an invitation: the person it signs in, once, before it expires, unless revoked. `Err`
+/// says why not.
+pub async fn use_invitation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Result<Person, &'static str>> {
+    let row: Option<(Uuid, OffsetDateTime, Option<OffsetDateTime>)> =
+        sqlx::query_as("SELECT person_id, expires_at, used_at FROM notification.invitations WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((person_id, expires_at, used_at)) = row else { return Ok(Err("no such sign-in link")) };
+    if used_at.is_some() {
+        return Ok(Err("this sign-in link has been used already; ask the campaign office for a new one"));
+    }
+    if expires_at <= now {
+        return Ok(Err("this sign-in link has expired; ask the campaign office for a new one"));
+    }
+    let Some(person) = person(conn, person_id).await? else { return Ok(Err("no such person")) };
+    if person.revoked_at.is_some() {
+        return Ok(Err("this person's access has been revoked"));
+    }
+    sqlx::query("UPDATE notification.invitations SET used_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE notification.people SET signed_in_at = $2 WHERE id = $1")
+        .bind(person_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Ok(person))
+}
+
+/// An invitation e-mail to send.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueInvitation {
+    pub id: Uuid,
+    pub expires_at: OffsetDateTime,
+    pub attempts: i32,
+    pub name: String,
+    pub email: String,
+    pub language: String,
+    pub role: String,
+}
+
+/// Takes up to `limit` unsent invitations that are due, leasing them for `lease_secs` so no
+/// other instance sends them meanwhile.
+pub async fn claim_invitations(
+    conn: &mut PgConnection,
+    limit: i64,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<DueInvitation>> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT i.id FROM notification.invitations i
+             WHERE i.sent_at IS NULL AND i.next_attempt_at <= now() AND i.used_at IS NULL
+             ORDER BY i.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
+         ), leased AS (
+             UPDATE notification.invitations i
+             SET next_attempt_at = now() + make_interval(secs => $2), attempts = i.attempts + 1
+             FROM due WHERE i.id = due.id
+             RETURNING i.id, i.person_id, i.expires_at, i.attempts
+         )
+         SELECT l.id, l.expires_at, l.attempts, p.name, p.email, p.language, p.role
+         FROM leased l JOIN notification.people p ON p.id = l.person_id
+         WHERE p.email IS NOT NULL AND p.revoked_at IS NULL",
+    )
+    .bind(limit)
+    .bind(lease_secs)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn invitation_sent(conn: &mut PgConnection, id: Uuid, at: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query("UPDATE notification.invitations SET sent_at = $2, last_error = NULL WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn invitation_failed(conn: &mut PgConnection, id: Uuid, retry_in_secs: f64, error: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notification.invitations SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(retry_in_secs)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

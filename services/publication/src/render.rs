@@ -11,61 +11,7 @@ use time::Date;
 
 use crate::store::{HistoryItem, ProblemFilter, PublicProblem};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Zh,
-    En,
-}
-
-impl Lang {
-    pub fn from_query(lang: Option<&str>) -> Self {
-        match lang {
-            Some(l) if l.starts_with("en") => Lang::En,
-            _ => Lang::Zh,
-        }
-    }
-
-    fn t<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
-        match self {
-            Lang::Zh => zh,
-            Lang::En => en,
-        }
-    }
-
-    fn code(self) -> &'static str {
-        self.t("zh-CN", "en")
-    }
-
-    /// The query suffix that keeps the language on links.
-    fn suffix(self, first: bool) -> &'static str {
-        match (self, first) {
-            (Lang::Zh, _) => "",
-            (Lang::En, true) => "?lang=en",
-            (Lang::En, false) => "&lang=en",
-        }
-    }
-}
-
-pub fn status_name(status: &str, lang: Lang) -> &'static str {
-    let (zh, en) = match status {
-        "reported" => ("已发现", "found"),
-        "assigned" => ("已交办", "handed over"),
-        "acknowledged" => ("已签收", "acknowledged"),
-        "rectification_reported" => ("已报整改", "rectification reported"),
-        "reopened" => ("重新整改", "reopened"),
-        "closed" => ("已销号", "closed"),
-        "rerouted" => ("改派", "rerouted"),
-        "extended" => ("延期", "extended"),
-        "progressed" => ("整改进展", "progress"),
-        "overdue" => ("逾期", "overdue"),
-        "typical_case" => ("典型案例", "typical case"),
-        "retracted" => ("撤回", "retracted"),
-        "corrected" => ("更正", "corrected"),
-        "withdrawn" => ("撤下", "withdrawn"),
-        _ => ("未知", "unknown"),
-    };
-    lang.t(zh, en)
-}
+pub use shared::i18n::{Lang, status_name};
 
 pub fn status_zh(status: &str) -> &'static str {
     status_name(status, Lang::Zh)

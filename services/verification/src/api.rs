@@ -69,14 +69,18 @@ async fn get_problem(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let problem = store::problem(&mut *s.pool.acquire().await?, id).await?;
+    let mut conn = s.pool.acquire().await?;
+    let problem = store::problem(&mut conn, id).await?;
     let visible = match caller.0.role {
         Role::Admin | Role::Verifier => problem,
         Role::LocalGov => problem.filter(|p| belongs_to(p, caller.jurisdiction().unwrap_or(""))),
         Role::Inspector => None,
     };
     let problem = visible.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
-    Ok(Json(serde_json::to_value(problem).map_err(anyhow::Error::from)?))
+    let mut body = serde_json::to_value(problem).map_err(anyhow::Error::from)?;
+    // The measures and photos the government reported: what the verifier checks on site.
+    body["rectifications"] = Value::from(store::rectifications_of(&mut conn, id).await?);
+    Ok(Json(body))
 }
 
 /// The problem a local government acts on: its own and still to rectify.

@@ -675,3 +675,15 @@ pub async fn set_statuses(
     .await?;
     Ok(())
 }
+
+/// A problem's rectification reports, newest first: what the verifier checks on site.
+pub async fn rectifications_of(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Vec<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('id', id, 'measures', measures, 'evidence', evidence,
+                                   'completed_at', completed_at, 'reported_at', reported_at)
+         FROM verification.rectifications WHERE problem_id = $1 ORDER BY reported_at DESC",
+    )
+    .bind(problem_id)
+    .fetch_all(conn)
+    .await
+}
