@@ -15,6 +15,41 @@ use shared::config::CommonConfig;
 pub struct Urls {
     pub intake: String,
     pub notification: String,
+    pub origin: String,
+}
+
+/// The demo's people: the campaign office, Xingtai's official, a verifier of team T-410.
+const DEMO_PEOPLE: [(&str, &str, Option<&str>, Option<&str>, &str); 3] = [
+    ("李明", "admin", None, None, "office@demo.skyledger.invalid"),
+    ("王芳", "local_gov", None, Some("130500"), "wangfang@demo.skyledger.invalid"),
+    ("刘洋", "verifier", Some("T-410"), None, "liuyang@demo.skyledger.invalid"),
+];
+
+/// Invites the demo's people (or, when they are there already, gives each a fresh link) and
+/// answers their sign-in links: the demo's notification answers them, as it has no mail server.
+async fn invite_people(http: &reqwest::Client, urls: &Urls, admin: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let known: Value =
+        http.get(format!("{}/v1/people", urls.notification)).bearer_auth(admin).send().await?.json().await?;
+    let mut links = Vec::new();
+    for (name, role, team, jurisdiction, email) in DEMO_PEOPLE {
+        let existing = known["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name && p["role"] == role && p["revoked_at"].is_null());
+        let request = match existing {
+            Some(person) => {
+                http.post(format!("{}/v1/people/{}/invitation", urls.notification, person["id"].as_str().unwrap_or("")))
+            }
+            None => http.post(format!("{}/v1/people", urls.notification)).json(&json!({
+                "name": name, "role": role, "team": team, "jurisdiction": jurisdiction, "email": email })),
+        };
+        let answer: Value = request.bearer_auth(admin).send().await?.error_for_status()?.json().await?;
+        let link = answer["invitation"]["link"].as_str().unwrap_or_default().to_string();
+        let who = format!("{name} ({})", shared::i18n::role_name(role, shared::i18n::Lang::Zh));
+        links.push((who, link));
+    }
+    Ok(links)
 }
 
 /// The demo recipients' shared secret (base64 of "skyledger-demo-secret").
@@ -92,6 +127,13 @@ pub async fn start(var_dir: &Path, common: &CommonConfig, urls: &Urls) -> anyhow
             "name": name, "webhook": { "url": format!("{receiver_url}/hooks/{code}"), "secret": DEMO_SECRET } }),
         )
         .await?;
+    }
+    let links = invite_people(&http, urls, &admin).await?;
+    let text: String = links.iter().map(|(who, link)| format!("{who}\t{link}\n")).collect();
+    std::fs::write(var_dir.join("demo-sign-in-links.txt"), &text)?;
+    println!("\nDemo people: open a link to sign in at the workbench ({}), once each:", urls.origin);
+    for (who, link) in &links {
+        println!("  {who:<16} {link}");
     }
     Ok(receiver_url)
 }

@@ -38,6 +38,31 @@ enum Command {
         #[arg(long, default_value = "var")]
         var_dir: PathBuf,
     },
+    /// Invite a person by name to the workbench: they get a one-time sign-in link by e-mail.
+    Invite {
+        /// The person's name, as the audit log will show it.
+        #[arg(long)]
+        name: String,
+        /// inspector, local_gov, verifier or admin.
+        #[arg(long)]
+        role: String,
+        /// Inspectors and verifiers: their team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Local governments: a key city or a county of one.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        /// The notification service; by default the configured one.
+        #[arg(long)]
+        url: Option<String>,
+        /// An admin token; by default one signed with the deployment's key.
+        #[arg(long, env = "SKYLEDGER_TOKEN")]
+        token: Option<String>,
+    },
     /// Campaign set-up: rounds, teams, the cities a team covers, city packages.
     Setup {
         #[command(subcommand)]
@@ -233,6 +258,28 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { service } => serve(&service).await,
         Command::Up { no_demo, var_dir } => supervisor::up(&var_dir, !no_demo, shutdown_on_signal()).await,
+        Command::Invite { name, role, team, jurisdiction, email, phone, url, token } => {
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", notification::Config::load()?.notification.listen),
+            };
+            let token = match token {
+                Some(token) => token,
+                None => deployment_token(Role::Admin, None)?,
+            };
+            let body = serde_json::json!({
+                "name": name, "role": role, "team": team, "jurisdiction": jurisdiction, "email": email, "phone": phone,
+            });
+            let response =
+                reqwest::Client::new().post(format!("{url}/v1/people")).bearer_auth(token).json(&body).send().await?;
+            let status = response.status();
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            if !status.is_success() {
+                anyhow::bail!("the invitation was refused ({status}): {answer}");
+            }
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
         Command::Setup { what, url, token } => {
             let url = match url {
                 Some(url) => url,

@@ -38,9 +38,10 @@ pub fn nats_passwords(path: &Path) -> anyhow::Result<std::collections::BTreeMap<
     Ok(passwords)
 }
 
-fn spawn(exe: &Path, service: &str, log_dir: &Path) -> anyhow::Result<Child> {
+fn spawn(exe: &Path, service: &str, log_dir: &Path, env: &[(String, String)]) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(format!("{service}.log")))?;
     let mut command = Command::new(exe);
+    command.envs(env.iter().cloned());
     // Where deploy/up started a NATS server with users, each service connects as its own.
     if let Ok(path) = std::env::var("SKYLEDGER_NATS_PASSWORDS") {
         let passwords = nats_passwords(Path::new(&path))?;
@@ -105,13 +106,28 @@ pub async fn up(var_dir: &Path, with_demo: bool, shutdown: CancellationToken) ->
         ("verification", verification::Config::load()?.verification.listen),
         ("notification", notification::Config::load()?.notification.listen),
         ("publication", publication::Config::load()?.publication.listen),
+        ("workbench", crate::workbench::load()?.0.listen),
     ];
+    // People use the one origin: sign-in and receipt links in what notification sends point
+    // there, unless configured otherwise. The demo has no mail server, so the admin who invites
+    // is also answered the link.
+    let origin = format!("http://{}", listens[5].1);
+    let mut env = Vec::new();
+    for (key, value) in [
+        ("SKYLEDGER__NOTIFICATION__WORKBENCH_URL", origin.clone()),
+        ("SKYLEDGER__NOTIFICATION__PUBLIC_BASE_URL", format!("{origin}/api/notification")),
+        ("SKYLEDGER__NOTIFICATION__INVITATION_LINKS_IN_ANSWER", with_demo.to_string()),
+    ] {
+        if std::env::var_os(key).is_none() {
+            env.push((key.to_string(), value));
+        }
+    }
     let mut procs = Vec::new();
     for (service, listen) in listens {
         procs.push(Supervised {
             service,
             listen,
-            child: Some(spawn(&exe, service, &log_dir)?),
+            child: Some(spawn(&exe, service, &log_dir, &env)?),
             restarts: 0,
             restart_at: None,
         });
@@ -126,10 +142,10 @@ pub async fn up(var_dir: &Path, with_demo: bool, shutdown: CancellationToken) ->
 
     let receiver = if with_demo { Some(demo::start(var_dir, &common, &procs_urls(&procs)).await?) } else { None };
     println!("\nSkyledger is up. Logs: {}/<service>.log", log_dir.display());
+    println!("  workbench and public page (one origin)  {origin}/workbench  {origin}/");
     for p in &procs {
         println!("  {:<13} http://{}", p.service, p.listen);
     }
-    println!("  public page   http://{}/", procs[4].listen);
     if let Some(receiver) = &receiver {
         println!("  demo webhook receiver  {receiver}  (notices it gets are printed here)");
         println!("  demo tokens   {}/demo-tokens.env", var_dir.display());
@@ -153,7 +169,7 @@ pub async fn up(var_dir: &Path, with_demo: bool, shutdown: CancellationToken) ->
             }
             if p.child.is_none() && p.restart_at.is_some_and(|at| at <= Instant::now()) {
                 p.restart_at = None;
-                match spawn(&exe, p.service, &log_dir) {
+                match spawn(&exe, p.service, &log_dir, &env) {
                     Ok(child) => p.child = Some(child),
                     Err(e) => {
                         eprintln!("cannot restart {}: {e}", p.service);
@@ -172,5 +188,5 @@ pub async fn up(var_dir: &Path, with_demo: bool, shutdown: CancellationToken) ->
 
 fn procs_urls(procs: &[Supervised]) -> demo::Urls {
     let url = |i: usize| format!("http://{}", procs[i].listen);
-    demo::Urls { intake: url(0), notification: url(3) }
+    demo::Urls { intake: url(0), notification: url(3), origin: url(5) }
 }

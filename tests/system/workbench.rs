@@ -239,3 +239,44 @@ async fn people_work_the_lifecycle_through_the_workbench() {
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// A notice's receipt link: opening it changes nothing (a mail scanner follows links); its 签收
+/// button acknowledges the sheet in the ledger, as the city's own acknowledgement does.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receipt_button_acknowledges_the_sheet_and_opening_the_link_does_nothing() {
+    let stack = start().await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let problem = report(&stack, XINGTAI, None, "某某砖厂", &["dust"]).await.remove(0);
+    let (sheet, link) = eventually("the handover notice with its receipt link", WAIT, || async {
+        receiver.received().into_iter().find_map(|r| {
+            let notice = r.json();
+            let link = notice["receipt_url"].as_str()?.to_string();
+            (notice["jurisdiction"] == XINGTAI).then(|| (notice["handover_no"].as_str().map(str::to_string), link))
+        })
+    })
+    .await;
+    let sheet = sheet.expect("a handover notice names its sheet");
+
+    for _ in 0..3 {
+        let opened = stack.http.get(&link).send().await.expect("open the link");
+        assert_eq!(opened.status(), 200);
+        assert!(opened.text().await.unwrap_or_default().contains("id=\"acknowledge\""), "the page has the button");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ledger_entry(&stack, &problem).await["status"], "assigned", "opening the link acknowledged nothing");
+
+    let chromium = Chromium::launch(360).await;
+    let page = chromium.open(&link).await;
+    browser::submit(&page, "#acknowledge", "document.querySelector('#acknowledged') !== null").await;
+    check_page(&page, "receipt-acknowledged").await;
+    chromium.close().await;
+    let entry = eventually("the sheet acknowledged in the ledger", WAIT, || async {
+        let entry = ledger_entry(&stack, &problem).await;
+        (entry["status"] == "acknowledged").then_some(entry)
+    })
+    .await;
+    assert_eq!(entry["handover_no"], sheet.as_str());
+    let (_, handover) = get(&stack, "assignment", &format!("/v1/handovers/{sheet}"), Some(&stack.admin())).await;
+    assert!(!handover["handover"]["acknowledged_at"].is_null(), "{handover}");
+}

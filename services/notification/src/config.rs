@@ -34,6 +34,9 @@ pub struct NotificationConfig {
     /// How long a sign-in link works, and how long a session lasts once signed in.
     pub invitation_ttl_secs: i64,
     pub session_ttl_secs: i64,
+    /// Also answer the sign-in link to the admin who invites (a demo without a mail server);
+    /// off in a real deployment, where only the person's mailbox sees it.
+    pub invitation_links_in_answer: bool,
     pub smtp: SmtpConfig,
     pub sms: SmsConfig,
 }
@@ -69,6 +72,7 @@ impl Default for NotificationConfig {
             workbench_url: "http://127.0.0.1:8080".into(),
             invitation_ttl_secs: 3 * 86_400,
             session_ttl_secs: 12 * 3600,
+            invitation_links_in_answer: false,
             smtp: SmtpConfig::default(),
             sms: SmsConfig::default(),
         }

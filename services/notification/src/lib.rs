@@ -82,6 +82,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         namespace: config.common.namespace.clone(),
         invitation_ttl_secs: settings.invitation_ttl_secs,
         session_ttl_secs: settings.session_ttl_secs,
+        links_in_answer: settings.invitation_links_in_answer,
     };
     let state = api::AppState {
         pool: runtime.pool.clone(),

@@ -43,6 +43,7 @@ pub struct PeopleState {
     pub namespace: String,
     pub invitation_ttl_secs: i64,
     pub session_ttl_secs: i64,
+    pub links_in_answer: bool,
 }
 
 pub fn router(state: PeopleState) -> Router {
@@ -108,7 +109,11 @@ async fn new_invitation(
     let id = Uuid::now_v7();
     let expires_at = now + time::Duration::seconds(s.invitation_ttl_secs);
     store::insert_invitation(conn, id, person, now, expires_at).await?;
-    Ok(json!({ "id": id, "expires_at": shared::csv::timestamp(expires_at) }))
+    let mut invitation = json!({ "id": id, "expires_at": shared::csv::timestamp(expires_at) });
+    if s.links_in_answer {
+        invitation["link"] = Value::from(s.links.link(id));
+    }
+    Ok(invitation)
 }
 
 /// A fresh link for someone whose link expired or went astray.
