@@ -122,6 +122,18 @@ impl Api {
         Self::answer(request.send().await).await
     }
 
+    /// A PUT with a JSON body (the campaign set-up).
+    pub async fn put<B: Serialize>(
+        &self,
+        service: Service,
+        path: &str,
+        token: &str,
+        body: &B,
+    ) -> Result<Value, Refused> {
+        let url = format!("{}{path}", self.upstreams.base(service));
+        Self::answer(self.http.put(url).bearer_auth(token).json(body).send().await).await
+    }
+
     /// Stores a photo in intake's evidence store; answers its `{url, sha256}`.
     pub async fn upload(&self, token: &str, content_type: &str, bytes: Vec<u8>) -> Result<Value, Refused> {
         let url = format!("{}/v1/evidence", self.upstreams.intake);

@@ -72,6 +72,8 @@ pub fn router(config: WorkbenchConfig, upstreams: Upstreams) -> anyhow::Result<R
         .route("/sign-out", post(pages::sign_out))
         .route("/workbench", get(pages::home))
         .route("/workbench/people", get(pages::people).post(pages::invite))
+        .route("/workbench/campaign", get(pages::campaign))
+        .route("/workbench/campaign/{what}", post(pages::set_up))
         .route("/workbench/people/{id}/revoke", post(pages::revoke))
         .route("/workbench/handovers/{no}/acknowledge", post(pages::acknowledge))
         .route("/workbench/problems/{id}", get(pages::problem))

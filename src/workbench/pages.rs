@@ -585,6 +585,7 @@ fn flash_text(done: &str, lang: Lang) -> &'static str {
         "extension" => lang.t("延期申请已提交。", "Extension asked."),
         "dispute" => lang.t("申诉已提交。", "Dispute raised."),
         "invited" => lang.t("登录邀请已发出。", "The sign-in invitation is on its way."),
+        "saved" => lang.t("已保存。", "Saved."),
         "revoked" => lang.t("已撤销该人员的访问权限。", "The person's access is revoked."),
         _ => lang.t("已完成。", "Done."),
     }
@@ -986,6 +987,159 @@ pub async fn verdict(
     let path = format!("/v1/problems/{id}/verdict");
     match s.api.post(Service::Verification, &path, Some(&session.token), &body).await {
         Ok(_) => Redirect::to(&format!("/workbench/problems/{id}?done=verdict")).into_response(),
+        Err(e) => refused(lang, e, Some(&session)),
+    }
+}
+
+// ---- The campaign set-up (campaign office) ----
+
+pub struct RoundRow {
+    id: String,
+    dates: String,
+    city_count: usize,
+    teams: String,
+}
+
+pub struct TeamRow {
+    id: String,
+    province: String,
+    members: String,
+}
+
+pub struct PackageRow {
+    city: String,
+    ministry: String,
+    unit: String,
+    province: String,
+}
+
+#[derive(Template)]
+#[template(path = "campaign.html")]
+struct CampaignPage {
+    frame: Frame,
+    flash: Option<String>,
+    rounds: Vec<RoundRow>,
+    teams: Vec<TeamRow>,
+    packages: Vec<PackageRow>,
+}
+
+fn items(value: &Value) -> impl Iterator<Item = &Value> {
+    value["items"].as_array().into_iter().flatten()
+}
+
+fn joined(value: &Value) -> String {
+    value.as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join("、")).unwrap_or_default()
+}
+
+/// Rounds, teams and city packages, read back from intake, with the forms that set them.
+pub async fn campaign(AxumState(s): AxumState<State>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> Response {
+    let lang = language(&headers, q.lang.as_deref());
+    let session = match session(&s, &headers, lang).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let token = &session.token;
+    let read = async {
+        let rounds = s.api.get(Service::Intake, "/v1/rounds", token).await?;
+        let teams = s.api.get(Service::Intake, "/v1/teams", token).await?;
+        let packages = s.api.get(Service::Intake, "/v1/cities/packages", token).await?;
+        Ok::<_, Refused>((rounds, teams, packages))
+    };
+    let (rounds, teams, packages) = match read.await {
+        Ok(read) => read,
+        Err(e) => return refused(lang, e, Some(&session)),
+    };
+    let page = CampaignPage {
+        frame: frame(lang, lang.t("轮次与检查组", "Rounds and teams"), Some(&session), "/workbench/campaign"),
+        flash: q.done.as_deref().map(|d| flash_text(d, lang).to_string()),
+        rounds: items(&rounds)
+            .map(|r| RoundRow {
+                id: text(&r["id"]),
+                dates: format!("{} – {}", text(&r["starts_on"]), text(&r["ends_on"])),
+                city_count: r["cities"].as_array().map_or(0, Vec::len),
+                teams: r["teams"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let cities: Vec<String> = t["cities"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|c| i18n::jurisdiction_name(c.as_str().unwrap_or_default(), lang))
+                            .collect();
+                        format!("{}: {}", text(&t["team"]), cities.join("、"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
+            .collect(),
+        teams: items(&teams)
+            .map(|t| TeamRow {
+                id: text(&t["id"]),
+                province: text(&t["home_province"]),
+                members: joined(&t["members"]),
+            })
+            .collect(),
+        packages: items(&packages)
+            .map(|p| PackageRow {
+                city: i18n::jurisdiction_name(p["city_code"].as_str().unwrap_or_default(), lang),
+                ministry: text(&p["ministry_department"]),
+                unit: text(&p["affiliated_unit"]),
+                province: text(&p["provincial_department"]),
+            })
+            .collect(),
+    };
+    html(StatusCode::OK, page, q.lang.as_deref())
+}
+
+/// A comma-separated list from a form field (Chinese commas too).
+fn list(field: Option<&String>) -> Vec<String> {
+    field
+        .map(|v| v.split([',', '，', '、', ' ']).map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Sets a round, a team, a team's cities or a city's package through intake's admin API.
+pub async fn set_up(
+    AxumState(s): AxumState<State>,
+    headers: HeaderMap,
+    Path(what): Path<String>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    let lang = language(&headers, None);
+    let session = match session(&s, &headers, lang).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    if let Err(response) = check_csrf(&session, form.get("csrf").map(String::as_str), lang) {
+        return response;
+    }
+    let field = |name: &str| form.get(name).map(|v| v.trim().to_string()).unwrap_or_default();
+    let segment = |name: &str| form_urlencoded::byte_serialize(field(name).as_bytes()).collect::<String>();
+    let (path, body) = match what.as_str() {
+        "round" => (
+            format!("/v1/rounds/{}", segment("id")),
+            json!({ "starts_on": field("starts_on"), "ends_on": field("ends_on"), "kind": "regular",
+                    "cities": list(form.get("cities")) }),
+        ),
+        "team" => (
+            format!("/v1/teams/{}", segment("id")),
+            json!({ "home_province": field("home_province"), "members": list(form.get("members")) }),
+        ),
+        "assignment" => (
+            format!("/v1/rounds/{}/teams/{}", segment("round"), segment("team")),
+            json!({ "cities": list(form.get("cities")) }),
+        ),
+        "package" => (
+            format!("/v1/cities/{}/package", segment("city")),
+            json!({ "ministry_department": field("ministry_department"), "affiliated_unit": field("affiliated_unit"),
+                    "provincial_department": field("provincial_department") }),
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match s.api.put(Service::Intake, &path, &session.token, &body).await {
+        Ok(_) => Redirect::to("/workbench/campaign?done=saved").into_response(),
         Err(e) => refused(lang, e, Some(&session)),
     }
 }

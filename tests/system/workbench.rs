@@ -107,6 +107,23 @@ async fn people_work_the_lifecycle_through_the_workbench() {
     assert!(browser::text(&office, "#who").await.contains("李明"));
     check_page(&office, "office-home").await;
 
+    // The campaign set-up, read back and edited on the office's screen.
+    browser::go(&office, &format!("{origin}/workbench/campaign")).await;
+    assert!(browser::text(&office, "#rounds").await.contains(ROUND), "the round is read back");
+    assert!(browser::text(&office, "#rounds").await.contains(FINDER), "with its teams");
+    check_page(&office, "office-campaign").await;
+    browser::fill(&office, "input[name=city]", XINGTAI).await;
+    browser::fill(&office, "input[name=ministry_department]", "大气环境司").await;
+    browser::fill(&office, "input[name=affiliated_unit]", "环境规划院").await;
+    browser::fill(&office, "input[name=provincial_department]", "河北省生态环境厅").await;
+    browser::submit(
+        &office,
+        "form[action='/workbench/campaign/package'] button",
+        "document.querySelector('#flash') !== null",
+    )
+    .await;
+    assert!(browser::text(&office, "#packages").await.contains("环境规划院"), "the package is saved and read back");
+
     // The office invites the official of Xingtai from its screen.
     browser::go(&office, &format!("{origin}/workbench/people")).await;
     check_page(&office, "office-people").await;

@@ -35,6 +35,9 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/v1/rounds", get(list_rounds))
+        .route("/v1/teams", get(list_teams))
+        .route("/v1/cities/packages", get(list_packages))
         .route("/v1/rounds/{round}", put(put_round))
         .route("/v1/teams/{team}", put(put_team))
         .route("/v1/rounds/{round}/teams/{team}", put(put_round_team))
@@ -45,6 +48,25 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/problems/{id}/withdraw", post(withdraw_problem))
         .route("/v1/problems/{id}/merge", post(merge_problem))
         .with_state(state)
+}
+
+/// The campaign set-up read back, for the campaign office: rounds with their teams and cities.
+async fn list_rounds(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let items = store::rounds(&mut *s.pool.acquire().await?).await?;
+    Ok(Json(json!({ "count": items.len(), "items": items })))
+}
+
+async fn list_teams(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let items = store::teams(&mut *s.pool.acquire().await?).await?;
+    Ok(Json(json!({ "count": items.len(), "items": items })))
+}
+
+async fn list_packages(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let items = store::packages(&mut *s.pool.acquire().await?).await?;
+    Ok(Json(json!({ "count": items.len(), "items": items })))
 }
 
 async fn put_round(

@@ -338,3 +338,38 @@ pub async fn quality(conn: &mut PgConnection, round: &str) -> sqlx::Result<Vec<T
     .fetch_all(conn)
     .await
 }
+
+/// The rounds, newest first, each with the teams in it and the cities each covers.
+pub async fn rounds(conn: &mut PgConnection) -> sqlx::Result<Vec<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object(
+                    'id', r.id, 'starts_on', r.starts_on, 'ends_on', r.ends_on, 'kind', r.kind, 'cities', r.cities,
+                    'teams', coalesce((SELECT jsonb_agg(jsonb_build_object('team', t.team_id, 'cities', t.cities)
+                                                        ORDER BY t.team_id)
+                                       FROM intake.round_teams t WHERE t.round_id = r.id), '[]'::jsonb))
+         FROM intake.rounds r ORDER BY r.starts_on DESC, r.id",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The teams with their home provinces and members.
+pub async fn teams(conn: &mut PgConnection) -> sqlx::Result<Vec<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('id', id, 'home_province', home_province, 'members', members)
+         FROM intake.teams ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The city packages (三位一体包保).
+pub async fn packages(conn: &mut PgConnection) -> sqlx::Result<Vec<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('city_code', city_code, 'ministry_department', ministry_department,
+                                   'affiliated_unit', affiliated_unit, 'provincial_department', provincial_department)
+         FROM intake.city_packages ORDER BY city_code",
+    )
+    .fetch_all(conn)
+    .await
+}
