@@ -18,11 +18,33 @@ pub struct Urls {
     pub origin: String,
 }
 
+struct DemoPerson {
+    name: &'static str,
+    role: &'static str,
+    team: Option<&'static str>,
+    jurisdiction: Option<&'static str>,
+    email: &'static str,
+}
+
 /// The demo's people: the campaign office, Xingtai's official, a verifier of team T-410.
-const DEMO_PEOPLE: [(&str, &str, Option<&str>, Option<&str>, &str); 3] = [
-    ("李明", "admin", None, None, "office@demo.skyledger.invalid"),
-    ("王芳", "local_gov", None, Some("130500"), "wangfang@demo.skyledger.invalid"),
-    ("刘洋", "verifier", Some("T-410"), None, "liuyang@demo.skyledger.invalid"),
+const DEMO_PEOPLE: [DemoPerson; 3] = [
+    DemoPerson {
+        name: "李明", role: "admin", team: None, jurisdiction: None, email: "office@demo.skyledger.invalid"
+    },
+    DemoPerson {
+        name: "王芳",
+        role: "local_gov",
+        team: None,
+        jurisdiction: Some("130500"),
+        email: "wangfang@demo.skyledger.invalid",
+    },
+    DemoPerson {
+        name: "刘洋",
+        role: "verifier",
+        team: Some("T-410"),
+        jurisdiction: None,
+        email: "liuyang@demo.skyledger.invalid",
+    },
 ];
 
 /// Invites the demo's people (or, when they are there already, gives each a fresh link) and
@@ -31,7 +53,7 @@ async fn invite_people(http: &reqwest::Client, urls: &Urls, admin: &str) -> anyh
     let known: Value =
         http.get(format!("{}/v1/people", urls.notification)).bearer_auth(admin).send().await?.json().await?;
     let mut links = Vec::new();
-    for (name, role, team, jurisdiction, email) in DEMO_PEOPLE {
+    for DemoPerson { name, role, team, jurisdiction, email } in DEMO_PEOPLE {
         let existing = known["items"]
             .as_array()
             .into_iter()
