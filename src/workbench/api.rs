@@ -34,6 +34,7 @@ impl Upstreams {
             Service::Assignment => &self.assignment,
             Service::Verification => &self.verification,
             Service::Notification => &self.notification,
+            Service::Publication => &self.publication,
         }
     }
 }
@@ -44,6 +45,7 @@ pub enum Service {
     Assignment,
     Verification,
     Notification,
+    Publication,
 }
 
 /// A service's answer that was not a success: its status and its problem+json `detail`s.

@@ -80,6 +80,7 @@ pub fn router(config: WorkbenchConfig, upstreams: Upstreams) -> anyhow::Result<R
         .route("/workbench/problems/{id}/rectification", post(pages::rectify))
         .route("/workbench/problems/{id}/verdict", post(pages::verdict))
         .route("/workbench/problems/{id}/extension", post(pages::extension))
+        .route("/workbench/problems/{id}/progress", post(pages::progress))
         .route("/workbench/problems/{id}/dispute", post(pages::dispute))
         .route("/workbench/problems/{id}/dispute/dismiss", post(pages::dismiss_dispute))
         .route("/workbench/extensions/{id}/{decision}", post(pages::decide_extension))

@@ -252,6 +252,9 @@ pub async fn sign_out(AxumState(s): AxumState<State>, headers: HeaderMap, Form(f
 pub struct LedgerQuery {
     lang: Option<String>,
     round: Option<String>,
+    city: Option<String>,
+    lat: Option<String>,
+    lon: Option<String>,
     status: Option<String>,
     category: Option<String>,
     overdue: Option<String>,
@@ -301,15 +304,31 @@ struct LocalGovPage {
 
 pub struct TaskRow {
     id: String,
+    site: String,
+    address: String,
     city: String,
+    city_code: String,
     kind: &'static str,
+    distance: Option<String>,
+    km: f64,
 }
 
 #[derive(Template)]
 #[template(path = "verifier.html")]
 struct VerifierPage {
     frame: Frame,
+    cities: Vec<(String, String)>,
+    city: String,
+    lat: String,
+    lon: String,
     tasks: Vec<TaskRow>,
+}
+
+/// Great-circle distance in kilometres.
+fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1, lat2, lon2) = (a.0.to_radians(), a.1.to_radians(), b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
 }
 
 pub struct DisputeRow {
@@ -341,6 +360,8 @@ struct OfficePage {
     disputes: Vec<DisputeRow>,
     extensions: Vec<ExtensionRow>,
     escalations: Vec<EscalationRow>,
+    quality_round: Option<String>,
+    quality: Vec<(String, String, String, String, String, String)>,
     dead_letters: Vec<(&'static str, usize)>,
 }
 
@@ -376,7 +397,7 @@ pub async fn home(AxumState(s): AxumState<State>, headers: HeaderMap, Query(q): 
     };
     let result = match session.me.role.as_str() {
         "local_gov" => local_gov_home(&s, &session, lang, &q).await,
-        "verifier" => verifier_home(&s, &session, lang).await,
+        "verifier" => verifier_home(&s, &session, lang, &q).await,
         "admin" => office_home(&s, &session, lang, q.done.as_deref()).await,
         _ => Ok(message(
             StatusCode::OK,
@@ -492,22 +513,58 @@ async fn local_gov_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuer
     Ok(html(StatusCode::OK, page_view, None))
 }
 
-async fn verifier_home(s: &State, session: &Session, lang: Lang) -> Result<Response, Refused> {
+async fn verifier_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuery) -> Result<Response, Refused> {
     let tasks = s.api.get(Service::Verification, "/v1/tasks", &session.token).await?;
+    let here = q
+        .lat
+        .as_deref()
+        .and_then(|l| l.trim().parse::<f64>().ok())
+        .zip(q.lon.as_deref().and_then(|l| l.trim().parse::<f64>().ok()));
+    let city = q.city.clone().unwrap_or_default();
     let mut rows: Vec<TaskRow> = Vec::new();
     for (list, kind) in
         [("verdicts", lang.t("整改核查", "verify rectification")), ("rechecks", lang.t("回头看", "re-check"))]
     {
         for t in tasks[list].as_array().into_iter().flatten() {
+            let city_code = text(&t["city_code"]);
+            if !city.is_empty() && city_code != city {
+                continue;
+            }
+            let id = text(&t["problem_id"]);
+            // The site as reported: its name, address and position.
+            let reported =
+                s.api.get(Service::Intake, &format!("/v1/problems/{id}"), &session.token).await.unwrap_or_default();
+            let site = &reported["site"];
+            let at = site["lat"].as_f64().zip(site["lon"].as_f64());
+            let km = here.zip(at).map(|(here, at)| distance_km(here, at));
             rows.push(TaskRow {
-                id: text(&t["problem_id"]),
-                city: i18n::jurisdiction_name(t["city_code"].as_str().unwrap_or_default(), lang),
+                site: site["name"].as_str().map(str::to_string).unwrap_or_else(|| id.chars().take(8).collect()),
+                address: text(&site["address"]),
+                city: i18n::jurisdiction_name(&city_code, lang),
+                city_code,
+                id,
                 kind,
+                distance: km.map(|km| format!("{km:.1}")),
+                km: km.unwrap_or(f64::MAX),
             });
         }
     }
+    rows.sort_by(|a, b| a.km.total_cmp(&b.km).then_with(|| a.city_code.cmp(&b.city_code)));
+    let mut cities: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.city_code.clone(), r.city.clone()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    if !city.is_empty() && !cities.iter().any(|(c, _)| *c == city) {
+        cities.push((city.clone(), i18n::jurisdiction_name(&city, lang)));
+    }
     let page = VerifierPage {
         frame: frame(lang, lang.t("核查任务", "Verification tasks"), Some(session), "/workbench"),
+        cities,
+        city,
+        lat: q.lat.clone().unwrap_or_default(),
+        lon: q.lon.clone().unwrap_or_default(),
         tasks: rows,
     };
     Ok(html(StatusCode::OK, page, None))
@@ -518,8 +575,21 @@ async fn office_home(s: &State, session: &Session, lang: Lang, done: Option<&str
     let disputes = s.api.get(Service::Assignment, "/v1/disputes?status=open", token).await?;
     let extensions = s.api.get(Service::Assignment, "/v1/extensions?status=requested", token).await?;
     let escalations = s.api.get(Service::Verification, "/v1/escalations", token).await?;
+    // The newest round's team figures.
+    let rounds = s.api.get(Service::Intake, "/v1/rounds", token).await?;
+    let quality_round = rounds["items"][0]["id"].as_str().map(str::to_string);
+    let quality = match &quality_round {
+        Some(round) => {
+            let path =
+                format!("/v1/rounds/{}/quality", form_urlencoded::byte_serialize(round.as_bytes()).collect::<String>());
+            s.api.get(Service::Intake, &path, token).await?
+        }
+        None => Value::Null,
+    };
     let mut dead_letters = Vec::new();
-    for service in [Service::Intake, Service::Assignment, Service::Verification, Service::Notification] {
+    for service in
+        [Service::Intake, Service::Assignment, Service::Verification, Service::Notification, Service::Publication]
+    {
         let letters = s.api.get(service, "/v1/admin/dead-letters", token).await?;
         dead_letters.push((service_name(service), letters["items"].as_array().map_or(0, Vec::len)));
     }
@@ -567,6 +637,16 @@ async fn office_home(s: &State, session: &Session, lang: Lang, done: Option<&str
                 ),
             })
             .collect(),
+        quality: quality["teams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let n = |k: &str| text(&t[k]);
+                (n("team"), n("checks"), n("problems"), n("duplicates"), n("withdrawn"), n("refused"))
+            })
+            .collect(),
+        quality_round,
         dead_letters,
     };
     Ok(html(StatusCode::OK, page, None))
@@ -578,6 +658,7 @@ fn service_name(service: Service) -> &'static str {
         Service::Assignment => "assignment",
         Service::Verification => "verification",
         Service::Notification => "notification",
+        Service::Publication => "publication",
     }
 }
 
@@ -587,6 +668,7 @@ fn flash_text(done: &str, lang: Lang) -> &'static str {
         "rectification" => lang.t("整改报告已提交，等待核查。", "Rectification reported; it waits for verification."),
         "verdict" => lang.t("核查结论已提交。", "Verdict given."),
         "extension" => lang.t("延期申请已提交。", "Extension asked."),
+        "progress" => lang.t("整改进展已提交。", "Progress reported."),
         "dispute" => lang.t("申诉已提交。", "Dispute raised."),
         "invited" => lang.t("登录邀请已发出。", "The sign-in invitation is on its way."),
         "saved" => lang.t("已保存。", "Saved."),
@@ -751,6 +833,26 @@ pub async fn acknowledge(
         .await
 }
 
+#[derive(Deserialize)]
+pub struct ProgressForm {
+    csrf: Option<String>,
+    stage: String,
+    percent_done: Option<String>,
+}
+
+pub async fn progress(
+    AxumState(s): AxumState<State>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ProgressForm>,
+) -> Response {
+    let path = format!("/v1/problems/{id}/progress");
+    let percent: Option<u8> = form.percent_done.as_deref().and_then(|p| p.trim().parse().ok());
+    let body = json!({ "stage": form.stage, "percent_done": percent });
+    let then = format!("/workbench/problems/{id}?done=progress");
+    write(&s, &headers, form.csrf.as_deref(), Service::Verification, &path, body, &then).await
+}
+
 pub async fn extension(
     AxumState(s): AxumState<State>,
     headers: HeaderMap,
@@ -835,9 +937,48 @@ struct ProblemPage {
     description: String,
     deadline: String,
     sheet: String,
+    address: String,
+    credit_code: String,
+    position: String,
+    checked: String,
+    map: Option<MiniMap>,
+    inspector_photos: Vec<String>,
+    history: Vec<(String, String)>,
     rectifications: Vec<RectificationView>,
     can_rectify: bool,
     can_verify: bool,
+}
+
+/// Where a site lies among the 39 key cities: an equirectangular sketch, as the public map is.
+pub struct MiniMap {
+    width: u32,
+    height: u32,
+    cities: Vec<(String, String)>,
+    site: (String, String),
+}
+
+impl MiniMap {
+    fn new(lat: f64, lon: f64) -> Self {
+        let cities = shared::reference::cities();
+        let lats = cities.iter().map(|c| c.lat).chain([lat]);
+        let lons = cities.iter().map(|c| c.lon).chain([lon]);
+        let (lat_min, lat_max) = lats.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let (lon_min, lon_max) = lons.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let (width, height, pad) = (320.0, 200.0, 10.0);
+        // One scale for both axes, longitudes shrunk by the mean latitude's cosine.
+        let shrink = ((lat_min + lat_max) / 2.0).to_radians().cos();
+        let scale = ((width - 2.0 * pad) / ((lon_max - lon_min) * shrink).max(0.01))
+            .min((height - 2.0 * pad) / (lat_max - lat_min).max(0.01));
+        let at = |lat: f64, lon: f64| {
+            (format!("{:.1}", pad + (lon - lon_min) * shrink * scale), format!("{:.1}", pad + (lat_max - lat) * scale))
+        };
+        Self {
+            width: width as u32,
+            height: height as u32,
+            cities: cities.iter().map(|c| at(c.lat, c.lon)).collect(),
+            site: at(lat, lon),
+        }
+    }
 }
 
 /// Where a photo of the evidence store is shown from: the origin's own path to intake.
@@ -866,6 +1007,22 @@ pub async fn problem(
         Err(e) => return refused(lang, e, Some(&session)),
     };
     let verification = s.api.get(Service::Verification, &format!("/v1/problems/{id}"), &session.token).await.ok();
+    let reported = s.api.get(Service::Intake, &format!("/v1/problems/{id}"), &session.token).await.unwrap_or_default();
+    let public =
+        s.api.get(Service::Publication, &format!("/v1/problems/{id}"), &session.token).await.unwrap_or_default();
+    let site = &reported["site"];
+    let (lat, lon) = (site["lat"].as_f64(), site["lon"].as_f64());
+    let history = public["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            (
+                beijing(&h["at"]),
+                format!("{} · {}", i18n::status_name(h["status"].as_str().unwrap_or_default(), lang), text(&h["what"])),
+            )
+        })
+        .collect();
     let e = &entry["entry"];
     let status = verification.as_ref().and_then(|v| v["status"].as_str()).or(e["status"].as_str()).unwrap_or_default();
     let rectifications = verification
@@ -891,6 +1048,16 @@ pub async fn problem(
         description: text(&e["description"]),
         deadline: text(&e["deadline"]),
         sheet: text(&e["handover_no"]),
+        address: text(&site["address"]),
+        credit_code: text(&site["credit_code"]),
+        position: match (lat, lon) {
+            (Some(lat), Some(lon)) => format!("{lat:.5}, {lon:.5} (WGS 84)"),
+            _ => String::new(),
+        },
+        checked: beijing(&reported["checked_at"]),
+        map: lat.zip(lon).map(|(lat, lon)| MiniMap::new(lat, lon)),
+        inspector_photos: reported["evidence"].as_array().into_iter().flatten().filter_map(photo_src).collect(),
+        history,
         rectifications,
         can_rectify: session.me.role == "local_gov" && rectifiable,
         can_verify: session.me.role == "verifier" && status == "rectification_reported",

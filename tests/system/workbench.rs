@@ -106,6 +106,7 @@ async fn people_work_the_lifecycle_through_the_workbench() {
     let office = sign_in(&desk, &office_link, "office").await;
     assert!(browser::text(&office, "#who").await.contains("李明"));
     check_page(&office, "office-home").await;
+    assert!(browser::text(&office, "#quality").await.contains(FINDER), "the team's figures of the round");
 
     // The campaign set-up, read back and edited on the office's screen.
     browser::go(&office, &format!("{origin}/workbench/campaign")).await;
@@ -186,6 +187,8 @@ async fn people_work_the_lifecycle_through_the_workbench() {
     // The problem page, and the rectification with a photo taken on the phone.
     browser::submit(&official, ".problem-link", "document.querySelector('#measures') !== null").await;
     check_page(&official, "official-problem").await;
+    assert!(!browser::text(&official, "#position").await.is_empty(), "the site's position");
+    assert!(official.find_element("#minimap").await.is_ok(), "a small map of the site");
     let photo = artifacts().join("workbench-rectification-photo.png");
     official.save_screenshot(chromiumoxide::page::ScreenshotParams::builder().build(), &photo).await.expect("a photo");
     browser::fill(&official, "#measures", "已拆除燃煤设施，完成清洁能源替代").await;
@@ -209,6 +212,10 @@ async fn people_work_the_lifecycle_through_the_workbench() {
         verifier.find_element(task.as_str()).await.ok().map(|_| ())
     })
     .await;
+    // Nearest first, from where the phone is (typed here; the page's button asks the phone).
+    browser::go(&verifier, &format!("{origin}/workbench?lat=37.07&lon=114.5&city={XINGTAI}")).await;
+    assert!(browser::text(&verifier, ".tasks").await.contains("某某铸造厂"), "the task names its site");
+    assert!(!browser::text(&verifier, ".distance").await.is_empty(), "and how far it is");
     check_page(&verifier, "verifier-home").await;
     browser::submit(&verifier, &task, "document.querySelector('#give-verdict') !== null").await;
     browser::until(

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/inspections/batch", post(post_batch))
         .route("/v1/cities/{city}/package", put(put_package))
         .route("/v1/rounds/{round}/quality", get(get_quality))
+        .route("/v1/problems/{id}", get(get_problem))
         .route("/v1/problems/{id}/withdraw", post(withdraw_problem))
         .route("/v1/problems/{id}/merge", post(merge_problem))
         .with_state(state)
@@ -67,6 +68,34 @@ async fn list_packages(State(s): State<AppState>, caller: Caller) -> Result<Json
     caller.require(Role::Admin)?;
     let items = store::packages(&mut *s.pool.acquire().await?).await?;
     Ok(Json(json!({ "count": items.len(), "items": items })))
+}
+
+/// A problem as reported, with its site and the inspectors' photos: for the campaign office,
+/// verifiers, the team that found it, and the government it concerns. Anyone else is answered
+/// 404, so existence does not leak.
+async fn get_problem(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = shared::http::parse_id(&id)?;
+    let problem = store::problem(&mut *s.pool.acquire().await?, id).await?;
+    let claims = &caller.0;
+    let visible = problem.filter(|p| match claims.role {
+        Role::Admin | Role::Verifier => true,
+        Role::Inspector => claims.team.as_deref() == p["team"].as_str(),
+        Role::LocalGov => {
+            let jurisdiction = claims.jurisdiction.as_deref().unwrap_or_default();
+            let place = p["county_code"].as_str().or(p["city_code"].as_str()).unwrap_or_default();
+            shared::reference::jurisdiction_covers(jurisdiction, place) || p["city_code"] == jurisdiction
+        }
+    });
+    let mut problem = visible.ok_or_else(|| ApiError::not_found(format!("problem {id}")))?;
+    // Which team found it is the campaign's business, not the government's.
+    if claims.role == Role::LocalGov {
+        problem.as_object_mut().map(|p| p.remove("team"));
+    }
+    Ok(Json(problem))
 }
 
 async fn put_round(

@@ -373,3 +373,20 @@ pub async fn packages(conn: &mut PgConnection) -> sqlx::Result<Vec<serde_json::V
     .fetch_all(conn)
     .await
 }
+
+/// A problem as its team reported it: the site (name, credit code, address, position), the
+/// category, description and evidence, and when.
+pub async fn problem(conn: &mut PgConnection, id: uuid::Uuid) -> sqlx::Result<Option<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object(
+                    'id', p.id, 'round', p.round_id, 'team', p.team_id, 'city_code', p.city_code,
+                    'county_code', p.county_code, 'category', p.category, 'severity', p.severity,
+                    'description', p.description, 'evidence', p.evidence, 'rebound_of', p.rebound_of,
+                    'duplicate_of', p.duplicate_of, 'reported_at', p.reported_at, 'checked_at', i.checked_at,
+                    'site', i.site)
+         FROM intake.problems p JOIN intake.inspections i ON i.id = p.inspection_id WHERE p.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
