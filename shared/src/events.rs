@@ -112,6 +112,7 @@ kind!(HANDOVER_ACKNOWLEDGED, "assignment", "handover", "acknowledged");
 kind!(PROBLEM_DISPUTED, "assignment", "problem", "disputed");
 kind!(PROBLEM_REROUTED, "assignment", "problem", "rerouted");
 kind!(PROBLEM_EXTENDED, "assignment", "problem", "extended");
+kind!(EXTENSION_REQUESTED, "assignment", "extension", "requested");
 kind!(RECTIFICATION_REPORTED, "verification", "rectification", "reported");
 kind!(PROBLEM_CLOSED, "verification", "problem", "closed");
 kind!(PROBLEM_REOPENED, "verification", "problem", "reopened");
@@ -138,6 +139,7 @@ pub const ALL: &[EventKind] = &[
     PROBLEM_DISPUTED,
     PROBLEM_REROUTED,
     PROBLEM_EXTENDED,
+    EXTENSION_REQUESTED,
     RECTIFICATION_REPORTED,
     PROBLEM_CLOSED,
     PROBLEM_REOPENED,
@@ -346,6 +348,22 @@ pub struct ProblemDisputed {
     pub disputed_at: OffsetDateTime,
 }
 
+/// A government asks for more time: the campaign office decides (grant or refuse).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExtensionRequested {
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
+    pub extension_id: Uuid,
+    pub city_code: String,
+    pub jurisdiction: String,
+    pub requested_deadline: Date,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
 /// The campaign office hands a problem to another government, with a new deadline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProblemRerouted {
@@ -521,6 +539,7 @@ payload!(ProblemAssigned, PROBLEM_ASSIGNED, one_problem);
 payload!(ProblemDisputed, PROBLEM_DISPUTED, one_problem);
 payload!(ProblemRerouted, PROBLEM_REROUTED, one_problem);
 payload!(ProblemExtended, PROBLEM_EXTENDED, one_problem);
+payload!(ExtensionRequested, EXTENSION_REQUESTED, one_problem);
 payload!(RectificationReported, RECTIFICATION_REPORTED, one_problem);
 payload!(RectificationProgressed, RECTIFICATION_PROGRESSED, one_problem);
 payload!(ProblemClosed, PROBLEM_CLOSED, one_problem);

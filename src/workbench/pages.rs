@@ -389,39 +389,51 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
     out.finish()
 }
 
+/// Each role's home screen.
+enum Screen {
+    LocalGov(LocalGovPage),
+    Verifier(VerifierPage),
+    Office(OfficePage),
+    Message(MessagePage),
+}
+
+impl Screen {
+    fn render(self, status: StatusCode, asked: Option<&str>) -> Response {
+        match self {
+            Screen::LocalGov(page) => html(status, page, asked),
+            Screen::Verifier(page) => html(status, page, asked),
+            Screen::Office(page) => html(status, page, asked),
+            Screen::Message(page) => html(status, page, asked),
+        }
+    }
+}
+
 pub async fn home(AxumState(s): AxumState<State>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> Response {
     let lang = language(&headers, q.lang.as_deref());
     let session = match session(&s, &headers, lang).await {
         Ok(session) => session,
         Err(response) => return response,
     };
+    let asked = q.lang.as_deref();
     let result = match session.me.role.as_str() {
         "local_gov" => local_gov_home(&s, &session, lang, &q).await,
         "verifier" => verifier_home(&s, &session, lang, &q).await,
         "admin" => office_home(&s, &session, lang, q.done.as_deref()).await,
-        _ => Ok(message(
-            StatusCode::OK,
-            lang,
-            lang.t("检查组", "Inspection team"),
-            lang.t("检查组成员请使用外勤应用记录检查。", "Inspectors record their site checks in the field app."),
-            Some(&session),
-        )),
+        _ => Ok(Screen::Message(MessagePage {
+            frame: frame(lang, lang.t("检查组", "Inspection team"), Some(&session), "/workbench"),
+            message: lang
+                .t("检查组成员请使用外勤应用记录检查。", "Inspectors record their site checks in the field app.")
+                .into(),
+            sign_in_code: None,
+        })),
     };
     match result {
-        Ok(response) => {
-            let mut response = response;
-            if let Some(lang) = q.lang.as_deref().filter(|l| matches!(*l, "en" | "zh-CN"))
-                && let Ok(value) = HeaderValue::from_str(&format!("{LANG_COOKIE}={lang}; Path=/; SameSite=Strict"))
-            {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-            response
-        }
+        Ok(screen) => screen.render(StatusCode::OK, asked),
         Err(e) => refused(lang, e, Some(&session)),
     }
 }
 
-async fn local_gov_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuery) -> Result<Response, Refused> {
+async fn local_gov_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuery) -> Result<Screen, Refused> {
     let sheets = s.api.get(Service::Assignment, "/v1/handovers?acknowledged=false", &session.token).await?;
     let sheets = sheets["items"]
         .as_array()
@@ -510,10 +522,10 @@ async fn local_gov_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuer
         next: ((page + 1) * size < count).then(|| page_href(page + 1)),
         filter,
     };
-    Ok(html(StatusCode::OK, page_view, None))
+    Ok(Screen::LocalGov(page_view))
 }
 
-async fn verifier_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuery) -> Result<Response, Refused> {
+async fn verifier_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuery) -> Result<Screen, Refused> {
     let tasks = s.api.get(Service::Verification, "/v1/tasks", &session.token).await?;
     let here = q
         .lat
@@ -567,10 +579,10 @@ async fn verifier_home(s: &State, session: &Session, lang: Lang, q: &LedgerQuery
         lon: q.lon.clone().unwrap_or_default(),
         tasks: rows,
     };
-    Ok(html(StatusCode::OK, page, None))
+    Ok(Screen::Verifier(page))
 }
 
-async fn office_home(s: &State, session: &Session, lang: Lang, done: Option<&str>) -> Result<Response, Refused> {
+async fn office_home(s: &State, session: &Session, lang: Lang, done: Option<&str>) -> Result<Screen, Refused> {
     let token = &session.token;
     let disputes = s.api.get(Service::Assignment, "/v1/disputes?status=open", token).await?;
     let extensions = s.api.get(Service::Assignment, "/v1/extensions?status=requested", token).await?;
@@ -649,7 +661,7 @@ async fn office_home(s: &State, session: &Session, lang: Lang, done: Option<&str
         quality_round,
         dead_letters,
     };
-    Ok(html(StatusCode::OK, page, None))
+    Ok(Screen::Office(page))
 }
 
 fn service_name(service: Service) -> &'static str {

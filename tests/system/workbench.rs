@@ -304,3 +304,58 @@ async fn the_receipt_button_acknowledges_the_sheet_and_opening_the_link_does_not
     let (_, handover) = get(&stack, "assignment", &format!("/v1/handovers/{sheet}"), Some(&stack.admin())).await;
     assert!(!handover["handover"]["acknowledged_at"].is_null(), "{handover}");
 }
+
+/// A dispute and an extension request wait for the campaign office: its people hear of each by
+/// e-mail, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_office_is_told_of_a_dispute_and_an_extension_request() {
+    let smtp = SmtpReceiver::start().await;
+    let mut options = StackOptions::default();
+    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__HOST".into(), smtp.host.clone()));
+    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__PORT".into(), smtp.port.to_string()));
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let office = json!({ "name": "李明", "role": "admin", "email": "office@campaign.example.cn" });
+    assert_eq!(post(&stack, "notification", "/v1/people", &stack.admin(), office).await.0, 201);
+    let problems = report(&stack, XINGTAI, None, "某某石料厂", &["dust", "vocs"]).await;
+    let official = stack.token(shared::auth::Role::LocalGov, None, Some(XINGTAI));
+    let deadline = eventually("the problems handed over with deadlines", WAIT, || async {
+        let (status, body) =
+            get(&stack, "assignment", &format!("/v1/problems/{}", problems[1]), Some(&stack.admin())).await;
+        (status == 200).then(|| body["entry"]["deadline"].as_str().map(str::to_string)).flatten()
+    })
+    .await;
+    let path = format!("/v1/problems/{}/dispute", problems[0]);
+    let (status, body) = post(&stack, "assignment", &path, &official, json!({ "reason": "该企业属于邯郸市" })).await;
+    assert_eq!(status, 201, "{body}");
+    let later = time::Date::parse(&deadline, time::macros::format_description!("[year]-[month]-[day]")).unwrap()
+        + time::Duration::days(10);
+    let path = format!("/v1/problems/{}/extensions", problems[1]);
+    let (status, body) = post(
+        &stack,
+        "assignment",
+        &path,
+        &official,
+        json!({ "deadline": later.to_string(), "reason": "设备采购周期长" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let texts = eventually("both alerts in the office's mailbox", WAIT, || async {
+        let texts: Vec<String> = smtp
+            .mails()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t.contains("office@campaign.example.cn")))
+            .filter_map(|m| mail_parser::MessageParser::default().parse(&m.data)?.body_text(0).map(|t| t.into_owned()))
+            .filter(|t| t.contains("待督查办决定"))
+            .collect();
+        (texts.len() >= 2).then_some(texts)
+    })
+    .await;
+    assert!(texts.iter().any(|t| t.contains("该企业属于邯郸市") && t.contains(&problems[0])), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("设备采购周期长") && t.contains(&problems[1])), "{texts:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alerts = smtp.mails().iter().filter(|m| String::from_utf8_lossy(&m.data).contains("office.")).count();
+    assert_eq!(alerts, 2, "each alert is sent once");
+}

@@ -12,7 +12,8 @@ use shared::auth::{Caller, Claims, Role};
 use shared::clock::Clock;
 use shared::error::{ApiError, Validator};
 use shared::events::{
-    EventKind, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED, ProblemDisputed, ProblemExtended, ProblemRerouted,
+    EXTENSION_REQUESTED, EventKind, ExtensionRequested, PROBLEM_DISPUTED, PROBLEM_EXTENDED, PROBLEM_REROUTED,
+    ProblemDisputed, ProblemExtended, ProblemRerouted,
 };
 use shared::http::{JsonBody, QueryParams, parse_id};
 use shared::order;
@@ -386,8 +387,22 @@ async fn request_extension(
     let current = entry.deadline.ok_or_else(|| ApiError::conflict("status", "the problem has no deadline yet"))?;
     domain::validate_extension(&request, current).finish()?;
     let by = caller.jurisdiction()?.to_string();
-    let extension =
-        store::request_extension(&mut tx, id, &by, &request.reason, current, request.deadline, s.clock.now()).await?;
+    let now = s.clock.now();
+    let extension = store::request_extension(&mut tx, id, &by, &request.reason, current, request.deadline, now).await?;
+    // Announced so the campaign office hears of it (notification tells the office's people).
+    let next = next_in_order(&mut tx, id, EXTENSION_REQUESTED).await?;
+    let event = ExtensionRequested {
+        problem_id: id,
+        problem_seq: next.problem_seq,
+        previous: next.previous,
+        extension_id: extension,
+        city_code: entry.city_code.clone(),
+        jurisdiction: entry.jurisdiction.clone(),
+        requested_deadline: request.deadline,
+        reason: request.reason.clone(),
+        requested_at: now,
+    };
+    s.outbox.publish(&mut tx, Some(&entry.city_code), id.to_string(), &event).await?;
     s.outbox.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": extension, "problem_id": id, "status": "requested" }))))
 }

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use shared::events::{
-    CityEscalated, HandoverAcknowledged, HandoverIssued, ProblemAssigned, ProblemClosed, ProblemExtended,
-    ProblemOverdue, ProblemReopened, ProblemRerouted,
+    CityEscalated, ExtensionRequested, HandoverAcknowledged, HandoverIssued, ProblemAssigned, ProblemClosed,
+    ProblemDisputed, ProblemExtended, ProblemOverdue, ProblemReopened, ProblemRerouted,
 };
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
@@ -32,6 +32,45 @@ pub fn routes(handlers: Handlers) -> Routes<Handlers> {
         .on::<ProblemReopened>()
         .on::<ProblemOverdue>()
         .on::<CityEscalated>()
+        .on::<ProblemDisputed>()
+        .on::<ExtensionRequested>()
+}
+
+/// A dispute waits for the campaign office's decision: its people are told.
+impl Handle<ProblemDisputed> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ProblemDisputed>]) -> anyhow::Result<()> {
+        let alerts: Vec<_> = events
+            .iter()
+            .map(|e| store::OfficeAlert {
+                source_event_id: e.id,
+                kind: "dispute",
+                problem_id: e.data.problem_id,
+                jurisdiction: &e.data.jurisdiction,
+                detail: &e.data.reason,
+            })
+            .collect();
+        Ok(store::insert_office_alerts(conn, &alerts).await?)
+    }
+}
+
+/// So does a request for more time.
+impl Handle<ExtensionRequested> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<ExtensionRequested>]) -> anyhow::Result<()> {
+        let details: Vec<String> =
+            events.iter().map(|e| format!("{} → {}", e.data.reason, e.data.requested_deadline)).collect();
+        let alerts: Vec<_> = events
+            .iter()
+            .zip(&details)
+            .map(|(e, detail)| store::OfficeAlert {
+                source_event_id: e.id,
+                kind: "extension",
+                problem_id: e.data.problem_id,
+                jurisdiction: &e.data.jurisdiction,
+                detail,
+            })
+            .collect();
+        Ok(store::insert_office_alerts(conn, &alerts).await?)
+    }
 }
 
 impl Handlers {

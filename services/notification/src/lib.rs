@@ -67,8 +67,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if signer.is_none() {
         tracing::warn!("the signing key file does not match the public key: people cannot sign in here");
     }
-    let sender = Arc::new(people::InvitationSender::new(runtime.pool.clone(), links.clone(), &settings)?);
-    runtime.every("invitations", people::SEND_EVERY, move || {
+    let sender = Arc::new(people::PeopleMail::new(runtime.pool.clone(), links.clone(), &settings)?);
+    runtime.every("people's mail", people::SEND_EVERY, move || {
         let sender = sender.clone();
         async move { sender.send_due().await }
     });

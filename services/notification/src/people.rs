@@ -274,20 +274,40 @@ fn role_name(role: &str, language: &str) -> &'static str {
     }
 }
 
-/// Sends the invitation e-mails that are due; a failed send is tried again later.
-pub struct InvitationSender {
+/// An alert to the campaign office (`templates/office_alert.txt`).
+#[derive(Template)]
+#[template(path = "office_alert.txt")]
+struct OfficeAlertText<'a> {
+    language: &'a str,
+    what: &'a str,
+    jurisdiction: String,
+    problem_id: Uuid,
+    detail: &'a str,
+    link: String,
+}
+
+/// How long to wait before the next try of a failed e-mail: 2, 4, 8 … seconds, at most 10 min.
+fn backoff(attempts: i32) -> f64 {
+    2f64.powi(attempts.clamp(1, 9)).min(600.0)
+}
+
+/// Mail to people (not to jurisdictions): sign-in invitations, and what the campaign office must
+/// decide. Sent by a job, retried until the SMTP server takes it.
+pub struct PeopleMail {
     pub pool: PgPool,
     pub links: SignInLinks,
+    pub workbench_url: String,
     pub mailer: AsyncSmtpTransport<Tokio1Executor>,
     pub from: Mailbox,
     pub lease_secs: f64,
 }
 
-impl InvitationSender {
+impl PeopleMail {
     pub fn new(pool: PgPool, links: SignInLinks, config: &NotificationConfig) -> anyhow::Result<Self> {
         Ok(Self {
             pool,
             links,
+            workbench_url: config.workbench_url.trim_end_matches('/').to_string(),
             mailer: crate::delivery::mailer(&config.smtp)?,
             from: config.smtp.from.parse()?,
             lease_secs: config.lease_secs() as f64,
@@ -295,6 +315,71 @@ impl InvitationSender {
     }
 
     pub async fn send_due(&self) -> anyhow::Result<()> {
+        self.send_invitations().await?;
+        self.send_office_alerts().await
+    }
+
+    /// Each alert goes to every person of the office with an e-mail, in one message.
+    async fn send_office_alerts(&self) -> anyhow::Result<()> {
+        let due = store::claim_office_alerts(&mut *self.pool.acquire().await?, 20, self.lease_secs).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let office = store::office_mailboxes(&mut *self.pool.acquire().await?).await?;
+        for alert in due {
+            let outcome = self.send_alert(&alert, &office).await;
+            let mut conn = self.pool.acquire().await?;
+            match outcome {
+                Ok(()) => store::office_alert_done(&mut conn, alert.source_event_id, None, 0.0).await?,
+                Err(e) => {
+                    tracing::warn!(error = %e, alert = %alert.source_event_id, "the office alert failed; trying again");
+                    store::office_alert_done(
+                        &mut conn,
+                        alert.source_event_id,
+                        Some(&e.to_string()),
+                        backoff(alert.attempts),
+                    )
+                    .await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_alert(
+        &self,
+        alert: &store::DueOfficeAlert,
+        office: &[(String, String, String)],
+    ) -> anyhow::Result<()> {
+        // Nobody of the office has a mailbox yet: the alert stays on the office's screen only.
+        let Some((_, _, language)) = office.first() else { return Ok(()) };
+        let lang = shared::i18n::Lang::from_query(Some(language));
+        let what = match alert.kind.as_str() {
+            "dispute" => lang.t("地方政府对交办提出申诉", "A government disputes a handover"),
+            _ => lang.t("地方政府申请延期", "A government asks for an extension"),
+        };
+        let text = OfficeAlertText {
+            language,
+            what,
+            jurisdiction: shared::i18n::jurisdiction_name(&alert.jurisdiction, lang),
+            problem_id: alert.problem_id,
+            detail: &alert.detail,
+            link: format!("{}/workbench", self.workbench_url),
+        }
+        .render()?;
+        let html = crate::delivery::NoticeEmail { language, subject: what, text: &text }.render()?;
+        let mut message = Message::builder()
+            .from(self.from.clone())
+            .subject(what)
+            .message_id(Some(format!("<office.{}@skyledger>", alert.source_event_id)));
+        for (name, email, _) in office {
+            message = message.to(Mailbox::new(Some(name.clone()), email.parse()?));
+        }
+        self.mailer.send(message.multipart(MultiPart::alternative_plain_html(text, html))?).await?;
+        Ok(())
+    }
+
+    async fn send_invitations(&self) -> anyhow::Result<()> {
         let due = store::claim_invitations(&mut *self.pool.acquire().await?, 20, self.lease_secs).await?;
         for invitation in due {
             let outcome = self.send(&invitation).await;
@@ -302,10 +387,9 @@ impl InvitationSender {
             match outcome {
                 Ok(()) => store::invitation_sent(&mut conn, invitation.id, OffsetDateTime::now_utc()).await?,
                 Err(e) => {
-                    // 2, 4, 8 … seconds, at most 10 minutes.
-                    let wait = 2f64.powi(invitation.attempts.clamp(1, 9)).min(600.0);
                     tracing::warn!(error = %e, invitation = %invitation.id, "the sign-in e-mail failed; trying again");
-                    store::invitation_failed(&mut conn, invitation.id, wait, &e.to_string()).await?;
+                    store::invitation_failed(&mut conn, invitation.id, backoff(invitation.attempts), &e.to_string())
+                        .await?;
                 }
             }
         }

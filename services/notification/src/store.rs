@@ -933,3 +933,90 @@ pub async fn invitation_failed(conn: &mut PgConnection, id: Uuid, retry_in_secs:
     .await?;
     Ok(())
 }
+
+/// Something the campaign office must decide.
+pub struct OfficeAlert<'a> {
+    pub source_event_id: Uuid,
+    pub kind: &'a str,
+    pub problem_id: Uuid,
+    pub jurisdiction: &'a str,
+    pub detail: &'a str,
+}
+
+pub async fn insert_office_alerts(conn: &mut PgConnection, alerts: &[OfficeAlert<'_>]) -> sqlx::Result<()> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO notification.office_alerts (source_event_id, kind, problem_id, jurisdiction, detail)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[])
+         ON CONFLICT (source_event_id) DO NOTHING",
+    )
+    .bind(alerts.iter().map(|a| a.source_event_id).collect::<Vec<_>>())
+    .bind(alerts.iter().map(|a| a.kind).collect::<Vec<_>>())
+    .bind(alerts.iter().map(|a| a.problem_id).collect::<Vec<_>>())
+    .bind(alerts.iter().map(|a| a.jurisdiction).collect::<Vec<_>>())
+    .bind(alerts.iter().map(|a| a.detail).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueOfficeAlert {
+    pub source_event_id: Uuid,
+    pub kind: String,
+    pub problem_id: Uuid,
+    pub jurisdiction: String,
+    pub detail: String,
+    pub attempts: i32,
+}
+
+/// Takes up to `limit` unsent office alerts that are due, leased for `lease_secs`.
+pub async fn claim_office_alerts(
+    conn: &mut PgConnection,
+    limit: i64,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<DueOfficeAlert>> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT source_event_id FROM notification.office_alerts
+             WHERE sent_at IS NULL AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
+         )
+         UPDATE notification.office_alerts a
+         SET next_attempt_at = now() + make_interval(secs => $2), attempts = a.attempts + 1
+         FROM due WHERE a.source_event_id = due.source_event_id
+         RETURNING a.source_event_id, a.kind, a.problem_id, a.jurisdiction, a.detail, a.attempts",
+    )
+    .bind(limit)
+    .bind(lease_secs)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn office_alert_done(
+    conn: &mut PgConnection,
+    id: Uuid,
+    error: Option<&str>,
+    retry_in_secs: f64,
+) -> sqlx::Result<()> {
+    let sql = if error.is_none() {
+        "UPDATE notification.office_alerts SET sent_at = now(), last_error = NULL WHERE source_event_id = $1"
+    } else {
+        "UPDATE notification.office_alerts
+         SET next_attempt_at = now() + make_interval(secs => $3), last_error = $2 WHERE source_event_id = $1"
+    };
+    sqlx::query(sql).bind(id).bind(error).bind(retry_in_secs).execute(conn).await?;
+    Ok(())
+}
+
+/// The campaign office's people who have an e-mail address, and are not revoked.
+pub async fn office_mailboxes(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, String, String)>> {
+    sqlx::query_as(
+        "SELECT name, email, language FROM notification.people
+         WHERE role = 'admin' AND email IS NOT NULL AND revoked_at IS NULL ORDER BY invited_at",
+    )
+    .fetch_all(conn)
+    .await
+}
