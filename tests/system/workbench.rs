@@ -3,8 +3,9 @@
 //! its link signs the official in; the official acknowledges the sheet (签收) and reports the
 //! rectification with a photo; a verifier, invited the same way, sees that photo and closes the
 //! problem; the public page shows it closed. Also: a second use of a sign-in link is refused, a
-//! write without the CSRF token changes nothing, a revoked person is signed out on their next
-//! request, and every screen passes axe-core (WCAG 2.1 A/AA) without scrolling sideways.
+//! write without the CSRF token changes nothing, signing out ends the session, a revoked person
+//! is signed out on their next request, and every screen passes axe-core (WCAG 2.1 A/AA) without
+//! scrolling sideways.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,6 +66,22 @@ async fn session_cookie(page: &Page) -> String {
     assert!(cookie.http_only, "the session cookie is HttpOnly");
     assert!(format!("{:?}", cookie.same_site).contains("Strict"), "the session cookie is SameSite=Strict");
     cookie.value
+}
+
+/// A session that ended is refused by a service too: each hears of it on the revocation stream
+/// within moments (the workbench's own check is at once).
+async fn refused_everywhere(stack: &Stack, origin: &str, cookie: &str, path: &str) {
+    eventually(&format!("{path} to refuse the ended session"), Duration::from_secs(10), || async {
+        let answer = stack
+            .http
+            .get(format!("{origin}{path}"))
+            .header("cookie", format!("{}={cookie}", shared::auth::SESSION_COOKIE))
+            .send()
+            .await
+            .ok()?;
+        (answer.status() == 401).then_some(())
+    })
+    .await;
 }
 
 async fn ledger_entry(stack: &Stack, id: &str) -> Value {
@@ -229,6 +246,13 @@ async fn people_work_the_lifecycle_through_the_workbench() {
     browser::fill(&verifier, "#note", "现场核查，设施已拆除").await;
     browser::submit(&verifier, "#give-verdict", "document.querySelector('#flash') !== null").await;
     wait_status(&stack, &problem, "closed").await;
+
+    // The verifier signs out: that session is refused at once, by the pages and the services.
+    let verifier_cookie = session_cookie(&verifier).await;
+    browser::submit(&verifier, "#sign-out", "document.querySelector('#message') !== null").await;
+    browser::go(&verifier, &format!("{origin}/workbench")).await;
+    assert!(browser::text(&verifier, "#who").await.is_empty(), "signed out");
+    refused_everywhere(&stack, &origin, &verifier_cookie, "/api/verification/v1/tasks").await;
     let public = desk.open(&format!("{origin}/problems/{problem}")).await;
     assert!(browser::text(&public, "body").await.contains("已销号"), "the public page shows it closed");
     public.close().await.expect("close the public page");
@@ -244,14 +268,7 @@ async fn people_work_the_lifecycle_through_the_workbench() {
     browser::submit(&office, &format!("#{button}"), "document.querySelector('#flash') !== null").await;
     browser::go(&official, &format!("{origin}/workbench")).await;
     assert!(browser::text(&official, "#who").await.is_empty(), "the revoked official is signed out");
-    let api = stack
-        .http
-        .get(format!("{origin}/api/assignment/v1/ledger"))
-        .header("cookie", format!("{}={cookie}", shared::auth::SESSION_COOKIE))
-        .send()
-        .await
-        .expect("the API");
-    assert_eq!(api.status(), 401, "the revoked session is refused by the services too");
+    refused_everywhere(&stack, &origin, &cookie, "/api/assignment/v1/ledger").await;
 
     // The audit log names the person who acknowledged.
     let (_, audit) = get(&stack, "assignment", "/v1/admin/audit?limit=50", Some(&stack.admin())).await;
