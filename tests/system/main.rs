@@ -16,6 +16,7 @@ mod import;
 mod intake;
 mod ledger;
 mod lifecycle;
+mod manifests;
 mod notification;
 mod open311;
 mod overload;
