@@ -48,6 +48,8 @@ fn the_kubernetes_manifests_validate_and_a_broken_one_does_not() {
         "deployment/workbench",
         "ingress/skyledger-apis",
         "ingress/skyledger-origin",
+        "poddisruptionbudget/nats",
+        "poddisruptionbudget/workbench",
     ] {
         assert!(said.contains(&format!("passed for resource {resource} ")), "{resource} was not validated:\n{said}");
     }
