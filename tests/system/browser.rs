@@ -202,3 +202,13 @@ pub async fn go(page: &Page, url: &str) {
         .unwrap_or_else(|e| panic!("cannot go to {url}: {e}"));
     until(page, "document.readyState === 'complete'", url).await;
 }
+
+/// Where the people's pages' screenshots go: `target/test-artifacts/`.
+pub fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    dir
+}

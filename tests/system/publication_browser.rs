@@ -50,17 +50,8 @@ async fn dom(url: &str) -> String {
     chromium(&["--dump-dom", url]).await
 }
 
-fn artifacts() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("test-artifacts");
-    std::fs::create_dir_all(&dir).expect("artifact dir");
-    dir
-}
-
 async fn screenshot(url: &str, name: &str) -> PathBuf {
-    let file = artifacts().join(name);
+    let file = browser::artifacts().join(name);
     let _ = std::fs::remove_file(&file);
     chromium(&[&format!("--screenshot={}", file.display()), "--window-size=1280,2000", url]).await;
     let png = std::fs::read(&file).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", file.display()));
@@ -150,7 +141,7 @@ async fn the_public_page_works_in_a_real_browser() {
             assert!(violations.is_empty(), "axe-core on {url} at {width} px: {violations:#?}");
             let (page_width, window) = browser::widths(&page).await;
             assert!(page_width <= window, "{url} scrolls sideways at {width} px: {page_width} > {window}");
-            browser::screenshot(&page, artifacts().join(format!("publication-{name}-{width}.png"))).await;
+            browser::screenshot(&page, browser::artifacts().join(format!("publication-{name}-{width}.png"))).await;
         }
         chromium.close().await;
     }

@@ -7,7 +7,7 @@
 //! is signed out on their next request, and every screen passes axe-core (WCAG 2.1 A/AA) without
 //! scrolling sideways.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chromiumoxide::page::Page;
@@ -17,15 +17,6 @@ use shared::testing::{SmtpReceiver, Stack, StackOptions, WebhookReceiver, eventu
 use crate::browser::{self, Chromium};
 use crate::publication::{report, wait_status};
 use crate::support::*;
-
-fn artifacts() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("test-artifacts");
-    std::fs::create_dir_all(&dir).expect("artifact dir");
-    dir
-}
 
 /// The sign-in link in the newest e-mail to `address`, read the way a mail client reads it.
 async fn sign_in_link(smtp: &SmtpReceiver, address: &str) -> String {
@@ -48,7 +39,7 @@ async fn check_page(page: &Page, name: &str) {
     assert!(violations.is_empty(), "axe-core on {name} ({url}): {violations:#?}");
     let (page_width, window) = browser::widths(page).await;
     assert!(page_width <= window, "{name} scrolls sideways: {page_width} > {window}");
-    browser::screenshot(page, artifacts().join(format!("workbench-{name}.png"))).await;
+    browser::screenshot(page, browser::artifacts().join(format!("workbench-{name}.png"))).await;
 }
 
 /// Opens the sign-in link and presses the button: the browser is then signed in.
@@ -206,7 +197,7 @@ async fn people_work_the_lifecycle_through_the_workbench() {
     check_page(&official, "official-problem").await;
     assert!(!browser::text(&official, "#position").await.is_empty(), "the site's position");
     assert!(official.find_element("#minimap").await.is_ok(), "a small map of the site");
-    let photo = artifacts().join("workbench-rectification-photo.png");
+    let photo = browser::artifacts().join("workbench-rectification-photo.png");
     official.save_screenshot(chromiumoxide::page::ScreenshotParams::builder().build(), &photo).await.expect("a photo");
     browser::fill(&official, "#measures", "已拆除燃煤设施，完成清洁能源替代").await;
     browser::attach(&official, "#photo", &photo).await;

@@ -333,10 +333,7 @@ impl Receipts {
     }
 
     fn mac(&self, notice_id: Uuid) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(b"receipt.");
-        mac.update(notice_id.as_bytes());
-        mac
+        link_mac(&self.key, b"receipt.", notice_id)
     }
 
     pub fn signature(&self, notice_id: Uuid) -> String {
@@ -350,6 +347,15 @@ impl Receipts {
     pub fn link(&self, notice_id: Uuid) -> String {
         format!("{}/v1/notices/{notice_id}/receipt?sig={}", self.base_url, self.signature(notice_id))
     }
+}
+
+/// The HMAC a signed link carries: of what the link is for (`purpose`, so a receipt signature
+/// never serves as a sign-in code) and the id it names.
+fn link_mac(key: &[u8], purpose: &[u8], id: Uuid) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(purpose);
+    mac.update(id.as_bytes());
+    mac
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -637,10 +643,7 @@ impl SignInLinks {
     }
 
     fn mac(&self, invitation: Uuid) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(b"sign-in.");
-        mac.update(invitation.as_bytes());
-        mac
+        link_mac(&self.key, b"sign-in.", invitation)
     }
 
     pub fn code(&self, invitation: Uuid) -> String {
