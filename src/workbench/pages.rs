@@ -995,12 +995,8 @@ impl MiniMap {
 
 /// Where a photo of the evidence store is shown from: the origin's own path to intake.
 fn photo_src(evidence: &Value) -> Option<String> {
-    let sha256 = evidence["sha256"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| evidence["url"].as_str().and_then(|u| u.rsplit('/').next()).map(str::to_string))?;
-    (sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| format!("/api/intake/v1/evidence/{sha256}"))
+    let named = evidence["sha256"].as_str().or_else(|| evidence["url"].as_str().and_then(|u| u.rsplit('/').next()))?;
+    intake::evidence::valid_digest(named).map(|sha256| format!("/api/intake/v1/evidence/{sha256}"))
 }
 
 pub async fn problem(

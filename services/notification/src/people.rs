@@ -168,9 +168,9 @@ async fn revoke(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let id = person_id(&id)?;
-    if request.reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason", "say why the person is revoked"));
-    }
+    let mut v = shared::error::Validator::new();
+    v.reason(&request.reason);
+    v.finish()?;
     let mut tx = s.pool.begin().await?;
     store::person(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("person {id}")))?;
     store::revoke_person(&mut tx, id, s.clock.now(), &request.reason).await?;
