@@ -8,7 +8,9 @@
 //! `-- --part backlog|checks|latency|all` (the floors are measured whatever the part), with
 //! `--backlog 50000` (events per consumer), `--consumers assignment,publication` (a subset of
 //! part 1), `--checks 60000`, `--concurrency 4`, `--seconds 60`, `--window 1000` (the gathering
-//! window of parts 2 and 3, in ms) and `--timeout 240` (seconds a consumer may take).
+//! window of parts 2 and 3, in ms), `--timeout 240` (seconds a consumer may take) and
+//! `--nats-nodes 3` (every part's stack on a three-node JetStream cluster, streams in 3
+//! replicas, all on this machine: the replication's cost, for docs/capacity.md).
 //!
 //! 1. backlog: for each consuming service alone, its busiest kind published raw into the
 //!    producer's stream while the service is stopped (as the producer's relay would: a
@@ -76,7 +78,8 @@ fn arg<T: FromStr>(name: &str, default: T) -> T {
 }
 
 /// deploy/up's settings (the services' defaults: 10 database connections each), with the
-/// gathering window given (the default, 10 s, when `None`), logging warnings only.
+/// gathering window given (the default, 10 s, when `None`), logging warnings only; on one
+/// nats-server, or on a cluster of `--nats-nodes` (3: every stream in 3 replicas).
 fn options(window_millis: Option<u64>, only: Option<Vec<&'static str>>) -> StackOptions {
     let mut env = vec![
         ("SKYLEDGER__DATABASE_MAX_CONNECTIONS".to_string(), "10".to_string()),
@@ -85,7 +88,7 @@ fn options(window_millis: Option<u64>, only: Option<Vec<&'static str>>) -> Stack
     if let Some(window) = window_millis {
         env.push(("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), window.to_string()));
     }
-    StackOptions { env, only, ..StackOptions::default() }
+    StackOptions { env, only, nats_nodes: arg("--nats-nodes", 1), ..StackOptions::default() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -761,6 +764,19 @@ struct Latency {
     /// Each consumer's largest lag.
     worst: BTreeMap<String, u64>,
     peaks: Vec<(&'static str, f64)>,
+    /// Publication's log writer over the part: entries appended, and the time its passes took.
+    log_appended: f64,
+    log_writer_secs: f64,
+    /// What the part left on disk: the stack's database, and every stream's messages.
+    database_bytes: i64,
+    stream_bytes: u64,
+}
+
+/// A metric without labels from a Prometheus text (0 when absent).
+fn plain_metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 /// Problems sent and not yet seen on the ledger, and when each was first seen.
@@ -901,7 +917,51 @@ async fn latency_part(seconds: u64, window: u64) -> Latency {
     let notice: Vec<f64> = answered.keys().map(|id| after(noticed.get(id), id)).collect();
     let peaks = SERVICES.iter().map(|s| (*s, peak_mib(stack.services[s].pid().unwrap_or(0)))).collect();
     let sent_lag = lag.into_iter().filter(|(at, _)| *at <= sending_secs).collect();
-    Latency { problems, sending_secs, window, ledger, notice, lag: sent_lag, worst, peaks }
+    // The writer appends a moment after the consumers: wait until it has nothing due.
+    let mut conn = PgConnection::connect(&stack.db.url()).await.expect("the bench's connection");
+    let settle = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < settle {
+        let due: i64 = sqlx::query_scalar("SELECT count(*) FROM publication.pending WHERE due_at <= now()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or(0);
+        if due == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = stack.http.get(format!("{}/metrics", stack.url("publication"))).send().await;
+    let metrics = match metrics {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let log_appended = plain_metric(&metrics, "publication_log_entries_appended_total");
+    let log_writer_secs = plain_metric(&metrics, "publication_log_writer_pass_seconds_sum");
+    let database_bytes: i64 =
+        sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&mut conn).await.unwrap_or(0);
+    let js = jetstream::new(stack.nats.client().await);
+    let mut stream_bytes = 0;
+    for producer in SERVICES {
+        if let Ok(mut stream) = js.get_stream(stream_name(&stack.namespace, producer)).await
+            && let Ok(info) = stream.info().await
+        {
+            stream_bytes += info.state.bytes;
+        }
+    }
+    Latency {
+        problems,
+        sending_secs,
+        window,
+        ledger,
+        notice,
+        lag: sent_lag,
+        worst,
+        peaks,
+        log_appended,
+        log_writer_secs,
+        database_bytes,
+        stream_bytes,
+    }
 }
 
 /// Least-squares slope of `points` (events per second).
@@ -1131,6 +1191,19 @@ async fn main() {
         println!(
             "| consumer lag, all consumers, sampled each second while sending | max {max_lag}, at the end {end_lag}, trend {trend:+.0} events/s | does not grow | {} |",
             met(!grows)
+        );
+        println!(
+            "| public log entries appended by publication's writer | {:.0} in {:.1} s of writer passes: {:.0} /s of writer time | | |",
+            l.log_appended,
+            l.log_writer_secs,
+            l.log_appended / l.log_writer_secs.max(1e-9)
+        );
+        println!(
+            "| on disk afterwards (these problems, each in a check of its own, and the campaign set-up) | database {:.0} MiB, streams {:.0} MiB (one replica): {:.1} / {:.1} KiB per problem | | |",
+            l.database_bytes as f64 / 1048576.0,
+            l.stream_bytes as f64 / 1048576.0,
+            l.database_bytes as f64 / 1024.0 / l.problems.max(1) as f64,
+            l.stream_bytes as f64 / 1024.0 / l.problems.max(1) as f64
         );
         let worst: Vec<String> = l.worst.iter().filter(|(_, w)| **w > 0).map(|(c, w)| format!("{c} {w}")).collect();
         println!(

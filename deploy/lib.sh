@@ -117,8 +117,39 @@ ensure_nats() {
     return 1
 }
 
+# A three-node JetStream cluster on this machine (`deploy/up --cluster`): clients on 4231-4233,
+# routes on 6231-6233, a user per service, each node its own store under var/nats-cluster. The
+# services get the three URLs and keep every stream in 3 replicas, so any one node may go.
+# Needs target/release/skyledger.
+ensure_nats_cluster() {
+    local dir=var/nats-cluster first=4231 i
+    ensure_nats_binary
+    mkdir -p "$dir"
+    target/release/skyledger nats-config --dir "$dir" --port "$first" --cluster 3 >/dev/null
+    export SKYLEDGER_NATS_PASSWORDS="$PWD/$dir/passwords.json"
+    export SKYLEDGER__NATS_URL="nats://127.0.0.1:$first,nats://127.0.0.1:$((first + 1)),nats://127.0.0.1:$((first + 2))"
+    export SKYLEDGER__STREAM_REPLICAS=3
+    STARTED_NATS_CLUSTER=""
+    for i in 1 2 3; do
+        if [ -n "$(nats_version $((first + i - 1)))" ]; then continue; fi
+        say "starting NATS cluster node n$i on 127.0.0.1:$((first + i - 1)) ($dir/node-$i.conf)"
+        setsid "$NATS_SERVER_BIN" -c "$dir/node-$i.conf" -l "$dir/node-$i.log" &
+        STARTED_NATS_CLUSTER="$STARTED_NATS_CLUSTER $!"
+    done
+    for i in 1 2 3; do
+        for _ in $(seq 1 50); do [ -n "$(nats_version $((first + i - 1)))" ] && break; sleep 0.2; done
+        [ -n "$(nats_version $((first + i - 1)))" ] || { echo "node n$i did not start; see $dir/node-$i.log" >&2; return 1; }
+    done
+}
+
 # Stops what this script started, newest first.
 stop_started() {
+    local pid
+    for pid in ${STARTED_NATS_CLUSTER:-}; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    [ -z "${STARTED_NATS_CLUSTER:-}" ] || say "stopped the NATS cluster started here"
     if [ -n "${STARTED_NATS:-}" ]; then
         say "stopping the nats-server started here"
         kill "$STARTED_NATS" 2>/dev/null || true

@@ -161,6 +161,10 @@ enum Command {
         /// Write only the users (DIR/users.conf), to include in a cluster's configuration.
         #[arg(long)]
         users_only: bool,
+        /// Write the nodes of a local JetStream cluster of this size instead (DIR/node-1.conf …):
+        /// clients on PORT, PORT+1, …, routes on PORT+2000, PORT+2001, …; each node its own store.
+        #[arg(long)]
+        cluster: Option<usize>,
     },
     /// Tokens signed with the deployment's key.
     Token {
@@ -403,9 +407,27 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),
-        Command::NatsConfig { dir, port, users_only } => {
+        Command::NatsConfig { dir, port, users_only, cluster } => {
             let (common, ()) = shared::config::load::<()>("nats")?;
             let passwords = supervisor::nats_passwords(&dir.join("passwords.json"))?;
+            if let Some(size) = cluster {
+                anyhow::ensure!(size >= 3 && size % 2 == 1, "a cluster keeps its quorum with 3, 5, … nodes");
+                let nodes: Vec<shared::messaging::ClusterNode> = (0..size)
+                    .map(|i| shared::messaging::ClusterNode {
+                        name: format!("n{}", i + 1),
+                        port: port + i as u16,
+                        cluster_port: port + 2000 + i as u16,
+                        store_dir: dir.join(format!("store-{}", i + 1)).to_string_lossy().into_owned(),
+                    })
+                    .collect();
+                let users = shared::messaging::authorization(&common.namespace, &passwords);
+                for i in 0..size {
+                    let file = dir.join(format!("node-{}.conf", i + 1));
+                    std::fs::write(&file, shared::messaging::cluster_node_config(&nodes, i, Some(&users)))?;
+                    println!("{}", file.display());
+                }
+                return Ok(());
+            }
             let (file, config) = if users_only {
                 ("users.conf", shared::messaging::authorization(&common.namespace, &passwords))
             } else {

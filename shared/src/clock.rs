@@ -67,12 +67,13 @@ impl Clock {
         simulated: bool,
         js: &jetstream::Context,
         namespace: &str,
+        replicas: usize,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         if !simulated {
             return Ok(Self::real());
         }
-        let stream = offset_stream(js, namespace).await?;
+        let stream = offset_stream(js, namespace, replicas).await?;
         let subject = offset_subject(namespace);
         let clock = Self { simulated: true, offset_secs: Arc::new(AtomicI64::new(0)) };
         // The current offset before anything reads the clock, then follow it.
@@ -98,8 +99,13 @@ impl Clock {
 
     /// Moves the deployment's simulated clock forward by `by`; returns the new offset. Safe
     /// against concurrent advances (the write expects the last offset it read).
-    pub async fn advance(js: &jetstream::Context, namespace: &str, by: Duration) -> anyhow::Result<i64> {
-        let stream = offset_stream(js, namespace).await?;
+    pub async fn advance(
+        js: &jetstream::Context,
+        namespace: &str,
+        replicas: usize,
+        by: Duration,
+    ) -> anyhow::Result<i64> {
+        let stream = offset_stream(js, namespace, replicas).await?;
         let subject = offset_subject(namespace);
         loop {
             let (offset, last_seq) = read_offset(&stream, &subject).await?.unwrap_or((0, 0));
@@ -118,12 +124,17 @@ impl Clock {
 
 /// The offset lives as the one message of a small stream of its own: plain JetStream, which
 /// every nats-server version serves alike.
-async fn offset_stream(js: &jetstream::Context, namespace: &str) -> anyhow::Result<jetstream::stream::Stream> {
+async fn offset_stream(
+    js: &jetstream::Context,
+    namespace: &str,
+    replicas: usize,
+) -> anyhow::Result<jetstream::stream::Stream> {
     let config = jetstream::stream::Config {
         name: format!("{namespace}_clock").replace(['.', '-'], "_").to_uppercase(),
         subjects: vec![offset_subject(namespace)],
         max_messages_per_subject: 1,
         storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas.max(1),
         ..Default::default()
     };
     js.get_or_create_stream(config).await.map_err(|e| anyhow::anyhow!("cannot create the clock stream: {e}"))

@@ -323,6 +323,33 @@ pub fn with_admission_limit(router: axum::Router, limit: AdmissionLimit) -> axum
     router.layer(axum::middleware::from_fn_with_state(admission, admit))
 }
 
+/// Refuses writes (every method but GET and HEAD) 503 with `Retry-After` while the service's
+/// outbox relay cannot get events to JetStream — the broker is away, or a NATS cluster lost its
+/// quorum and stores nothing. What is accepted would wait in the outbox, unseen by every other
+/// service, for as long as the outage lasts; the field app keeps it on the phone instead and
+/// sends it again. Reads go on.
+pub fn refuse_writes_while_stalled(router: axum::Router, outbox: crate::outbox::Outbox) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(outbox, refuse_if_stalled))
+}
+
+async fn refuse_if_stalled(
+    axum::extract::State(outbox): axum::extract::State<crate::outbox::Outbox>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let read = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    if read || !outbox.stalled() {
+        return next.run(req).await;
+    }
+    metrics::counter!("http_refused_broker_unavailable_total").increment(1);
+    discard_body(req).await;
+    ApiError::Unavailable {
+        detail: "events cannot reach the message broker just now; nothing was recorded, try again shortly".into(),
+        retry_after_secs: 2,
+    }
+    .into_response()
+}
+
 /// The layers every service's router gets: body limit (413), request timeout (503 with
 /// `Retry-After`), latency metrics, problem+json for the framework's own error answers, and a
 /// request span.

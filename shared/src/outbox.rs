@@ -9,6 +9,7 @@
 //! ([`Outbox::commit`], [`Outbox::wake`]); a short poll finds what other instances wrote.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
@@ -43,15 +44,28 @@ pub struct Outbox {
     namespace: Arc<str>,
     schema: Arc<str>,
     wake: Arc<Notify>,
+    /// Set when a relay could not get events to JetStream, cleared by the next that could.
+    stalled: Arc<AtomicBool>,
 }
 
 impl Outbox {
     pub fn new(namespace: &str, schema: &str) -> Self {
-        Self { namespace: namespace.into(), schema: schema.into(), wake: Arc::new(Notify::new()) }
+        Self {
+            namespace: namespace.into(),
+            schema: schema.into(),
+            wake: Arc::new(Notify::new()),
+            stalled: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// Whether the last relay could not reach JetStream (the broker is away, or a cluster lost
+    /// its quorum and cannot store); cleared as soon as a relay gets through.
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
     }
 
     /// Records an event, to be published once the caller's transaction commits.
@@ -207,7 +221,9 @@ impl Outbox {
                     Err(e) => tracing::warn!(error = %e, "cannot mark recent events for sending again; retrying"),
                 }
             }
-            match self.relay_batch(&pool, &js).await {
+            let relayed = self.relay_batch(&pool, &js).await;
+            self.stalled.store(relayed.is_err(), Ordering::Relaxed);
+            match relayed {
                 Ok(n) if n as i64 == RELAY_BATCH => continue,
                 Ok(_) => {}
                 Err(e) => {

@@ -38,7 +38,7 @@ fn subject(namespace: &str) -> String {
     format!("{namespace}.auth.token.revoked")
 }
 
-async fn ensure_stream(js: &jetstream::Context, namespace: &str) -> anyhow::Result<stream::Stream> {
+async fn ensure_stream(js: &jetstream::Context, namespace: &str, replicas: usize) -> anyhow::Result<stream::Stream> {
     let config = stream::Config {
         name: format!("{namespace}_auth").replace(['.', '-'], "_").to_uppercase(),
         subjects: vec![format!("{namespace}.auth.>")],
@@ -46,14 +46,21 @@ async fn ensure_stream(js: &jetstream::Context, namespace: &str) -> anyhow::Resu
         // Longer than any token lives.
         max_age: Duration::from_secs(400 * 86_400),
         duplicate_window: Duration::from_secs(15 * 60),
+        num_replicas: replicas.max(1),
         ..Default::default()
     };
     js.get_or_create_stream(config).await.map_err(|e| anyhow::anyhow!("cannot create the revocation stream: {e}"))
 }
 
-/// Publishes a revocation; the same token revoked twice is one message.
-pub async fn revoke(js: &jetstream::Context, namespace: &str, revoked: &TokenRevoked) -> anyhow::Result<()> {
-    ensure_stream(js, namespace).await?;
+/// Publishes a revocation; the same token revoked twice is one message. `replicas` as in
+/// `CommonConfig::stream_replicas`, should the stream not exist yet.
+pub async fn revoke(
+    js: &jetstream::Context,
+    namespace: &str,
+    replicas: usize,
+    revoked: &TokenRevoked,
+) -> anyhow::Result<()> {
+    ensure_stream(js, namespace, replicas).await?;
     let message = jetstream::message::PublishMessage::build()
         .payload(serde_json::to_vec(revoked)?.into())
         .message_id(revoked.message_id());
@@ -66,12 +73,13 @@ pub async fn revoke(js: &jetstream::Context, namespace: &str, revoked: &TokenRev
 pub async fn follow(
     js: jetstream::Context,
     namespace: String,
+    replicas: usize,
     verifier: Arc<TokenVerifier>,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
         let result = async {
-            let stream = ensure_stream(&js, &namespace).await?;
+            let stream = ensure_stream(&js, &namespace, replicas).await?;
             let consumer = stream
                 .create_consumer(consumer::pull::OrderedConfig {
                     deliver_policy: consumer::DeliverPolicy::All,

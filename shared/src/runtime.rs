@@ -69,7 +69,7 @@ impl Runtime {
             messaging::connect_as(&config, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
         messaging::ensure_stream(&jetstream, &config.namespace, service, config.stream_replicas).await?;
-        let clock = Clock::start(config.clock.simulated, &jetstream, &config.namespace, shutdown.clone()).await?;
+        let clock = Clock::start(config.clock.simulated, &jetstream, &config.namespace, config.stream_replicas, shutdown.clone()).await?;
         let outbox = Outbox::new(&config.namespace, service);
         let runtime = Self {
             service,
@@ -96,6 +96,7 @@ impl Runtime {
         runtime.tasks.spawn(crate::revocation::follow(
             runtime.jetstream.clone(),
             runtime.config.namespace.clone(),
+            runtime.config.stream_replicas,
             runtime.verifier.clone(),
             runtime.shutdown.clone(),
         ));
@@ -204,6 +205,7 @@ impl Runtime {
             openapi: Arc::new(crate::openapi_doc::merge(openapi)?),
             clock: self.clock.clone(),
             namespace: self.config.namespace.clone(),
+            replicas: self.config.stream_replicas,
         };
         // The audit writer outlives the HTTP server, to record the last requests.
         let audit_shutdown = CancellationToken::new();
@@ -263,6 +265,7 @@ struct SystemState {
     openapi: Arc<Value>,
     clock: Clock,
     namespace: String,
+    replicas: usize,
 }
 
 fn system_routes(state: SystemState) -> Router {
@@ -384,7 +387,7 @@ async fn advance_clock(
         return Err(ApiError::invalid("advance_secs", "at most ten years at once"));
     }
     let js = jetstream::new(s.nats.clone());
-    let offset = Clock::advance(&js, &s.namespace, Duration::from_secs(request.advance_secs)).await?;
+    let offset = Clock::advance(&js, &s.namespace, s.replicas, Duration::from_secs(request.advance_secs)).await?;
     Ok(Json(
         json!({ "offset_secs": offset, "now": crate::csv::timestamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)) }),
     ))
@@ -455,6 +458,6 @@ async fn revoke_token(
     }
     let js = jetstream::new(s.nats.clone());
     let revoked = crate::revocation::TokenRevoked { token_id: Some(token_id), person_id: None, reason: request.reason };
-    crate::revocation::revoke(&js, &s.namespace, &revoked).await?;
+    crate::revocation::revoke(&js, &s.namespace, s.replicas, &revoked).await?;
     Ok(Json(json!({ "token_id": token_id, "revoked": true })))
 }

@@ -65,12 +65,19 @@ pub struct NatsServer {
     process: Option<Child>,
     /// The users and their passwords, for a server with permissions.
     pub passwords: Option<std::collections::BTreeMap<String, String>>,
+    /// Started from `nats.conf` in its directory (users, or a cluster node) rather than flags.
+    configured: bool,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
-        let mut server =
-            Self { port: free_port(), dir: tempfile::tempdir().expect("tempdir"), process: None, passwords: None };
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            process: None,
+            passwords: None,
+            configured: false,
+        };
         server.launch();
         server
     }
@@ -86,7 +93,7 @@ impl NatsServer {
         let store = dir.path().join("store");
         let config = crate::messaging::server_config(namespace, port, &store.to_string_lossy(), &passwords);
         std::fs::write(dir.path().join("nats.conf"), config).expect("write nats.conf");
-        let mut server = Self { port, dir, process: None, passwords: Some(passwords) };
+        let mut server = Self { port, dir, process: None, passwords: Some(passwords), configured: true };
         server.launch();
         server
     }
@@ -96,7 +103,7 @@ impl NatsServer {
         let store = self.dir.path().join("store");
         let log = self.dir.path().join("nats.log");
         let mut command = Command::new(&bin);
-        if self.passwords.is_some() {
+        if self.configured {
             command.arg("-c").arg(self.dir.path().join("nats.conf"));
         } else {
             command.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"]).arg(&store);
@@ -158,6 +165,59 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
+    }
+}
+
+/// A JetStream cluster of nats-servers on this machine, each with its own store and routes to
+/// the others; streams made with as many replicas as nodes survive the loss of a minority.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes (3 for a quorum that survives one loss); `wait_for_jetstream` tells
+    /// when they have elected a meta leader and streams can be made.
+    pub fn start(size: usize) -> Self {
+        let dirs: Vec<TempDir> = (0..size).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+        let specs: Vec<crate::messaging::ClusterNode> = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| crate::messaging::ClusterNode {
+                name: format!("n{}", i + 1),
+                port: free_port(),
+                cluster_port: free_port(),
+                store_dir: dir.path().join("store").to_string_lossy().into_owned(),
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, dir) in dirs.into_iter().enumerate() {
+            let config = crate::messaging::cluster_node_config(&specs, i, None);
+            std::fs::write(dir.path().join("nats.conf"), config).expect("write nats.conf");
+            let mut node = NatsServer { port: specs[i].port, dir, process: None, passwords: None, configured: true };
+            node.launch();
+            nodes.push(node);
+        }
+        Self { nodes }
+    }
+
+    /// Every node's URL, comma-separated: what services are given as `nats_url`.
+    pub fn urls(&self) -> String {
+        self.nodes.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
+    }
+
+    /// A client that fails over between the nodes.
+    pub async fn client(&self) -> async_nats::Client {
+        let addrs = crate::messaging::server_addrs(&self.urls()).expect("the cluster's URLs");
+        async_nats::ConnectOptions::new().connect(addrs).await.expect("connect to the test's NATS cluster")
+    }
+
+    /// Waits until JetStream answers through the cluster (a meta leader is elected).
+    pub async fn wait_for_jetstream(&self) {
+        let js = async_nats::jetstream::new(self.client().await);
+        eventually("the NATS cluster's JetStream", Duration::from_secs(60), || async {
+            js.query_account().await.ok().map(|_| ())
+        })
+        .await;
     }
 }
 
@@ -297,6 +357,11 @@ pub struct StackOptions {
     /// Also start the one origin (`serve workbench`): the workbench's pages and every API by
     /// path; its URL is `Stack::origin()`.
     pub workbench: bool,
+    /// Nodes of NATS: 1, or a cluster of 3 whose streams keep 3 replicas (`Stack::cluster`).
+    pub nats_nodes: usize,
+    /// Each service on a database of its own (`Stack::database_of`), rather than five schemas in
+    /// one.
+    pub database_per_service: bool,
 }
 
 impl Default for StackOptions {
@@ -313,14 +378,21 @@ impl Default for StackOptions {
             nats_users: false,
             database_admin_url: None,
             workbench: false,
+            nats_nodes: 1,
+            database_per_service: false,
         }
     }
 }
 
-/// The five services on a private NATS server and a fresh database.
+/// The five services on a private NATS server (or cluster) and a fresh database (or one each).
 pub struct Stack {
+    /// The NATS server; on a cluster, its first node.
     pub nats: NatsServer,
+    /// The cluster's other nodes (empty on one server).
+    pub more_nats: Vec<NatsServer>,
     pub db: TestDatabase,
+    /// Each service's own database, where `database_per_service` (else every service uses `db`).
+    pub databases: HashMap<&'static str, TestDatabase>,
     pub namespace: String,
     pub signer: TokenSigner,
     pub http: reqwest::Client,
@@ -340,14 +412,35 @@ impl Stack {
     pub async fn start(bin: &Path, options: StackOptions) -> Self {
         crate::install_crypto_provider();
         let namespace = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-        let nats = if options.nats_users { NatsServer::start_with_users(&namespace) } else { NatsServer::start() };
-        let db = match &options.database_admin_url {
-            Some(admin_url) => TestDatabase::create_on(admin_url).await,
-            None => TestDatabase::create().await,
+        let (nats, more_nats) = if options.nats_nodes > 1 {
+            assert!(!options.nats_users, "a cluster with users is not built in tests");
+            let cluster = NatsCluster::start(options.nats_nodes);
+            cluster.wait_for_jetstream().await;
+            let mut nodes = cluster.nodes.into_iter();
+            (nodes.next().expect("a node"), nodes.collect())
+        } else if options.nats_users {
+            (NatsServer::start_with_users(&namespace), Vec::new())
+        } else {
+            (NatsServer::start(), Vec::new())
         };
+        let new_database = || async {
+            match &options.database_admin_url {
+                Some(admin_url) => TestDatabase::create_on(admin_url).await,
+                None => TestDatabase::create().await,
+            }
+        };
+        let db = new_database().await;
+        let mut databases = HashMap::new();
+        if options.database_per_service {
+            for service in SERVICES {
+                databases.insert(service, new_database().await);
+            }
+        }
         let mut stack = Self {
             nats,
+            more_nats,
             db,
+            databases,
             namespace,
             signer: TokenSigner::generate(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
@@ -388,8 +481,9 @@ impl Stack {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", std::env::var("SKYLEDGER_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("SKYLEDGER_CONFIG", self.dir.path().join("none.toml"))
-            .env("SKYLEDGER__DATABASE_URL", self.db.url())
-            .env("SKYLEDGER__NATS_URL", self.nats.url())
+            .env("SKYLEDGER__DATABASE_URL", self.database_of(name).url())
+            .env("SKYLEDGER__NATS_URL", self.nats_url())
+            .env("SKYLEDGER__STREAM_REPLICAS", (1 + self.more_nats.len()).to_string())
             .env("SKYLEDGER__NAMESPACE", &self.namespace)
             .env("SKYLEDGER__AUTH__PUBLIC_KEY", self.signer.public_key_hex())
             .env("SKYLEDGER__AUTH__SIGNING_KEY_FILE", self.dir.path().join("signing.key"))
@@ -416,6 +510,27 @@ impl Stack {
         }
         let process = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         ServiceProcess { name, port, process: Some(process), log }
+    }
+
+    /// The database a service uses: its own, or the one all share.
+    pub fn database_of(&self, service: &str) -> &TestDatabase {
+        self.databases.get(service).unwrap_or(&self.db)
+    }
+
+    /// What services are given as `nats_url`: the server, or every node of the cluster.
+    pub fn nats_url(&self) -> String {
+        std::iter::once(&self.nats).chain(&self.more_nats).map(NatsServer::url).collect::<Vec<_>>().join(",")
+    }
+
+    /// Node `i` of the NATS cluster (0 is `nats`).
+    pub fn nats_node(&mut self, i: usize) -> &mut NatsServer {
+        if i == 0 { &mut self.nats } else { &mut self.more_nats[i - 1] }
+    }
+
+    /// A client of the test's own that fails over between the cluster's nodes.
+    pub async fn nats_client(&self) -> async_nats::Client {
+        let addrs = crate::messaging::server_addrs(&self.nats_url()).expect("NATS URLs");
+        async_nats::ConnectOptions::new().connect(addrs).await.expect("connect to the test's NATS")
     }
 
     pub async fn wait_ready(&self, name: &str) {

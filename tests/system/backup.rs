@@ -61,7 +61,7 @@ async fn snapshot(stack: &Stack) -> BTreeMap<String, u64> {
     counts
 }
 
-fn run(program: &Path, args: &[&str]) {
+pub(crate) fn run(program: &Path, args: &[&str]) {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
     assert!(
         out.status.success(),
@@ -72,7 +72,7 @@ fn run(program: &Path, args: &[&str]) {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(entry.file_name());

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -43,22 +43,24 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// What the reporting task saw.
 #[derive(Default)]
-struct Posting {
+pub(crate) struct Posting {
     /// Problem ids intake accepted (created, or already had on a retry).
-    accepted: Vec<String>,
-    batches: u64,
+    pub accepted: Vec<String>,
+    pub batches: u64,
     /// Answers other than 200, by status, and requests that got no answer.
-    retries: HashMap<String, u64>,
-    refused: Vec<Value>,
+    pub retries: HashMap<String, u64>,
+    pub refused: Vec<Value>,
 }
 
 /// Posts a batch of `per_batch` site checks every `interval` until `stop`, each batch again until
-/// intake answers 200 (same ids, so a retry is never a second record).
-fn start_reporting(
+/// intake answers 200 (same ids, so a retry is never a second record). `unavailable` counts the
+/// answers 503 with `Retry-After` as they come.
+pub(crate) fn start_reporting(
     stack: &Stack,
     per_batch: usize,
     interval: Duration,
     stop: Arc<AtomicBool>,
+    unavailable: Arc<AtomicU64>,
 ) -> tokio::task::JoinHandle<Posting> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client");
     let url = format!("{}/v1/inspections/batch", stack.url("intake"));
@@ -94,6 +96,9 @@ fn start_reporting(
                     Ok(response) => {
                         let status = response.status();
                         let retry_after = response.headers().contains_key("retry-after");
+                        if status == StatusCode::SERVICE_UNAVAILABLE && retry_after {
+                            unavailable.fetch_add(1, Ordering::SeqCst);
+                        }
                         *posting
                             .retries
                             .entry(format!("{status}{}", if retry_after { " +Retry-After" } else { "" }))
@@ -114,7 +119,7 @@ fn start_reporting(
     })
 }
 
-async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
+pub(crate) async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap_or(-1)
 }
 
@@ -152,7 +157,8 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
 
     let stop = Arc::new(AtomicBool::new(false));
     let per_batch = 4 * scale as usize;
-    let reporting = start_reporting(&stack, per_batch, Duration::from_millis(250), stop.clone());
+    let reporting =
+        start_reporting(&stack, per_batch, Duration::from_millis(250), stop.clone(), Arc::new(AtomicU64::new(0)));
     let started = Instant::now();
     let mut log = Vec::new();
     for ((fault, at), down) in faults.iter().zip(&moments).zip(&downtimes) {
@@ -197,9 +203,58 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
         assert!(stack.services.get_mut(name).unwrap().is_running(), "{name} exited by itself:\n{}", stack.logs());
     }
 
+    let settle = Instant::now();
+    let figures = assert_final_state_once(&stack, &receiver, &accepted).await;
+    let settle_secs = settle.elapsed().as_secs_f64();
+
+    let mut retries: Vec<_> = posting.retries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    retries.sort();
+    let mut report = vec![
+        format!("fault suite: seed {seed}, scale {scale}, window {} s", window.as_secs()),
+        format!(
+            "reports: {} batches of {per_batch} in {reporting_secs:.0} s; {n} problems accepted; retried answers: {}",
+            posting.batches,
+            if retries.is_empty() { "none".into() } else { retries.join(", ") }
+        ),
+    ];
+    report.extend(log.iter().map(|l| format!("  {l}")));
+    report.extend(figures);
+    report.push(format!("settled {settle_secs:.1} s after the reports stopped"));
+    // What the plumbing did to ride the restarts out, from the services' logs.
+    for (what, needle) in [
+        ("NATS connections (starts and reconnections)", "connected to NATS"),
+        ("pull streams made anew", "pull stream broken"),
+        ("resends of recent events after a reconnection", "sending recent events again"),
+        ("relay retries", "outbox relay failed"),
+        ("consumer retries for the database", "database unavailable; message will be redelivered"),
+    ] {
+        let per_service: Vec<String> = SERVICE_NAMES
+            .iter()
+            .map(|s| format!("{s} {}", stack.services[s].log_text().matches(needle).count()))
+            .collect();
+        report.push(format!("{what}: {}", per_service.join(", ")));
+    }
+    let report = report.join("\n");
+    println!("{report}");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    let _ = std::fs::create_dir_all(&artifacts);
+    let _ = std::fs::write(artifacts.join("faults.txt"), format!("{report}\n"));
+    drop(stack);
+    drop(postgres);
+}
+
+/// Waits until every accepted problem has reached its final state in every service, then checks
+/// that it got there exactly once: one intake problem, one ledger entry on exactly one sheet, one
+/// verification problem, one public problem without a repeated history line or log entry, one
+/// notice delivered, no dead letter. Returns the counts, for the report.
+pub(crate) async fn assert_final_state_once(
+    stack: &Stack,
+    receiver: &WebhookReceiver,
+    accepted: &HashSet<String>,
+) -> Vec<String> {
+    let n = accepted.len() as i64;
     // Everything settles: every schema holds every accepted problem.
     let pool = stack.db.pool().await;
-    let settle = Instant::now();
     let counts = eventually("every accepted problem in every schema", Duration::from_secs(300), || async {
         let counts = [
             ("intake problems", scalar(&pool, "SELECT count(*) FROM intake.problems").await),
@@ -228,7 +283,6 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
         done.then_some(counts)
     })
     .await;
-    let settle_secs = settle.elapsed().as_secs_f64();
 
     // Exactly once, problem by problem.
     let intake_ids: HashSet<String> = sqlx::query_scalar::<_, Uuid>("SELECT id FROM intake.problems")
@@ -238,7 +292,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
         .into_iter()
         .map(|id| id.to_string())
         .collect();
-    assert_eq!(intake_ids, accepted, "intake holds exactly the accepted problems");
+    assert_eq!(&intake_ids, accepted, "intake holds exactly the accepted problems");
     for (table, sql) in [
         ("assignment.ledger", "SELECT problem_id FROM assignment.ledger"),
         ("verification.problems", "SELECT problem_id FROM verification.problems"),
@@ -251,7 +305,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
             .into_iter()
             .map(|id| id.to_string())
             .collect();
-        assert_eq!(ids, accepted, "{table} holds exactly the accepted problems");
+        assert_eq!(&ids, accepted, "{table} holds exactly the accepted problems");
     }
 
     // One problem.assigned per problem, and every problem on exactly one sheet (events counted by
@@ -261,7 +315,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
     for event in &assigned {
         *assigned_per_problem.entry(event.data["problem_id"].as_str().unwrap().to_string()).or_default() += 1;
     }
-    assert_eq!(assigned_per_problem.keys().cloned().collect::<HashSet<_>>(), accepted);
+    assert_eq!(&assigned_per_problem.keys().cloned().collect::<HashSet<_>>(), accepted);
     let twice: Vec<_> = assigned_per_problem.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "problems assigned twice: {twice:?}");
     let sheets = distinct(stream_events(&stack, "assignment", &HANDOVER_ISSUED).await);
@@ -272,7 +326,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
         })
         .collect();
     assert_eq!(on_sheets.len() as i64, n, "every problem on exactly one sheet");
-    assert_eq!(on_sheets.iter().cloned().collect::<HashSet<_>>(), accepted);
+    assert_eq!(&on_sheets.iter().cloned().collect::<HashSet<_>>(), accepted);
 
     // The receiver drops repeats by webhook-id: then every problem came in exactly one notice.
     let received = receiver.received();
@@ -287,7 +341,7 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
         .flat_map(|n| n["problems"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(notified.len() as i64, n, "every problem notified in exactly one notice");
-    assert_eq!(notified.iter().cloned().collect::<HashSet<_>>(), accepted);
+    assert_eq!(&notified.iter().cloned().collect::<HashSet<_>>(), accepted);
     assert_eq!(notices.len() as i64, counts[6].1, "every handover notice reached the receiver");
     let repeats = received.len() - received.iter().map(|r| r.header("webhook-id")).collect::<HashSet<_>>().len();
 
@@ -319,48 +373,16 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
     .await;
     assert_eq!(dead_letters, 0, "no event was dead-lettered by a fault");
 
-    let mut retries: Vec<_> = posting.retries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    retries.sort();
-    let mut report = vec![
-        format!("fault suite: seed {seed}, scale {scale}, window {} s", window.as_secs()),
-        format!(
-            "reports: {} batches of {per_batch} in {reporting_secs:.0} s; {n} problems accepted; retried answers: {}",
-            posting.batches,
-            if retries.is_empty() { "none".into() } else { retries.join(", ") }
-        ),
-    ];
-    report.extend(log.iter().map(|l| format!("  {l}")));
-    report.extend(counts.iter().map(|(what, count)| format!("{what}: {count}")));
-    report.push(format!("handover sheets: {}", sheets.len()));
-    report.push(format!(
+    pool.close().await;
+    let mut figures: Vec<String> = counts.iter().map(|(what, count)| format!("{what}: {count}")).collect();
+    figures.push(format!("handover sheets: {}", sheets.len()));
+    figures.push(format!(
         "webhook requests received: {} ({} distinct notices, {repeats} repeats dropped by webhook-id)",
         received.len(),
         notices.len()
     ));
-    report.push(format!("public history lines: {history_lines}, problem log entries: {problem_entries}"));
-    report.push(format!("settled {settle_secs:.1} s after the reports stopped"));
-    // What the plumbing did to ride the restarts out, from the services' logs.
-    for (what, needle) in [
-        ("NATS connections (starts and reconnections)", "connected to NATS"),
-        ("pull streams made anew", "pull stream broken"),
-        ("resends of recent events after a reconnection", "sending recent events again"),
-        ("relay retries", "outbox relay failed"),
-        ("consumer retries for the database", "database unavailable; message will be redelivered"),
-    ] {
-        let per_service: Vec<String> = SERVICE_NAMES
-            .iter()
-            .map(|s| format!("{s} {}", stack.services[s].log_text().matches(needle).count()))
-            .collect();
-        report.push(format!("{what}: {}", per_service.join(", ")));
-    }
-    let report = report.join("\n");
-    println!("{report}");
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    let _ = std::fs::create_dir_all(&artifacts);
-    let _ = std::fs::write(artifacts.join("faults.txt"), format!("{report}\n"));
-    pool.close().await;
-    drop(stack);
-    drop(postgres);
+    figures.push(format!("public history lines: {history_lines}, problem log entries: {problem_entries}"));
+    figures
 }
 
 const SERVICE_NAMES: [&str; 5] = shared::testing::SERVICES;

@@ -58,6 +58,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config: Arc::new(config.intake.evidence.clone()),
         public_base_url: config.intake.public_base_url.clone(),
     });
-    let routes = api::router(state).merge(open311).merge(evidence);
+    // Intake is where reports enter: it takes none it could not pass on (see the function).
+    let routes = shared::http::refuse_writes_while_stalled(
+        api::router(state).merge(open311).merge(evidence),
+        runtime.outbox.clone(),
+    );
     runtime.serve(&config.intake.listen, routes, include_str!("../openapi.json")).await
 }

@@ -80,6 +80,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         verifier: runtime.verifier.clone(),
         jetstream: runtime.jetstream.clone(),
         namespace: config.common.namespace.clone(),
+        replicas: config.common.stream_replicas,
         invitation_ttl_secs: settings.invitation_ttl_secs,
         session_ttl_secs: settings.session_ttl_secs,
         links_in_answer: settings.invitation_links_in_answer,

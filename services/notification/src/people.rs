@@ -41,6 +41,8 @@ pub struct PeopleState {
     pub verifier: Arc<TokenVerifier>,
     pub jetstream: async_nats::jetstream::Context,
     pub namespace: String,
+    /// JetStream replicas of the revocation stream, should it not exist yet.
+    pub replicas: usize,
     pub invitation_ttl_secs: i64,
     pub session_ttl_secs: i64,
     pub links_in_answer: bool,
@@ -177,7 +179,7 @@ async fn revoke(
     // Published before the commit answers: if publishing fails nothing is recorded, and a
     // repeated revocation is one message (its id is the person's).
     let revoked = TokenRevoked { token_id: None, person_id: Some(id), reason: request.reason };
-    shared::revocation::revoke(&s.jetstream, &s.namespace, &revoked).await?;
+    shared::revocation::revoke(&s.jetstream, &s.namespace, s.replicas, &revoked).await?;
     s.verifier.revoke_person(id);
     tx.commit().await?;
     let person = store::person(&mut *s.pool.acquire().await?, id).await?;
@@ -235,7 +237,7 @@ async fn sign_in(
 /// Ends the caller's session: its token is refused from now on, everywhere.
 async fn sign_out(State(s): State<PeopleState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let revoked = TokenRevoked { token_id: Some(caller.0.jti), person_id: None, reason: "signed out".into() };
-    shared::revocation::revoke(&s.jetstream, &s.namespace, &revoked).await?;
+    shared::revocation::revoke(&s.jetstream, &s.namespace, s.replicas, &revoked).await?;
     s.verifier.revoke(caller.0.jti);
     Ok(Json(json!({ "signed_out": true })))
 }
