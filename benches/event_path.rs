@@ -774,9 +774,7 @@ struct Latency {
 
 /// A metric without labels from a Prometheus text (0 when absent).
 fn plain_metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok()).unwrap_or(0.0)
 }
 
 /// Problems sent and not yet seen on the ledger, and when each was first seen.

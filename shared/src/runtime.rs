@@ -69,7 +69,14 @@ impl Runtime {
             messaging::connect_as(&config, &format!("skyledger-{service}"), Duration::from_secs(30)).await?;
         let jetstream = jetstream::new(nats.clone());
         messaging::ensure_stream(&jetstream, &config.namespace, service, config.stream_replicas).await?;
-        let clock = Clock::start(config.clock.simulated, &jetstream, &config.namespace, config.stream_replicas, shutdown.clone()).await?;
+        let clock = Clock::start(
+            config.clock.simulated,
+            &jetstream,
+            &config.namespace,
+            config.stream_replicas,
+            shutdown.clone(),
+        )
+        .await?;
         let outbox = Outbox::new(&config.namespace, service);
         let runtime = Self {
             service,

@@ -55,8 +55,8 @@ async fn a_three_node_cluster_loses_a_node_then_its_quorum_and_nothing_accepted_
 
     // One node lost: its leadership moves, and the reports go on.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let leader = eventually("a leader with current replicas", until_healthy, || intake_stream_leader(&stack, &js, true))
-        .await;
+    let leader =
+        eventually("a leader with current replicas", until_healthy, || intake_stream_leader(&stack, &js, true)).await;
     let killed = Instant::now();
     stack.nats_node(leader).kill();
     let next = eventually("a new leader of intake's stream", until_healthy, || async {

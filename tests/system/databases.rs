@@ -57,19 +57,14 @@ async fn counts(stack: &Stack) -> BTreeMap<&'static str, i64> {
 async fn settled(stack: &Stack, problems: i64, closed: i64) -> BTreeMap<&'static str, i64> {
     eventually("every problem in every service's database", WAIT, || async {
         let c = counts(stack).await;
-        let done = [
-            "intake problems",
-            "ledger entries",
-            "verification problems",
-            "public problems",
-            "notified problems",
-        ]
-        .iter()
-        .all(|k| c[k] == problems)
-            && c["ledger entries closed"] == closed
-            && c["public problems closed"] == closed
-            && c["undelivered notices"] == 0
-            && c["intake outbox unsent"] == 0;
+        let done =
+            ["intake problems", "ledger entries", "verification problems", "public problems", "notified problems"]
+                .iter()
+                .all(|k| c[k] == problems)
+                && c["ledger entries closed"] == closed
+                && c["public problems closed"] == closed
+                && c["undelivered notices"] == 0
+                && c["intake outbox unsent"] == 0;
         done.then_some(c)
     })
     .await
