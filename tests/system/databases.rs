@@ -103,13 +103,7 @@ async fn the_lifecycle_runs_with_each_service_on_a_database_of_its_own_and_is_ba
         .collect();
     let problem = problem_ids(&reports[0])[0].clone();
     batch(&stack, reports).await;
-    let notice = eventually("the handover notice", WAIT, || async {
-        receiver
-            .received()
-            .into_iter()
-            .find(|r| r.json()["problems"].as_array().is_some_and(|ps| ps.iter().any(|p| p["id"] == problem.as_str())))
-    })
-    .await;
+    let notice = handover_notice(&receiver, &problem).await;
     let handover_no = notice.json()["handover_no"].as_str().expect("handover number").to_string();
     let city = stack.token(Role::LocalGov, None, Some(XINGTAI));
     let (status, ack) =

@@ -310,7 +310,7 @@ pub(crate) async fn assert_final_state_once(
 
     // One problem.assigned per problem, and every problem on exactly one sheet (events counted by
     // their id: a copy the relay sent again is the same event).
-    let assigned = distinct(stream_events(&stack, "assignment", &PROBLEM_ASSIGNED).await);
+    let assigned = distinct(stream_events(stack, "assignment", &PROBLEM_ASSIGNED).await);
     let mut assigned_per_problem: HashMap<String, usize> = HashMap::new();
     for event in &assigned {
         *assigned_per_problem.entry(event.data["problem_id"].as_str().unwrap().to_string()).or_default() += 1;
@@ -318,7 +318,7 @@ pub(crate) async fn assert_final_state_once(
     assert_eq!(&assigned_per_problem.keys().cloned().collect::<HashSet<_>>(), accepted);
     let twice: Vec<_> = assigned_per_problem.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "problems assigned twice: {twice:?}");
-    let sheets = distinct(stream_events(&stack, "assignment", &HANDOVER_ISSUED).await);
+    let sheets = distinct(stream_events(stack, "assignment", &HANDOVER_ISSUED).await);
     let on_sheets: Vec<String> = sheets
         .iter()
         .flat_map(|e| {

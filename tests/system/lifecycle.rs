@@ -22,13 +22,7 @@ async fn a_problem_travels_from_field_report_to_the_public_feed() {
     assert_eq!((status.as_u16(), again["status"].as_str()), (200, Some("already_had")));
 
     // The city government's webhook gets the handover notice, signed.
-    let notice = eventually("the handover notice", WAIT, || async {
-        receiver
-            .received()
-            .into_iter()
-            .find(|r| r.json()["problems"].as_array().is_some_and(|ps| ps.iter().any(|p| p["id"] == problem.as_str())))
-    })
-    .await;
+    let notice = handover_notice(&receiver, &problem).await;
     assert_eq!(notice.path, format!("/hooks/{XINGTAI}"));
     assert!(
         signature_verifies(

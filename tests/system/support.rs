@@ -116,6 +116,17 @@ pub fn problem_ids(inspection: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The handover notice that names `problem`, once the receiver has it.
+pub async fn handover_notice(receiver: &WebhookReceiver, problem: &str) -> shared::testing::Received {
+    eventually("the handover notice", WAIT, || async {
+        receiver
+            .received()
+            .into_iter()
+            .find(|r| r.json()["problems"].as_array().is_some_and(|ps| ps.iter().any(|p| p["id"] == problem)))
+    })
+    .await
+}
+
 /// Verifies a Standard Webhooks signature by the specification, independently of the service.
 pub fn signature_verifies(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
     use base64::Engine;
