@@ -35,7 +35,9 @@
 
 mod common;
 
-use common::{CATEGORIES, TEAMS, notified, percentile, register_recipients, synthetic_day, team_cities};
+use common::{
+    CATEGORIES, TEAMS, copy_rate, notified, percentile, put, register_recipients, set_up_round, synthetic_day,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -336,22 +338,6 @@ async fn insert_rows(pool: &sqlx::PgPool, docs: &[String]) -> f64 {
     docs.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn copy_rows(pool: &sqlx::PgPool, docs: &[String]) -> f64 {
-    sqlx::query("TRUNCATE floor_copy").execute(pool).await.expect("truncate");
-    let mut text = String::new();
-    for doc in docs {
-        // COPY text format: backslashes escaped (JSON has no raw tabs or newlines).
-        text.push_str(&doc.replace('\\', "\\\\"));
-        text.push('\n');
-    }
-    let mut conn = pool.acquire().await.expect("connection");
-    let started = Instant::now();
-    let mut copy = conn.copy_in_raw("COPY floor_copy (doc) FROM STDIN").await.expect("copy");
-    copy.send(text.as_bytes()).await.expect("copy data");
-    copy.finish().await.expect("copy done");
-    docs.len() as f64 / started.elapsed().as_secs_f64()
-}
-
 /// What this machine does with no service in between: the backlog's events published raw to a
 /// stream made like a service's, then pulled and acknowledged by one durable pull consumer in
 /// batches of 1,000; the same events and the part 2 site checks inserted raw, 1,000 rows a
@@ -402,11 +388,10 @@ async fn floors(events: &[Prepared], checks: &[String]) -> Floors {
         .execute(&pool)
         .await
         .expect("floor table");
-    sqlx::query("CREATE TABLE floor_copy (doc jsonb NOT NULL)").execute(&pool).await.expect("floor table");
     let insert_events = insert_rows(&pool, &docs).await;
     let insert_checks = insert_rows(&pool, checks).await;
-    let copy_events = copy_rows(&pool, &docs).await;
-    let copy_checks = copy_rows(&pool, checks).await;
+    let copy_events = copy_rate(&pool, &docs).await;
+    let copy_checks = copy_rate(&pool, checks).await;
     pool.close().await;
     Floors {
         publish: events.len() as f64 / publish_secs,
@@ -591,18 +576,6 @@ async fn backlog_case(case: &'static Case, n: usize, timeout: Duration) -> Appli
 // ---------------------------------------------------------------------------------------------
 // 2. Site checks through the running stack
 
-async fn put(stack: &Stack, path: String, body: Value) {
-    let response = stack
-        .http
-        .put(format!("{}{path}", stack.url("intake")))
-        .bearer_auth(stack.admin())
-        .json(&body)
-        .send()
-        .await
-        .expect("set-up request");
-    assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
-}
-
 struct Checks {
     checks: usize,
     problems: usize,
@@ -632,19 +605,7 @@ async fn checks_part(day: Vec<(usize, Value)>, concurrency: usize, window: u64) 
     let stack = Stack::start(Path::new(BIN), options(Some(window), None)).await;
     let receiver = WebhookReceiver::start(vec![]).await;
     register_recipients(&stack, &receiver).await;
-    let all: Vec<&str> = shared::reference::cities().iter().map(|c| c.code.as_str()).collect();
-    put(
-        &stack,
-        "/v1/rounds/bench-R01".into(),
-        json!({ "starts_on": "2019-05-08", "ends_on": "2019-05-22", "cities": all }),
-    )
-    .await;
-    for t in 0..TEAMS {
-        let province = ["370000", "610000", "410000"][t % 3];
-        put(&stack, format!("/v1/teams/T-{t:02}"), json!({ "home_province": province, "members": ["a", "b", "c"] }))
-            .await;
-        put(&stack, format!("/v1/rounds/bench-R01/teams/T-{t:02}"), json!({ "cities": team_cities(t) })).await;
-    }
+    set_up_round(&stack).await;
     let js = jetstream::new(stack.nats.client().await);
     // The set-up's events applied first.
     let streams = consumers_ready(&js, &stack.namespace).await;

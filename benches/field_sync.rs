@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{TEAMS, percentile, synthetic_day, team_cities};
+use common::{TEAMS, copy_rate, percentile, set_up_round, synthetic_day};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,22 +25,6 @@ use shared::testing::{Stack, StackOptions};
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-async fn setup(stack: &Stack) {
-    let admin = stack.admin();
-    let all: Vec<&str> = shared::reference::cities().iter().map(|c| c.code.as_str()).collect();
-    let put = |path: String, body: Value| {
-        let request = stack.http.put(format!("{}{path}", stack.url("intake"))).bearer_auth(&admin).json(&body);
-        async move { assert!(request.send().await.expect("set-up").status().is_success()) }
-    };
-    put("/v1/rounds/bench-R01".into(), json!({ "starts_on": "2019-05-08", "ends_on": "2019-05-22", "cities": all }))
-        .await;
-    for t in 0..TEAMS {
-        let province = ["370000", "610000", "410000"][t % 3];
-        put(format!("/v1/teams/T-{t:02}"), json!({ "home_province": province, "members": ["a", "b", "c"] })).await;
-        put(format!("/v1/rounds/bench-R01/teams/T-{t:02}"), json!({ "cities": team_cities(t) })).await;
-    }
 }
 
 /// What one device saw while it sent its queue.
@@ -123,21 +107,6 @@ async fn straight(stack: &Stack, day: Vec<(usize, Value)>) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-async fn copy_floor(stack: &Stack, checks: &[Value]) -> f64 {
-    let pool = stack.db.pool().await;
-    sqlx::query("CREATE TABLE IF NOT EXISTS floor (doc jsonb NOT NULL)").execute(&pool).await.unwrap();
-    let text: String = checks.iter().map(|c| format!("{}\n", c.to_string().replace('\\', "\\\\"))).collect();
-    let mut conn = pool.acquire().await.unwrap();
-    let started = Instant::now();
-    let mut copy = conn.copy_in_raw("COPY floor (doc) FROM STDIN").await.unwrap();
-    copy.send(text.as_bytes()).await.unwrap();
-    copy.finish().await.unwrap();
-    let seconds = started.elapsed().as_secs_f64();
-    drop(conn);
-    pool.close().await;
-    seconds
-}
-
 fn total(devices: &[Device], f: impl Fn(&Device) -> u64) -> u64 {
     devices.iter().map(f).sum()
 }
@@ -152,7 +121,7 @@ async fn main() {
     options.env.push(("SKYLEDGER__DATABASE_MAX_CONNECTIONS".into(), "10".into()));
     options.env.push(("RUST_LOG".into(), "warn".into()));
     let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
-    setup(&stack).await;
+    set_up_round(&stack).await;
 
     // Each device a member of one of the teams, with its queue of the team's checks.
     let day = synthetic_day(n, 7);
@@ -190,9 +159,11 @@ async fn main() {
 
     // The floors, in the same run and database: fresh copies of the same checks (new ids).
     let fresh = synthetic_day(n, 8);
-    let documents: Vec<Value> = fresh.iter().map(|(_, c)| c.clone()).collect();
+    let documents: Vec<String> = fresh.iter().map(|(_, c)| c.to_string()).collect();
     let straight_secs = straight(&stack, fresh).await;
-    let copy_secs = copy_floor(&stack, &documents).await;
+    let floor_pool = stack.db.pool().await;
+    let copy_secs = n as f64 / copy_rate(&floor_pool, &documents).await;
+    floor_pool.close().await;
 
     let rate = n as f64 / secs;
     let command =

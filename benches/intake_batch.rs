@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{TEAMS, synthetic_day, team_cities};
+use common::{TEAMS, copy_rate, set_up_round, synthetic_day};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -27,22 +27,6 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn rss_kib(pid: u32) -> u64 {
     shared::testing::memory_kib(pid, "VmRSS:")
-}
-
-async fn setup(stack: &Stack) {
-    let admin = stack.admin();
-    let all: Vec<&str> = shared::reference::cities().iter().map(|c| c.code.as_str()).collect();
-    let put = |path: String, body: Value| {
-        let request = stack.http.put(format!("{}{path}", stack.url("intake"))).bearer_auth(&admin).json(&body);
-        async move { assert!(request.send().await.unwrap().status().is_success()) }
-    };
-    put("/v1/rounds/bench-R01".into(), json!({ "starts_on": "2019-05-08", "ends_on": "2019-05-22", "cities": all }))
-        .await;
-    for t in 0..TEAMS {
-        let province = ["370000", "610000", "410000"][t % 3];
-        put(format!("/v1/teams/T-{t:02}"), json!({ "home_province": province, "members": ["a", "b", "c"] })).await;
-        put(format!("/v1/rounds/bench-R01/teams/T-{t:02}"), json!({ "cities": team_cities(t) })).await;
-    }
 }
 
 /// Pushes the day through the batch API; returns (seconds until every batch was answered,
@@ -99,28 +83,6 @@ async fn push_day(stack: &Stack, day: Vec<(usize, Value)>, concurrency: usize) -
     (accepted, out, peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0)
 }
 
-/// The floor: the same JSON documents COPYed into one table, in one transaction.
-async fn floor(db: &TestDatabase, day: &[(usize, Value)]) -> f64 {
-    let pool = db.pool().await;
-    sqlx::query("CREATE TABLE IF NOT EXISTS floor (doc jsonb NOT NULL)").execute(&pool).await.unwrap();
-    sqlx::query("TRUNCATE floor").execute(&pool).await.unwrap();
-    let mut text = String::new();
-    for (_, doc) in day {
-        // COPY text format: backslashes and tabs/newlines escaped.
-        text.push_str(&doc.to_string().replace('\\', "\\\\"));
-        text.push('\n');
-    }
-    let started = Instant::now();
-    let mut conn = pool.acquire().await.unwrap();
-    let mut copy = conn.copy_in_raw("COPY floor (doc) FROM STDIN").await.unwrap();
-    copy.send(text.as_bytes()).await.unwrap();
-    copy.finish().await.unwrap();
-    let seconds = started.elapsed().as_secs_f64();
-    drop(conn);
-    pool.close().await;
-    seconds
-}
-
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[xs.len() / 2]
@@ -136,14 +98,16 @@ async fn main() {
     // The service's own default pool, not the tests' small one.
     options.env.push(("SKYLEDGER__DATABASE_MAX_CONNECTIONS".into(), "10".into()));
     let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
-    setup(&stack).await;
+    set_up_round(&stack).await;
     let floor_db = TestDatabase::create().await;
+    let floor_pool = floor_db.pool().await;
 
     let (mut accepted, mut out, mut floors, mut peaks) = (vec![], vec![], vec![], vec![]);
     let rss_before = rss_kib(stack.services["intake"].pid().unwrap()) as f64 / 1024.0;
     for run in 0..runs {
         let day = synthetic_day(checks, 42 + run as u64);
-        floors.push(checks as f64 / floor(&floor_db, &day).await);
+        let documents: Vec<String> = day.iter().map(|(_, c)| c.to_string()).collect();
+        floors.push(copy_rate(&floor_pool, &documents).await);
         let (a, o, peak) = push_day(&stack, day, concurrency).await;
         accepted.push(checks as f64 / a);
         out.push(checks as f64 / o);

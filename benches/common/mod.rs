@@ -58,6 +58,37 @@ pub fn synthetic_day(checks: usize, seed: u64) -> Vec<(usize, Value)> {
         .collect()
 }
 
+/// An admin's PUT to intake's set-up API, which must succeed.
+pub async fn put(stack: &Stack, path: String, body: Value) {
+    let response = stack
+        .http
+        .put(format!("{}{path}", stack.url("intake")))
+        .bearer_auth(stack.admin())
+        .json(&body)
+        .send()
+        .await
+        .expect("set-up request");
+    assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
+}
+
+/// The synthetic day's round (`bench-R01`, every city) and its `TEAMS` teams, each covering
+/// its `team_cities`.
+pub async fn set_up_round(stack: &Stack) {
+    let all: Vec<&str> = shared::reference::cities().iter().map(|c| c.code.as_str()).collect();
+    put(
+        stack,
+        "/v1/rounds/bench-R01".into(),
+        json!({ "starts_on": "2019-05-08", "ends_on": "2019-05-22", "cities": all }),
+    )
+    .await;
+    for t in 0..TEAMS {
+        let province = ["370000", "610000", "410000"][t % 3];
+        put(stack, format!("/v1/teams/T-{t:02}"), json!({ "home_province": province, "members": ["a", "b", "c"] }))
+            .await;
+        put(stack, format!("/v1/rounds/bench-R01/teams/T-{t:02}"), json!({ "cities": team_cities(t) })).await;
+    }
+}
+
 /// Every city's government gets its notices at `receiver`.
 pub async fn register_recipients(stack: &Stack, receiver: &WebhookReceiver) {
     for city in shared::reference::cities() {
@@ -89,6 +120,25 @@ pub fn notified(receiver: &WebhookReceiver) -> HashMap<Uuid, Instant> {
         }
     }
     first
+}
+
+/// The floor of the benches: `docs` COPYed into a table of one jsonb column and no index
+/// (`floor_copy`, made empty first), in documents per second.
+pub async fn copy_rate(pool: &sqlx::PgPool, docs: &[String]) -> f64 {
+    sqlx::query("CREATE TABLE IF NOT EXISTS floor_copy (doc jsonb NOT NULL)").execute(pool).await.expect("floor table");
+    sqlx::query("TRUNCATE floor_copy").execute(pool).await.expect("truncate");
+    let mut text = String::new();
+    for doc in docs {
+        // COPY text format: backslashes escaped (JSON has no raw tabs or newlines).
+        text.push_str(&doc.replace('\\', "\\\\"));
+        text.push('\n');
+    }
+    let mut conn = pool.acquire().await.expect("connection");
+    let started = Instant::now();
+    let mut copy = conn.copy_in_raw("COPY floor_copy (doc) FROM STDIN").await.expect("copy");
+    copy.send(text.as_bytes()).await.expect("copy data");
+    copy.finish().await.expect("copy done");
+    docs.len() as f64 / started.elapsed().as_secs_f64()
 }
 
 pub fn percentile(values: &mut [f64], p: f64) -> f64 {
