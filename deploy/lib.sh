@@ -73,7 +73,7 @@ ensure_manifest_validator() {
 # The version of the nats-server answering on 127.0.0.1:$1 (from its INFO line); empty if none.
 nats_version() {
     local line
-    exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 0
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
     read -r -t 2 line <&3 || true
     exec 3<&-
     sed -n 's/.*"version":"\([0-9.]*\)".*/\1/p' <<<"$line"
