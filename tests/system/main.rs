@@ -32,5 +32,6 @@ mod schemas;
 mod security;
 mod simulate;
 mod support;
+mod tiles;
 mod tracing;
 mod workbench;

@@ -24,6 +24,7 @@ use crate::handlers::Publisher;
 use crate::merkle;
 use crate::render::{self, Lang};
 use crate::store::{self, Cursor, HistoryLine, ProblemFilter, StatsFilter};
+use crate::tiles;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chain/checkpoints", get(checkpoints))
         .route("/v1/chain/proof/inclusion", get(inclusion_proof))
         .route("/v1/chain/proof/consistency", get(consistency_proof))
+        .route("/checkpoint", get(checkpoint_note))
+        .route("/tile/{*path}", get(tile))
         .route("/feed.atom", get(atom))
         .route("/feed.json", get(json_feed))
         .route("/typical-cases.atom", get(typical_atom))
@@ -490,7 +493,49 @@ struct RangeQuery {
 
 async fn chain_key(State(s): State<AppState>) -> Json<Value> {
     let signer = &s.publisher.signer;
-    Json(json!({ "origin": signer.origin, "algorithm": "Ed25519", "public_key": signer.public_key_hex() }))
+    Json(json!({
+        "origin": signer.origin,
+        "algorithm": "Ed25519",
+        "public_key": signer.public_key_hex(),
+        "verifier_key": signer.verifier_key(),
+    }))
+}
+
+/// The latest checkpoint as a C2SP signed note (`c2sp.org/tlog-checkpoint`), for tlog tools.
+async fn checkpoint_note(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let signer = &s.publisher.signer;
+    let checkpoint = store::latest_checkpoint(&mut *s.pool.acquire().await?, &signer.origin)
+        .await?
+        .ok_or_else(|| ApiError::not_found("checkpoint (the log is empty)"))?;
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")];
+    Ok((headers, signer.signed_note(&checkpoint)).into_response())
+}
+
+/// A tile of the log (`c2sp.org/tlog-tiles`): hashes, or an entry bundle. What a path names
+/// never changes, so every tile answered is cacheable for good; one not complete yet is 404.
+async fn tile(State(s): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let tile = tiles::parse(&path).ok_or_else(|| ApiError::not_found(format!("tile/{path}")))?;
+    let mut conn = s.pool.acquire().await?;
+    let size = store::log_size(&mut conn).await?;
+    if !tile.within(size as u64) {
+        return Err(ApiError::not_found(format!("{} (the log has {size} entries)", tile.path())));
+    }
+    let (level, first) = tile.nodes();
+    let body = match tile {
+        tiles::Tile::Hashes { .. } => store::tile_hashes(&mut conn, level, first, tile.width()).await?.concat(),
+        tiles::Tile::Entries { .. } => {
+            let entries = store::content_hashes(&mut conn, first, tile.width()).await?;
+            tiles::entry_bundle(entries.iter().map(|h| &h[..]))
+        }
+    };
+    if body.is_empty() {
+        return Err(ApiError::not_found(tile.path()));
+    }
+    let headers = [
+        (header::CONTENT_TYPE, "application/octet-stream"),
+        (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+    ];
+    Ok((headers, body).into_response())
 }
 
 /// The log at a glance: its key, its latest checkpoint, and where the rest is.
@@ -511,6 +556,8 @@ async fn chain(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
             "checkpoints": "/v1/chain/checkpoints",
             "inclusion_proof": "/v1/chain/proof/inclusion?index={index}&tree_size={tree_size}",
             "consistency_proof": "/v1/chain/proof/consistency?first={first}&second={second}",
+            "signed_note": "/checkpoint",
+            "tiles": "/tile/{L}/{N}[.p/{W}] and /tile/entries/{N}[.p/{W}] (c2sp.org/tlog-tiles)",
         },
     })))
 }

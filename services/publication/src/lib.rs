@@ -11,6 +11,7 @@ pub mod public_log;
 pub mod redaction;
 pub mod render;
 pub mod store;
+pub mod tiles;
 pub mod writer;
 
 use std::sync::Arc;

@@ -7,8 +7,10 @@
 //! - Each entry carries the log key's signature over `skyledger-entry/v1\n{origin}\n{index}\n
 //!   {leaf hex}\n`, given when it was appended: changing an entry later cannot be hidden, even
 //!   by recomputing the tree.
-//! - A checkpoint (signed tree head) is a note in the manner of C2SP's tlog-checkpoint: `{origin}\n
-//!   {tree size}\n{root, base64}\ntimestamp {unix millis}\n`, signed with Ed25519.
+//! - A checkpoint (signed tree head) is a C2SP tlog-checkpoint: `{origin}\n{tree size}\n{root,
+//!   base64}\ntimestamp {unix millis}\n` (the last an extension line), signed with Ed25519, and
+//!   served as a C2SP signed note (`/checkpoint`): the body, a blank line, and `— {origin}
+//!   {base64(key id || signature)}`, checkable with the verifier key `LogSigner::verifier_key`.
 
 use std::path::Path;
 
@@ -71,6 +73,17 @@ pub fn checkpoint_body(origin: &str, tree_size: i64, root: &Hash, timestamp: i64
     format!("{origin}\n{tree_size}\n{}\ntimestamp {timestamp}\n", B64.encode(root))
 }
 
+/// The C2SP signed-note key id of the Ed25519 key `key` named `name`: the first four bytes of
+/// `SHA-256(name || "\n" || 0x01 || key)`.
+fn note_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    hasher.update([b'\n', 0x01]);
+    hasher.update(key.as_bytes());
+    let digest = hasher.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
+}
+
 /// The log's signing key (`publication.checkpoint_key_file`) and its origin line.
 pub struct LogSigner {
     key: SigningKey,
@@ -88,6 +101,23 @@ impl LogSigner {
 
     pub fn public_key_hex(&self) -> String {
         hex::encode(self.key.verifying_key().to_bytes())
+    }
+
+    /// The C2SP verifier key of the log, named by its origin: `{origin}+{key id, hex}+{base64(0x01
+    /// || public key)}`, what any signed-note tool takes to check `/checkpoint`.
+    pub fn verifier_key(&self) -> String {
+        let key = self.key.verifying_key();
+        let mut encoded = vec![0x01];
+        encoded.extend_from_slice(key.as_bytes());
+        format!("{}+{}+{}", self.origin, hex::encode(note_key_id(&self.origin, &key)), B64.encode(encoded))
+    }
+
+    /// A checkpoint as a C2SP signed note: its body, a blank line, and its signature line (the
+    /// stored signature is over the body, which is what the note signs).
+    pub fn signed_note(&self, c: &Checkpoint) -> String {
+        let mut signature = note_key_id(&c.origin, &self.key.verifying_key()).to_vec();
+        signature.extend(B64.decode(&c.signature).unwrap_or_default());
+        format!("{}\n\u{2014} {} {}\n", c.body, c.origin, B64.encode(signature))
     }
 
     pub fn sign_entry(&self, index: i64, leaf: &Hash) -> String {
@@ -181,5 +211,30 @@ mod tests {
         assert!(verifier.checkpoint(&resigned).is_err());
         let stranger = LogSigner::generate("example.org/log").checkpoint(1, &leaf, 0);
         assert!(verifier.checkpoint(&stranger).is_err(), "another key's checkpoint");
+    }
+
+    #[test]
+    fn a_checkpoint_is_a_signed_note_its_verifier_key_checks() {
+        let signer = LogSigner::generate("example.org/log");
+        let checkpoint = signer.checkpoint(3, &merkle::root(&[leaf_of(&[1; 32])]), 1_700_000_000_000);
+        let note = signer.signed_note(&checkpoint);
+        // As signed-note says: the text up to the blank line is signed; each signature line is
+        // "— name base64(key id || signature)"; the verifier key is "name+id+base64(0x01 || key)".
+        let (text, signatures) = note.split_once("\n\n").unwrap();
+        assert_eq!(format!("{text}\n"), checkpoint.body);
+        let verifier = signer.verifier_key();
+        let parts: Vec<&str> = verifier.split('+').collect();
+        assert_eq!(parts[0], "example.org/log");
+        let key = B64.decode(parts[2]).unwrap();
+        assert_eq!(key[0], 0x01, "Ed25519");
+        let line = signatures.strip_suffix('\n').unwrap();
+        let (name, signature) = line.strip_prefix("\u{2014} ").unwrap().split_once(' ').unwrap();
+        assert_eq!(name, parts[0]);
+        let signature = B64.decode(signature).unwrap();
+        assert_eq!(hex::encode(&signature[..4]), parts[1], "the key id");
+        let key = VerifyingKey::from_bytes(&key[1..].try_into().unwrap()).unwrap();
+        let signature = Signature::from_bytes(&signature[4..].try_into().unwrap());
+        assert!(key.verify(checkpoint.body.as_bytes(), &signature).is_ok());
+        assert!(key.verify(checkpoint.body.replace('3', "4").as_bytes(), &signature).is_err());
     }
 }

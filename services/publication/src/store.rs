@@ -685,6 +685,36 @@ pub async fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> sqlx::Result<Hash
         .collect()
 }
 
+/// `count` stored subtree hashes at `level` from index `first` on, in order (a tile's hashes);
+/// fewer when they are not all stored.
+pub async fn tile_hashes(conn: &mut PgConnection, level: u32, first: u64, count: u64) -> sqlx::Result<Vec<Vec<u8>>> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT hash FROM publication.log_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+    )
+    .bind(level as i16)
+    .bind(first as i64)
+    .bind((first + count) as i64)
+    .fetch_all(conn)
+    .await?;
+    Ok(if rows.len() as u64 == count { rows } else { Vec::new() })
+}
+
+/// The content hashes of `count` entries from index `first` on (the leaves' data); empty when
+/// they are not all there.
+pub async fn content_hashes(conn: &mut PgConnection, first: u64, count: u64) -> sqlx::Result<Vec<Hash>> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT content_hash FROM publication.log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+    )
+    .bind(first as i64)
+    .bind((first + count) as i64)
+    .fetch_all(conn)
+    .await?;
+    if rows.len() as u64 != count {
+        return Ok(Vec::new());
+    }
+    rows.iter().map(|h| merkle::from_hex(h).ok_or_else(bad_hash)).collect()
+}
+
 /// The first `size` leaf hashes, in order (to build the tree of a log kept before frontiers).
 pub async fn leaf_hashes(conn: &mut PgConnection, size: i64) -> sqlx::Result<Vec<Hash>> {
     let rows: Vec<String> =
