@@ -102,14 +102,18 @@ enum Command {
         #[arg(long, env = "SKYLEDGER_TOKEN")]
         token: Option<String>,
     },
-    /// Check a publication service's public log: signatures, checkpoints, inclusion and
-    /// consistency proofs. Names the first entry that does not match and exits 1.
+    /// Check a publication service's public log: the signed checkpoint, every entry and its
+    /// signature, the tiles, the root; with --state, that the log only grew since last time.
+    /// Names the first entry that does not match and exits 1.
     VerifyFeed {
         /// The publication service, e.g. http://127.0.0.1:8085
         url: String,
         /// The log's public key (hex) to trust, instead of the one the service announces.
         #[arg(long)]
         key: Option<String>,
+        /// Where to remember the tree verified, to prove next time that the log only grew.
+        #[arg(long)]
+        state: Option<std::path::PathBuf>,
     },
     /// Replay a seeded synthetic campaign year (22 rounds, 39 cities, 666,000 site checks and
     /// 52,000 problems at scale 1) against the HTTP APIs, driving the simulated clock when the
@@ -406,7 +410,9 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(report.agree, "the public statistics do not agree with what was sent");
             Ok(())
         }
-        Command::VerifyFeed { url, key } => std::process::exit(verify_feed::run(&url, key.as_deref()).await),
+        Command::VerifyFeed { url, key, state } => {
+            std::process::exit(verify_feed::run(&url, key.as_deref(), state.as_deref()).await)
+        }
         Command::NatsConfig { dir, port, users_only, cluster } => {
             let (common, ()) = shared::config::load::<()>("nats")?;
             let passwords = supervisor::nats_passwords(&dir.join("passwords.json"))?;

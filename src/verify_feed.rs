@@ -1,15 +1,23 @@
-//! `skyledger verify-feed URL`: checks a publication service's public log from the outside.
+//! `skyledger verify-feed URL [--state FILE]`: checks a publication service's public log from
+//! the outside, at the speed of a few hundred requests whatever the log's size.
 //!
-//! It fetches the log's key, every signed checkpoint and every entry; checks each checkpoint's
-//! signature and the consistency proof between each checkpoint and the next; recomputes each
-//! entry's content hash and leaf hash from the content it is served (or, for a withdrawn entry,
-//! from its kept hash), checks the signature given to the entry when it was appended, recomputes
-//! the tree's root against the latest checkpoint, and checks every entry's inclusion proof.
-//! The first entry that does not match is named, and the exit status is 1.
+//! It fetches the log's key and its latest checkpoint as a signed note (`/checkpoint`) and checks
+//! the signature; fetches every entry (pages of 1,000) and recomputes each content hash and leaf
+//! hash from the content it is served (or, for a withdrawn entry, from its kept hash), and checks
+//! the signature given to the entry when it was appended; fetches the log's level-0 tiles
+//! (`c2sp.org/tlog-tiles`, 256 leaves each) and checks that they hold those leaves; and recomputes
+//! the root from the leaves against the signed one. With `--state FILE` it remembers the tree it
+//! verified (size, root and leaves) and, next time, proves the log only grew since: the
+//! service's consistency proof must hold, and the first entry that changed is named. The first
+//! entry that does not match is named, and the exit status is 1.
+
+use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use base64::Engine;
 use publication::merkle::{self, Hash};
-use publication::public_log::{self, Checkpoint, EntryContent, LogVerifier};
+use publication::public_log::{self, EntryContent, LogVerifier};
+use publication::tiles::{TILE_WIDTH, Tile};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -52,10 +60,23 @@ struct Entry {
 #[derive(Debug)]
 pub struct Report {
     pub entries: usize,
-    pub checkpoints: usize,
+    pub tiles: usize,
     pub tree_size: i64,
     pub root_hash: String,
     pub withdrawn: usize,
+    /// The size of the tree verified before (`--state`), which this one extends.
+    pub grew_from: Option<i64>,
+}
+
+/// What `--state` keeps between runs: the tree last verified, its leaves included, so a
+/// rewritten entry can be named.
+#[derive(serde::Serialize, Deserialize)]
+struct State {
+    origin: String,
+    tree_size: i64,
+    root_hash: String,
+    /// The leaf hashes, concatenated, base64.
+    leaves: String,
 }
 
 struct Client {
@@ -73,11 +94,34 @@ impl Client {
         }
         response.json().await.with_context(|| format!("GET {url}: not the JSON expected"))
     }
+
+    async fn answer(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let response = self.http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(anyhow!("GET {url}: {status} {}", response.text().await.unwrap_or_default()));
+        }
+        Ok(response)
+    }
+
+    async fn text(&self, path: &str) -> anyhow::Result<String> {
+        Ok(self.answer(path).await?.text().await?)
+    }
+
+    async fn bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        Ok(self.answer(path).await?.bytes().await?.to_vec())
+    }
 }
 
 /// Checks the log at `base_url`; `Ok(Err(finding))` when it does not verify, `Err` when it
-/// cannot be fetched. `pinned_key` (hex) replaces the key the service announces.
-pub async fn verify(base_url: &str, pinned_key: Option<&str>) -> anyhow::Result<Result<Report, Finding>> {
+/// cannot be fetched. `pinned_key` (hex) replaces the key the service announces; `state` is the
+/// file of the tree verified before, written anew when this one verifies.
+pub async fn verify(
+    base_url: &str,
+    pinned_key: Option<&str>,
+    state: Option<&Path>,
+) -> anyhow::Result<Result<Report, Finding>> {
     let client = Client {
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?,
         base: base_url.trim_end_matches('/').to_string(),
@@ -85,35 +129,26 @@ pub async fn verify(base_url: &str, pinned_key: Option<&str>) -> anyhow::Result<
     let key: Key = client.get("/v1/chain/key").await?;
     let verifier = LogVerifier::from_hex(pinned_key.unwrap_or(&key.public_key), &key.origin)?;
 
-    // Every checkpoint, signed.
-    let mut checkpoints: Vec<Checkpoint> = vec![];
-    loop {
-        let after = checkpoints.last().map(|c| c.tree_size).unwrap_or(0);
-        let page: Value = client.get(&format!("/v1/chain/checkpoints?after={after}&limit=1000")).await?;
-        let batch: Vec<Checkpoint> = serde_json::from_value(page["checkpoints"].clone())?;
-        if batch.is_empty() {
-            break;
-        }
-        checkpoints.extend(batch);
-    }
-    let mut roots: Vec<(i64, Hash)> = vec![];
-    for c in &checkpoints {
-        match verifier.checkpoint(c) {
-            Ok(root) => roots.push((c.tree_size, root)),
-            Err(reason) => return Ok(Err(Finding::Checkpoint { tree_size: c.tree_size, reason })),
-        }
-    }
+    // The latest checkpoint, signed.
+    let note = client.text("/checkpoint").await?;
+    let (tree_size, root) = match verifier.note(&note) {
+        Ok(checkpoint) => checkpoint,
+        Err(reason) => return Ok(Err(Finding::Log(format!("its latest checkpoint: {reason}")))),
+    };
 
     // Every entry, in order, recomputed from what is served.
     let mut entries: Vec<Entry> = vec![];
+    let progress = indicatif::ProgressBar::new(tree_size as u64).with_message("entries");
     loop {
         let page: Value = client.get(&format!("/v1/chain/entries?start={}&limit=1000", entries.len())).await?;
         let batch: Vec<Entry> = serde_json::from_value(page["entries"].clone())?;
         if batch.is_empty() {
             break;
         }
+        progress.inc(batch.len() as u64);
         entries.extend(batch);
     }
+    progress.finish_and_clear();
     let mut leaves: Vec<Hash> = Vec::with_capacity(entries.len());
     let mut withdrawn = 0;
     for (position, e) in entries.iter().enumerate() {
@@ -150,51 +185,101 @@ pub async fn verify(base_url: &str, pinned_key: Option<&str>) -> anyhow::Result<
         }
         leaves.push(leaf);
     }
-    // Then the checkpoints: each consistent with the one before.
-    for pair in roots.windows(2) {
-        let ((first, first_root), (second, second_root)) = (pair[0], pair[1]);
-        let proof: Value = client.get(&format!("/v1/chain/proof/consistency?first={first}&second={second}")).await?;
-        let path = hashes(&proof["proof"])?;
-        if !merkle::verify_consistency(first as u64, second as u64, &first_root, &second_root, &path) {
-            return Ok(Err(Finding::Checkpoint {
-                tree_size: second,
-                reason: format!("not consistent with the checkpoint of size {first}: history was rewritten"),
-            }));
-        }
-    }
-    let Some(&(tree_size, root)) = roots.last() else {
-        return Ok(Err(Finding::Log("no signed checkpoint yet".into())));
-    };
     if (leaves.len() as i64) < tree_size {
         return Ok(Err(Finding::Entry {
             index: leaves.len() as i64,
             reason: format!("missing: the checkpoint covers {tree_size} entries"),
         }));
     }
-
-    // The tree the entries make is the one the checkpoint signed, and each entry's proof holds.
     let covered = &leaves[..tree_size as usize];
-    for (index, leaf) in covered.iter().enumerate() {
-        let proof: Value =
-            client.get(&format!("/v1/chain/proof/inclusion?index={index}&tree_size={tree_size}")).await?;
-        let path = hashes(&proof["audit_path"])?;
-        if !merkle::verify_inclusion(index as u64, tree_size as u64, leaf, &path, &root) {
-            return Ok(Err(Finding::Entry {
-                index: index as i64,
-                reason: format!("its inclusion proof does not lead to the signed root of size {tree_size}"),
-            }));
+
+    // The tiles hold the same leaves (what tlog tools read is what the entries say).
+    let tile_count = (tree_size as u64).div_ceil(TILE_WIDTH);
+    for n in 0..tile_count {
+        let width = (tree_size as u64 - n * TILE_WIDTH).min(TILE_WIDTH);
+        let tile = Tile::Hashes { level: 0, index: n, width };
+        let bytes = client.bytes(&format!("/{}", tile.path())).await?;
+        let first = (n * TILE_WIDTH) as usize;
+        for (i, hash) in bytes.chunks(32).enumerate() {
+            if covered.get(first + i).is_none_or(|leaf| leaf[..] != *hash) {
+                return Ok(Err(Finding::Entry {
+                    index: (first + i) as i64,
+                    reason: format!("the tile {} holds another leaf", tile.path()),
+                }));
+            }
+        }
+        if bytes.len() != 32 * width as usize {
+            return Ok(Err(Finding::Log(format!("the tile {} is not {width} hashes", tile.path()))));
         }
     }
+
+    // The tree the entries make is the one the checkpoint signed.
     if merkle::root(covered) != root {
         return Ok(Err(Finding::Log(format!("the entries do not make the signed root of size {tree_size}"))));
     }
+
+    // And it only grew since the tree verified before.
+    let before: Option<State> = match state {
+        Some(path) if path.exists() => Some(serde_json::from_slice(&std::fs::read(path)?)?),
+        _ => None,
+    };
+    if let Some(before) = &before
+        && let Some(finding) = grown_from(&client, before, covered, &root).await?
+    {
+        return Ok(Err(finding));
+    }
+    if let Some(path) = state {
+        let leaves: Vec<u8> = covered.iter().flatten().copied().collect();
+        let kept = State {
+            origin: key.origin.clone(),
+            tree_size,
+            root_hash: merkle::to_hex(&root),
+            leaves: base64::engine::general_purpose::STANDARD.encode(leaves),
+        };
+        std::fs::write(path, serde_json::to_vec(&kept)?)?;
+    }
     Ok(Ok(Report {
         entries: entries.len(),
-        checkpoints: checkpoints.len(),
+        tiles: tile_count as usize,
         tree_size,
         root_hash: merkle::to_hex(&root),
         withdrawn,
+        grew_from: before.map(|b| b.tree_size),
     }))
+}
+
+/// Whether the tree verified now extends the one verified before: `None` when it does.
+async fn grown_from(client: &Client, before: &State, leaves: &[Hash], root: &Hash) -> anyhow::Result<Option<Finding>> {
+    let old_root = merkle::from_hex(&before.root_hash).ok_or_else(|| anyhow!("the state file's root is not a hash"))?;
+    let old_leaves: Vec<Hash> = base64::engine::general_purpose::STANDARD
+        .decode(&before.leaves)?
+        .chunks(32)
+        .map(|c| Hash::try_from(c).map_err(|_| anyhow!("the state file's leaves are not hashes")))
+        .collect::<anyhow::Result<_>>()?;
+    let (old, new) = (before.tree_size, leaves.len() as i64);
+    if new < old {
+        return Ok(Some(Finding::Checkpoint {
+            tree_size: new,
+            reason: format!("the log shrank: a tree of {old} was verified before"),
+        }));
+    }
+    if let Some(index) = old_leaves.iter().zip(leaves).position(|(a, b)| a != b) {
+        return Ok(Some(Finding::Entry {
+            index: index as i64,
+            reason: format!("it changed since the tree of {old} was verified: history was rewritten"),
+        }));
+    }
+    if old > 0 && old < new {
+        let proof: Value = client.get(&format!("/v1/chain/proof/consistency?first={old}&second={new}")).await?;
+        let path = hashes(&proof["proof"])?;
+        if !merkle::verify_consistency(old as u64, new as u64, &old_root, root, &path) {
+            return Ok(Some(Finding::Checkpoint {
+                tree_size: new,
+                reason: format!("the service's consistency proof from the tree of {old} does not hold"),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 fn hashes(v: &Value) -> anyhow::Result<Vec<Hash>> {
@@ -207,12 +292,14 @@ fn hashes(v: &Value) -> anyhow::Result<Vec<Hash>> {
 
 /// Runs the check and prints its outcome: exit status 0 when the log verifies, 1 when it does
 /// not (the finding on stdout), 2 when it cannot be fetched.
-pub async fn run(url: &str, key: Option<&str>) -> i32 {
-    match verify(url, key).await {
+pub async fn run(url: &str, key: Option<&str>, state: Option<&Path>) -> i32 {
+    match verify(url, key, state).await {
         Ok(Ok(report)) => {
+            let grew =
+                report.grew_from.map(|n| format!("; grew from the tree of {n} verified before")).unwrap_or_default();
             println!(
-                "ok: {} entries ({} withdrawn, kept as tombstones), {} checkpoints; signed root of size {} is {}",
-                report.entries, report.withdrawn, report.checkpoints, report.tree_size, report.root_hash
+                "ok: {} entries ({} withdrawn, kept as tombstones), {} tiles; signed root of size {} is {}{grew}",
+                report.entries, report.withdrawn, report.tiles, report.tree_size, report.root_hash
             );
             0
         }

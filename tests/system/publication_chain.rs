@@ -10,8 +10,13 @@ use crate::support::*;
 
 /// Runs `skyledger verify-feed` against the stack's publication service.
 async fn verify_feed(stack: &Stack) -> (i32, String) {
+    verify_feed_with(stack, &[]).await
+}
+
+async fn verify_feed_with(stack: &Stack, more: &[&str]) -> (i32, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_skyledger"))
         .args(["verify-feed", &stack.url("publication")])
+        .args(more)
         .output()
         .await
         .expect("run skyledger verify-feed");
@@ -51,9 +56,13 @@ async fn verify_feed_checks_the_log_and_names_the_entry_changed_by_hand() {
     let size = checkpointed(&stack).await;
     assert!(size >= 7, "five steps of one problem and two of the other: {size}");
 
-    let (code, out) = verify_feed(&stack).await;
+    // It remembers the tree it verified.
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("verified.json");
+    let state = state.to_str().unwrap();
+    let (code, out) = verify_feed_with(&stack, &["--state", state]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("ok:"), "{out}");
+    assert!(out.starts_with("ok:") && out.contains("1 tiles"), "{out}");
 
     // Proofs are public: an entry's audit path and the consistency of two checkpoints.
     let (_, proof) =
@@ -94,9 +103,25 @@ async fn verify_feed_checks_the_log_and_names_the_entry_changed_by_hand() {
     assert_eq!(history.last().unwrap()["status"], "withdrawn");
     let grown = checkpointed(&stack).await;
     assert_eq!(grown, size + 1);
-    let (code, out) = verify_feed(&stack).await;
+    let (code, out) = verify_feed_with(&stack, &["--state", state]).await;
     assert_eq!(code, 0, "a tombstone is no hole: {out}");
     assert!(out.contains("1 withdrawn"), "{out}");
+    assert!(out.contains(&format!("grew from the tree of {size} verified before")), "{out}");
+
+    // A tile that says another leaf than its entry is named by the entry's index.
+    sql(&stack, "UPDATE publication.log_nodes SET hash = sha256(hash) WHERE level = 0 AND idx = $1", 1).await;
+    let (code, out) = verify_feed(&stack).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 1 does not match: the tile tile/0/000.p/"), "{out}");
+    sql(
+        &stack,
+        "UPDATE publication.log_nodes SET hash = (SELECT decode(leaf_hash, 'hex') FROM publication.log_entries WHERE idx = $1)
+         WHERE level = 0 AND idx = $1",
+        1,
+    )
+    .await;
+    let (code, out) = verify_feed_with(&stack, &["--state", state]).await;
+    assert_eq!(code, 0, "{out}");
 
     // Someone with database access changes what an entry says.
     sql(

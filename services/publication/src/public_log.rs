@@ -162,6 +162,39 @@ impl LogVerifier {
             .is_some_and(|s| self.key.verify(entry_statement(&self.origin, index, leaf).as_bytes(), &s).is_ok())
     }
 
+    /// Reads a checkpoint served as a signed note (`/checkpoint`): its tree size and root, once
+    /// a signature line of this log's key verifies over its text.
+    pub fn note(&self, note: &str) -> Result<(i64, Hash), String> {
+        let (text, signatures) =
+            note.split_once("\n\n").ok_or("a signed note has a blank line before its signatures")?;
+        let body = format!("{text}\n");
+        let key_id = note_key_id(&self.origin, &self.key);
+        let signed = signatures.lines().any(|line| {
+            let Some((name, signature)) = line.strip_prefix("\u{2014} ").and_then(|l| l.split_once(' ')) else {
+                return false;
+            };
+            let signature = B64.decode(signature).unwrap_or_default();
+            name == self.origin
+                && signature.len() == 68
+                && signature[..4] == key_id
+                && Signature::from_slice(&signature[4..]).is_ok_and(|s| self.key.verify(body.as_bytes(), &s).is_ok())
+        });
+        if !signed {
+            return Err("the checkpoint is not signed by the log's key".into());
+        }
+        let mut lines = text.lines();
+        if lines.next() != Some(self.origin.as_str()) {
+            return Err("checkpoint of another log".into());
+        }
+        let size: i64 = lines.next().and_then(|l| l.parse().ok()).ok_or("the tree size is not a number")?;
+        let root: Hash = lines
+            .next()
+            .and_then(|l| B64.decode(l).ok())
+            .and_then(|r| r.try_into().ok())
+            .ok_or("the root hash is not 32 bytes of base64")?;
+        Ok((size, root))
+    }
+
     /// Checks that the checkpoint's fields are what its body says and that the body is signed.
     pub fn checkpoint(&self, c: &Checkpoint) -> Result<Hash, String> {
         let root = merkle::from_hex(&c.root_hash).ok_or("the root hash is not 32 bytes of hex")?;
