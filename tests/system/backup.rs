@@ -61,6 +61,14 @@ async fn snapshot(stack: &Stack) -> BTreeMap<String, u64> {
     counts
 }
 
+/// Stops the five services gracefully (SIGTERM): they finish what they hold and relay what is
+/// committed, as a cold backup needs.
+pub(crate) fn stop_services(stack: &mut Stack) {
+    for service in SERVICES {
+        stack.services.get_mut(service).unwrap().terminate();
+    }
+}
+
 pub(crate) fn run(program: &Path, args: &[&str]) {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{}: {e}", program.display()));
     assert!(
@@ -141,9 +149,7 @@ async fn every_schema_and_stream_is_backed_up_wiped_and_restored_with_the_same_c
 
     // Back up, cold: the services stop, each schema is dumped on its own, the JetStream store is
     // copied with the server stopped.
-    for service in SERVICES {
-        stack.services.get_mut(service).unwrap().terminate();
-    }
+    stop_services(&mut stack);
     let backup = tempfile::tempdir().unwrap();
     let bin = postgres.bin_dir().to_path_buf();
     let port = postgres.port.to_string();

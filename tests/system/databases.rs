@@ -13,7 +13,7 @@ use shared::auth::Role;
 use shared::testing::{PostgresServer, SERVICES, Stack, StackOptions, WebhookReceiver, eventually};
 use sqlx::AssertSqlSafe;
 
-use crate::backup::{copy_dir, run};
+use crate::backup::{copy_dir, run, stop_services};
 use crate::support::*;
 
 /// A count in one service's own database.
@@ -116,9 +116,7 @@ async fn the_lifecycle_runs_with_each_service_on_a_database_of_its_own_and_is_ba
     let notices_before = receiver.received().len();
 
     // Backup, cold, as docs/operations.md says: each schema dumped from its service's database.
-    for service in SERVICES {
-        stack.services.get_mut(service).unwrap().terminate();
-    }
+    stop_services(&mut stack);
     let backup = tempfile::tempdir().unwrap();
     let bin = postgres.bin_dir().to_path_buf();
     let port = postgres.port.to_string();
