@@ -96,13 +96,7 @@ struct Client {
 impl Client {
     async fn get<T: serde::de::DeserializeOwned>(&self, path: impl AsRef<str>) -> anyhow::Result<T> {
         let path = path.as_ref();
-        let url = format!("{}{path}", self.base);
-        let response = self.http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(anyhow!("GET {url}: {status} {}", response.text().await.unwrap_or_default()));
-        }
-        response.json().await.with_context(|| format!("GET {url}: not the JSON expected"))
+        self.answer(path).await?.json().await.with_context(|| format!("GET {}{path}: not the JSON expected", self.base))
     }
 
     async fn answer(&self, path: &str) -> anyhow::Result<reqwest::Response> {

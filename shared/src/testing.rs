@@ -168,6 +168,12 @@ impl NatsServer {
     }
 }
 
+/// A client (no user) of the servers in `urls`, comma-separated, failing over between them.
+async fn connect_to(urls: &str) -> async_nats::Client {
+    let addrs = crate::messaging::server_addrs(urls).expect("NATS URLs");
+    async_nats::ConnectOptions::new().connect(addrs).await.expect("connect to the test's NATS")
+}
+
 /// A JetStream cluster of nats-servers on this machine, each with its own store and routes to
 /// the others; streams made with as many replicas as nodes survive the loss of a minority.
 pub struct NatsCluster {
@@ -207,8 +213,7 @@ impl NatsCluster {
 
     /// A client that fails over between the nodes.
     pub async fn client(&self) -> async_nats::Client {
-        let addrs = crate::messaging::server_addrs(&self.urls()).expect("the cluster's URLs");
-        async_nats::ConnectOptions::new().connect(addrs).await.expect("connect to the test's NATS cluster")
+        connect_to(&self.urls()).await
     }
 
     /// Waits until JetStream answers through the cluster (a meta leader is elected).
@@ -529,8 +534,7 @@ impl Stack {
 
     /// A client of the test's own that fails over between the cluster's nodes.
     pub async fn nats_client(&self) -> async_nats::Client {
-        let addrs = crate::messaging::server_addrs(&self.nats_url()).expect("NATS URLs");
-        async_nats::ConnectOptions::new().connect(addrs).await.expect("connect to the test's NATS")
+        connect_to(&self.nats_url()).await
     }
 
     pub async fn wait_ready(&self, name: &str) {
