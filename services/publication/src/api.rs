@@ -23,7 +23,7 @@ use crate::frontier::{self, NodeId, Nodes};
 use crate::handlers::Publisher;
 use crate::merkle;
 use crate::render::{self, Lang};
-use crate::store::{self, Cursor, HistoryLine, ProblemFilter, StatsFilter};
+use crate::store::{self, Cursor, HistoryLine, ProblemFilter, Retracted, StatsFilter};
 use crate::tiles;
 
 #[derive(Clone)]
@@ -215,9 +215,10 @@ fn query_with(f: &ProblemFilter, cursor: Option<&str>, extra: &[(&str, String)])
 async fn page(
     conn: &mut PgConnection,
     f: &ProblemFilter,
+    retracted: Retracted,
     c: &Checked,
 ) -> Result<(Vec<store::PublicProblem>, Option<String>), ApiError> {
-    let mut items = store::public_problems(conn, f, c.cursor, c.limit + 1).await?;
+    let mut items = store::public_problems(conn, f, retracted, c.cursor, c.limit + 1).await?;
     let more = items.len() as i64 > c.limit;
     items.truncate(c.limit as usize);
     let next = if more { items.last().map(|p| Cursor::after(p).encode()) } else { None };
@@ -231,7 +232,7 @@ async fn list_problems(
 ) -> Result<Response, ApiError> {
     let c = checked(&q, 100, 1000)?;
     let mut conn = s.pool.acquire().await?;
-    let (items, next_cursor) = page(&mut conn, &q.filter, &c).await?;
+    let (items, next_cursor) = page(&mut conn, &q.filter, Retracted::Omitted, &c).await?;
     let next = next_cursor.as_deref().map(|n| {
         format!("{}/v1/problems{}", s.base_url, query_with(&q.filter, Some(n), &[("limit", c.limit.to_string())]))
     });
@@ -465,7 +466,7 @@ async fn front_page(
     let mut conn = s.pool.acquire().await?;
     let stats = statistics(&mut conn, &StatsFilter::default()).await?;
     let filter = ProblemFilter { city: city.clone(), q: search.clone(), ..Default::default() };
-    let problems = store::public_problems(&mut conn, &filter, None, s.feed_size).await?;
+    let problems = store::public_problems(&mut conn, &filter, Retracted::Omitted, None, s.feed_size).await?;
     let typical = store::typical_cases(&mut conn, 10).await?;
     let daily = store::daily(&mut conn).await?;
     let view = render::FrontPage {
@@ -684,7 +685,7 @@ fn feed_self(s: &AppState, path: &str, f: &ProblemFilter, cursor: Option<&str>) 
 async fn feed(s: &AppState, headers: &HeaderMap, q: &ListQuery, path: &str, atom: bool) -> Result<Response, ApiError> {
     let c = checked(q, s.feed_size, 1000)?;
     let mut conn = s.pool.acquire().await?;
-    let (rows, next) = page(&mut conn, &q.filter, &c).await?;
+    let (rows, next) = page(&mut conn, &q.filter, Retracted::AsTombstones, &c).await?;
     let links = render::FeedLinks {
         base: s.base_url.clone(),
         this: feed_self(s, path, &q.filter, q.cursor.as_deref()),
@@ -747,7 +748,7 @@ async fn geojson(
 ) -> Result<Response, ApiError> {
     let c = checked(&q, 10_000, 100_000)?;
     let mut conn = s.pool.acquire().await?;
-    let rows = store::public_problems(&mut conn, &q.filter, c.cursor, c.limit).await?;
+    let rows = store::public_problems(&mut conn, &q.filter, Retracted::AsTombstones, c.cursor, c.limit).await?;
     let body = json_bytes(&render::geojson(&rows, c.bbox, &s.base_url))?;
     let modified = store::last_modified(&mut conn).await?;
     Ok(conditional(&headers, modified, "application/geo+json", body))
@@ -760,7 +761,7 @@ async fn csv(
 ) -> Result<Response, ApiError> {
     let c = checked(&q, 100_000, 1_000_000)?;
     let mut conn = s.pool.acquire().await?;
-    let rows = store::public_problems(&mut conn, &q.filter, c.cursor, c.limit).await?;
+    let rows = store::public_problems(&mut conn, &q.filter, Retracted::Omitted, c.cursor, c.limit).await?;
     let modified = store::last_modified(&mut conn).await?;
     let _ = q.lang;
     Ok(conditional(&headers, modified, "text/csv; charset=utf-8", render::csv(&rows).into_bytes()))
@@ -859,27 +860,41 @@ async fn pending(State(s): State<AppState>, caller: Caller) -> Result<Json<Value
     Ok(Json(json!({ "count": items.len(), "items": items })))
 }
 
+/// Why something leaves the public record: a code from `domain::WITHDRAWAL_REASONS` and words.
 #[derive(Deserialize)]
-struct Reason {
+struct Withdrawal {
+    code: String,
     reason: String,
+}
+
+impl Withdrawal {
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut v = Validator::new();
+        v.check(
+            crate::domain::withdrawal_reason(&self.code).is_some(),
+            "code",
+            format!("one of {}", crate::domain::withdrawal_codes()),
+        );
+        required_text(&mut v, "reason", &self.reason, 1000);
+        v.finish()
+    }
 }
 
 async fn retract(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Reason>,
+    JsonBody(body): JsonBody<Withdrawal>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
-    let mut v = Validator::new();
-    required_text(&mut v, "reason", &body.reason, 1000);
-    v.finish()?;
+    body.validate()?;
+    let (code, reason) = (body.code.as_str(), body.reason.trim());
     let mut tx = s.pool.begin().await?;
-    if !store::retract(&mut tx, id, body.reason.trim(), s.publisher.clock.now()).await? {
+    if !store::retract(&mut tx, id, code, reason, s.publisher.clock.now()).await? {
         return Err(ApiError::not_found(format!("public problem {id}")));
     }
-    record_act(&s, &mut tx, id, "retraction", "retracted", &crate::domain::said_retracted(body.reason.trim())).await?;
+    record_act(&s, &mut tx, id, "retraction", "retracted", &crate::domain::said_retracted(code, reason)).await?;
     tx.commit().await?;
     published(&s, id).await;
     answer_problem(&mut *s.pool.acquire().await?, id).await
@@ -924,18 +939,17 @@ async fn takedown(
     State(s): State<AppState>,
     caller: Caller,
     Path(index): Path<i64>,
-    JsonBody(body): JsonBody<Reason>,
+    JsonBody(body): JsonBody<Withdrawal>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let mut v = Validator::new();
-    required_text(&mut v, "reason", &body.reason, 1000);
-    v.finish()?;
+    body.validate()?;
+    let (code, reason) = (body.code.as_str(), body.reason.trim());
     let mut tx = s.pool.begin().await?;
-    let Some(problem) = store::withdraw(&mut tx, index, body.reason.trim()).await? else {
+    let Some(problem) = store::withdraw(&mut tx, index, code, reason).await? else {
         return Err(ApiError::not_found(format!("entry {index} with content")));
     };
     if let Some(problem_id) = problem {
-        let what = crate::domain::said_withdrawn(index, body.reason.trim());
+        let what = crate::domain::said_withdrawn(index, code, reason);
         record_act(&s, &mut tx, problem_id, "takedown", "withdrawn", &what).await?;
     }
     tx.commit().await?;
