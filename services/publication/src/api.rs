@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(front_page))
         .route("/problems/{id}", get(problem_page))
+        .route("/record-check.js", get(record_check_script))
         .route("/v1/problems", get(list_problems))
         .route("/v1/problems/{id}", get(get_problem))
         .route("/v1/stats", get(stats))
@@ -277,8 +278,25 @@ async fn problem_page(
 ) -> Result<Response, ApiError> {
     let mut conn = s.pool.acquire().await?;
     let (problem, history) = public_problem(&mut conn, &id).await?;
-    let html = render::problem_page(&problem, &history, Lang::from_query(q.lang.as_deref()));
+    let check = render::RecordCheck::new(&problem, &history, s.publisher.signer.verifier_key(), &[]);
+    let html = render::problem_page(&problem, &history, check, Lang::from_query(q.lang.as_deref()));
     Ok(conditional(&headers, problem.updated_at, HTML, html.into_bytes()))
+}
+
+/// The problem page's script that checks its record in the browser (WebCrypto only). It is
+/// part of the build, so it changes only with a new release: an ETag, and look again each time.
+async fn record_check_script(headers: HeaderMap) -> Response {
+    const SCRIPT: &str = include_str!("../assets/record-check.js");
+    let etag = format!("\"{}\"", &merkle::to_hex(&crate::public_log::content_hash(SCRIPT))[..16]);
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let headers = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8".to_string()),
+        (header::CACHE_CONTROL, "no-cache".to_string()),
+        (header::ETAG, etag),
+    ];
+    (headers, SCRIPT).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -675,7 +675,23 @@ fn chart_svg(daily: &[(Date, i64, i64)], lang: Lang) -> String {
     svg
 }
 
-pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> String {
+/// What the problem page's script needs to check the record in the browser: the problem, its
+/// entries in the log, the log's verifier key and the witnesses' (space-separated).
+pub struct RecordCheck {
+    pub problem: String,
+    pub entries: String,
+    pub verifier_key: String,
+    pub witnesses: String,
+}
+
+impl RecordCheck {
+    pub fn new(p: &PublicProblem, history: &[HistoryItem], verifier_key: String, witnesses: &[String]) -> Self {
+        let entries: Vec<String> = history.iter().filter_map(|h| h.entry_index).map(|i| i.to_string()).collect();
+        Self { problem: p.id.to_string(), entries: entries.join(","), verifier_key, witnesses: witnesses.join(" ") }
+    }
+}
+
+pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], check: RecordCheck, lang: Lang) -> String {
     let ts = |t: Option<time::OffsetDateTime>| t.map(beijing_minute).unwrap_or_else(|| "—".into());
     let facts = vec![
         (lang.t("问题编号", "Problem"), p.id.to_string()),
@@ -715,6 +731,7 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
             (beijing_minute(p.retracted_at.unwrap_or(p.updated_at)), format!("{}：{}", lang.t(zh, en), t.reason))
         }),
         narrative: p.typical_narrative.clone(),
+        check,
         facts,
         evidence: p.evidence.0.iter().map(|e| e.url.clone()).collect(),
         history: history
@@ -747,6 +764,7 @@ struct ProblemTemplate<'a> {
     /// When (Beijing time) and why it was retracted.
     retraction: Option<(String, String)>,
     narrative: Option<String>,
+    check: RecordCheck,
     facts: Vec<(&'a str, String)>,
     evidence: Vec<String>,
     history: Vec<HistoryRow>,
