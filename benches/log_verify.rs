@@ -11,12 +11,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use publication::frontier::{Frontier, NodeId};
-use publication::merkle::Hash;
-use publication::public_log::{self, EntryContent, LogSigner};
-use publication::store::{self, NewEntry};
+use publication::public_log::LogSigner;
 use shared::testing::{Stack, StackOptions};
-use uuid::Uuid;
+
+#[path = "../tests/system/made_log.rs"]
+mod made_log;
 
 const BIN: &str = env!("CARGO_BIN_EXE_skyledger");
 const ORIGIN: &str = "bench.skyledger.example/log";
@@ -63,55 +62,19 @@ async fn main() {
     let pool = stack.db.pool().await;
     let url = stack.url("publication");
 
-    let mut frontier = Frontier::new();
+    let mut log = made_log::MadeLog::default();
     let mut rows = Vec::new();
     let mut previous_state: Option<std::path::PathBuf> = None;
     for size in sizes() {
         // The writer must not run beside the bench's own appends.
         stack.kill("publication");
         let started = Instant::now();
-        let mut conn = pool.acquire().await.expect("connection");
-        while frontier.size() < size {
-            let first = frontier.size();
-            let last = (first + 10_000).min(size);
-            let mut entries = Vec::new();
-            let mut completed: Vec<(NodeId, Hash)> = Vec::new();
-            for index in first..last {
-                let content = EntryContent {
-                    index: index as i64,
-                    kind: "step".into(),
-                    problem_id: Uuid::now_v7(),
-                    at: "2019-05-09T02:20:00Z".into(),
-                    status: "assigned".into(),
-                    what: "交办至地方政府".into(),
-                }
-                .to_text();
-                let content_hash = public_log::content_hash(&content);
-                let leaf = public_log::leaf_of(&content_hash);
-                frontier.append(leaf, &mut completed);
-                entries.push(NewEntry {
-                    index: index as i64,
-                    kind: "step".into(),
-                    problem_id: Uuid::nil(),
-                    signature: signer.sign_entry(index as i64, &leaf),
-                    content,
-                    content_hash,
-                    leaf_hash: leaf,
-                    history_id: 0,
-                });
-            }
-            store::append_entries(&mut conn, &entries).await.expect("append");
-            store::store_nodes(&mut conn, &completed).await.expect("nodes");
-            eprint!("\rlog: {last} of {size} entries");
-        }
-        store::save_frontier(&mut conn, &frontier).await.expect("frontier");
+        log.extend_to(&pool, &signer, size).await;
         let signing = Instant::now();
-        let checkpoint = signer.checkpoint(size as i64, &frontier.root(), 1_700_000_000_000);
+        signer.checkpoint(size as i64, &log.frontier.root(), 1_700_000_000_000);
         let checkpoint_micros = signing.elapsed().as_secs_f64() * 1e6;
-        store::add_checkpoint(&mut conn, &checkpoint, time::OffsetDateTime::now_utc()).await.expect("checkpoint");
-        drop(conn);
+        log.checkpoint(&pool, &signer, 1_700_000_000_000).await;
         let append_secs = started.elapsed().as_secs_f64();
-        eprintln!();
         stack.restart("publication").await;
 
         // Once as a newcomer, once with what was verified at the previous size.

@@ -18,6 +18,8 @@ mod import;
 mod intake;
 mod ledger;
 mod lifecycle;
+mod log_scale;
+mod made_log;
 mod manifests;
 mod notification;
 mod open311;
