@@ -33,6 +33,6 @@ mod security;
 mod simulate;
 mod support;
 mod tiles;
-mod witness;
 mod tracing;
+mod witness;
 mod workbench;

@@ -78,7 +78,10 @@ fn log_checkpoint(note: &str, log: &(String, VerifyingKey)) -> (u64, [u8; 32]) {
         who == log.0
             && bytes.len() == 68
             && bytes[..4] == id
-            && log.1.verify(format!("{text}\n").as_bytes(), &Signature::from_bytes(&bytes[4..].try_into().unwrap())).is_ok()
+            && log
+                .1
+                .verify(format!("{text}\n").as_bytes(), &Signature::from_bytes(&bytes[4..].try_into().unwrap()))
+                .is_ok()
     });
     assert!(signed, "the log signs its checkpoint:\n{note}");
     let mut lines = text.lines().skip(1);
@@ -155,7 +158,8 @@ async fn witnesses_cosign_the_log_and_refuse_a_fork() {
     std::fs::write(&key_file, hex::encode(log_key.to_bytes())).unwrap();
     let mut encoded = vec![0x01];
     encoded.extend_from_slice(log_key.verifying_key().as_bytes());
-    let log_vkey = format!("{ORIGIN}+{}+{}", hex::encode(key_id(ORIGIN, 0x01, &log_key.verifying_key())), B64.encode(encoded));
+    let log_vkey =
+        format!("{ORIGIN}+{}+{}", hex::encode(key_id(ORIGIN, 0x01, &log_key.verifying_key())), B64.encode(encoded));
 
     let bureau = WitnessProcess::start(dir.path(), "witness.hebei-bureau.example/1", &log_vkey);
     let university = WitnessProcess::start(dir.path(), "witness.university.example/w", &log_vkey);
@@ -203,12 +207,14 @@ async fn witnesses_cosign_the_log_and_refuse_a_fork() {
         assert!(at <= now && at + 120 > now, "{}: cosigned just now ({at})", w.0);
     }
     let (_, listed) = get(&stack, "publication", "/v1/chain/witnesses", None).await;
-    let names: Vec<&str> = listed["witnesses"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        listed["witnesses"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"witness.hebei-bureau.example/1") && names.contains(&"witness.university.example/w"));
     assert!(listed["witnesses"].as_array().unwrap().iter().any(|w| w["verifier_key"] == bureau.vkey.as_str()));
 
     // The public page says who witnessed the latest checkpoint.
-    let page = stack.http.get(format!("{}/?lang=en", stack.url("publication"))).send().await.unwrap().text().await.unwrap();
+    let page =
+        stack.http.get(format!("{}/?lang=en", stack.url("publication"))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("witnessed by"), "the page says the checkpoint is witnessed");
     assert!(page.contains("witness.hebei-bureau.example/1") && page.contains("witness.university.example/w"));
 
@@ -247,10 +253,8 @@ async fn witnesses_cosign_the_log_and_refuse_a_fork() {
     let cosigned: u64 = body.trim_end_matches('\n').parse().expect("a size");
     assert!(cosigned >= size, "the witness cosigned the log's tree");
     let other_root: [u8; 32] = Sha256::digest(root).into();
-    let forked = log_signed(
-        &log_key,
-        &format!("{ORIGIN}\n{cosigned}\n{}\ntimestamp {}\n", B64.encode(other_root), now * 1000),
-    );
+    let forked =
+        log_signed(&log_key, &format!("{ORIGIN}\n{cosigned}\n{}\ntimestamp {}\n", B64.encode(other_root), now * 1000));
     let (status, kind, body) = bureau.add_checkpoint(format!("old {cosigned}\n\n{forked}")).await;
     assert_eq!((status, kind.as_str(), body.as_str()), (409, "text/x.tlog.size", format!("{cosigned}\n").as_str()));
     assert!(!body.contains('\u{2014}'), "no cosignature for a fork");
@@ -264,7 +268,10 @@ async fn witnesses_cosign_the_log_and_refuse_a_fork() {
     let (status, _, body) = bureau.add_checkpoint(format!("old {cosigned}\n{bogus_proof}\n\n{grown}")).await;
     assert_eq!(status, 422, "{body}");
     // A checkpoint of the log's origin under another key: forbidden; of another log: unknown.
-    let impostor = log_signed(&SigningKey::generate(&mut rand::rngs::OsRng), &format!("{ORIGIN}\n{}\n{}\n", cosigned + 1, B64.encode(other_root)));
+    let impostor = log_signed(
+        &SigningKey::generate(&mut rand::rngs::OsRng),
+        &format!("{ORIGIN}\n{}\n{}\n", cosigned + 1, B64.encode(other_root)),
+    );
     let (status, _, body) = bureau.add_checkpoint(format!("old {cosigned}\n\n{impostor}")).await;
     assert_eq!(status, 403, "{body}");
     let elsewhere = log_signed(&log_key, &format!("other.example/log\n{}\n{}\n", cosigned + 1, B64.encode(other_root)));

@@ -209,13 +209,7 @@ mod hex_hash {
 /// The witness's decision on a checkpoint of `size` and `root` (its signature already checked),
 /// given the tree it last cosigned for that log (`None`: never). `Ok` is the tree to remember
 /// before answering with a cosignature.
-pub fn check_extension(
-    seen: Option<Seen>,
-    old: u64,
-    proof: &[Hash],
-    size: u64,
-    root: Hash,
-) -> Result<Seen, Refusal> {
+pub fn check_extension(seen: Option<Seen>, old: u64, proof: &[Hash], size: u64, root: Hash) -> Result<Seen, Refusal> {
     if old > size {
         return Err(Refusal::BadRequest(format!("old size {old} is above the checkpoint's {size}")));
     }
@@ -279,7 +273,8 @@ mod tests {
     #[test]
     fn the_specs_example_cosignature_has_the_specs_layout() {
         // c2sp.org/tlog-cosignature's example line, and the time of its example message.
-        let line = "jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==";
+        let line =
+            "jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==";
         let bytes = B64.decode(line).unwrap();
         assert_eq!(bytes.len(), 4 + 8 + 64);
         assert_eq!(u64::from_be_bytes(bytes[4..12].try_into().unwrap()), 1_679_315_147);
