@@ -114,62 +114,65 @@ fn conflict(cosigned: u64) -> Response {
 }
 
 async fn add_checkpoint(State(w): State<Arc<Witness>>, body: String) -> Response {
-    let request = match AddCheckpoint::parse(&body) {
-        Ok(request) => request,
-        Err(reason) => return plain(StatusCode::BAD_REQUEST, format!("{reason}\n")),
-    };
-    let origin = request.note.lines().next().unwrap_or_default().to_string();
-    let Some(log) = w.logs.get(&origin) else {
-        return plain(StatusCode::NOT_FOUND, format!("no log {origin:?} is witnessed here\n"));
-    };
-    let (size, root) = match log.note(&request.note) {
-        Ok((size, root)) if size >= 0 => (size as u64, root),
-        Ok(_) => return plain(StatusCode::BAD_REQUEST, "a tree size is not negative\n".into()),
-        Err(reason) => return plain(StatusCode::FORBIDDEN, format!("{reason}\n")),
-    };
-    // From the check to the answer, one request at a time: the state only moves forward.
-    let mut remembered = w.remembered.lock().await;
-    let seen = remembered.logs.get(&origin).copied();
-    match check_extension(seen, request.old, &request.proof, size, root) {
-        Ok(next) => {
-            let mut updated = remembered.clone();
-            updated.logs.insert(origin.clone(), next);
-            if let Err(e) = updated.save(&w.state_file) {
-                tracing::error!(error = %e, file = %w.state_file.display(), "cannot keep the witness's state; not cosigning");
-                return plain(StatusCode::SERVICE_UNAVAILABLE, "the witness cannot keep its state\n".into());
-            }
-            *remembered = updated;
-            let (text, _) = request.note.split_once("\n\n").expect("a verified note has a blank line");
-            let time = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
-            let line = w.cosigner.cosign(&format!("{text}\n"), time);
-            tracing::info!(origin, size, old = request.old, "cosigned");
-            plain(StatusCode::OK, line)
-        }
-        Err(Refusal::OldSize { cosigned }) => conflict(cosigned),
-        Err(Refusal::Fork { cosigned }) => {
-            tracing::error!(
-                origin,
-                size,
-                root = %publication::merkle::to_hex(&root),
-                cosigned_root = %seen.map(|s| publication::merkle::to_hex(&s.root)).unwrap_or_default(),
-                checkpoint = %request.note,
-                "THE LOG FORKED: a checkpoint of the size cosigned with another root; refused"
-            );
-            conflict(cosigned)
-        }
-        Err(Refusal::Inconsistent) => {
-            tracing::error!(
-                origin,
-                size,
-                old = request.old,
-                checkpoint = %request.note,
-                "the consistency proof from the tree cosigned does not hold (a fork, or a broken proof); refused"
-            );
-            plain(StatusCode::UNPROCESSABLE_ENTITY, "the consistency proof does not hold\n".into())
-        }
-        Err(refusal @ (Refusal::BadRequest(_) | Refusal::UnknownLog | Refusal::BadSignature)) => {
+    match w.add_checkpoint(&body).await {
+        Ok(line) => plain(StatusCode::OK, line),
+        Err(Refusal::OldSize { cosigned } | Refusal::Fork { cosigned }) => conflict(cosigned),
+        Err(refusal) => {
             let status = StatusCode::from_u16(refusal.status()).expect("a status");
-            plain(status, format!("{refusal:?}\n"))
+            let reason = match refusal {
+                Refusal::BadRequest(reason) | Refusal::BadSignature(reason) => reason,
+                Refusal::UnknownLog(origin) => format!("no log {origin:?} is witnessed here"),
+                Refusal::Unavailable => "the witness cannot keep its state".into(),
+                Refusal::Inconsistent | Refusal::OldSize { .. } | Refusal::Fork { .. } => {
+                    "the consistency proof from the tree cosigned does not hold".into()
+                }
+            };
+            plain(status, format!("{reason}\n"))
         }
+    }
+}
+
+impl Witness {
+    /// The cosignature line for the checkpoint of the request `body`, once every check of
+    /// tlog-witness holds and the new tree is kept on disk; or why not.
+    async fn add_checkpoint(&self, body: &str) -> Result<String, Refusal> {
+        let request = AddCheckpoint::parse(body).map_err(Refusal::BadRequest)?;
+        let origin = request.note.lines().next().unwrap_or_default().to_string();
+        let log = self.logs.get(&origin).ok_or_else(|| Refusal::UnknownLog(origin.clone()))?;
+        let (size, root) = log.note(&request.note).map_err(Refusal::BadSignature)?;
+        let size = u64::try_from(size).map_err(|_| Refusal::BadRequest("a tree size is not negative".into()))?;
+        // From the check to the answer, one request at a time: the state only moves forward.
+        let mut remembered = self.remembered.lock().await;
+        let seen = remembered.logs.get(&origin).copied();
+        let next =
+            check_extension(seen, request.old, &request.proof, size, root).inspect_err(|refusal| match refusal {
+                Refusal::Fork { .. } => tracing::error!(
+                    origin,
+                    size,
+                    root = %publication::merkle::to_hex(&root),
+                    cosigned_root = %seen.map(|s| publication::merkle::to_hex(&s.root)).unwrap_or_default(),
+                    checkpoint = %request.note,
+                    "THE LOG FORKED: a checkpoint of the size cosigned with another root; refused"
+                ),
+                Refusal::Inconsistent => tracing::error!(
+                    origin,
+                    size,
+                    old = request.old,
+                    checkpoint = %request.note,
+                    "the consistency proof from the tree cosigned does not hold (a fork, or a broken proof); refused"
+                ),
+                _ => {}
+            })?;
+        let mut updated = remembered.clone();
+        updated.logs.insert(origin.clone(), next);
+        if let Err(e) = updated.save(&self.state_file) {
+            tracing::error!(error = %e, file = %self.state_file.display(), "cannot keep the witness's state; not cosigning");
+            return Err(Refusal::Unavailable);
+        }
+        *remembered = updated;
+        let (text, _) = request.note.split_once("\n\n").expect("a verified note has a blank line");
+        let time = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+        tracing::info!(origin, size, old = request.old, "cosigned");
+        Ok(self.cosigner.cosign(&format!("{text}\n"), time))
     }
 }

@@ -608,6 +608,7 @@ async fn chain(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
             "inclusion_proof": "/v1/chain/proof/inclusion?index={index}&tree_size={tree_size}",
             "consistency_proof": "/v1/chain/proof/consistency?first={first}&second={second}",
             "signed_note": "/checkpoint",
+            "witnesses": "/v1/chain/witnesses",
             "tiles": "/tile/{L}/{N}[.p/{W}] and /tile/entries/{N}[.p/{W}] (c2sp.org/tlog-tiles)",
         },
     })))

@@ -160,9 +160,9 @@ pub enum Refusal {
     /// 400: a malformed request, or an old size above the checkpoint's.
     BadRequest(String),
     /// 404: no log of this origin is trusted.
-    UnknownLog,
+    UnknownLog(String),
     /// 403: no signature of a trusted key verifies.
-    BadSignature,
+    BadSignature(String),
     /// 409, with the size last cosigned: the client's old size is not it.
     OldSize { cosigned: u64 },
     /// 409, with the size last cosigned: a checkpoint of that size with another root. The log
@@ -171,16 +171,19 @@ pub enum Refusal {
     /// 422: the consistency proof from the tree last cosigned does not hold (a fork, or a
     /// broken proof).
     Inconsistent,
+    /// 503: the witness cannot keep its state, so it does not cosign.
+    Unavailable,
 }
 
 impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::BadRequest(_) => 400,
-            Refusal::UnknownLog => 404,
-            Refusal::BadSignature => 403,
+            Refusal::UnknownLog(_) => 404,
+            Refusal::BadSignature(_) => 403,
             Refusal::OldSize { .. } | Refusal::Fork { .. } => 409,
             Refusal::Inconsistent => 422,
+            Refusal::Unavailable => 503,
         }
     }
 }
