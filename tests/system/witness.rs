@@ -96,37 +96,60 @@ struct WitnessProcess {
     url: String,
     vkey: String,
     log: PathBuf,
+    command: Vec<std::ffi::OsString>,
 }
 
 impl WitnessProcess {
     fn start(dir: &Path, name: &str, log_vkey: &str) -> Self {
         let port = free_port();
         let file = |ext: &str| dir.join(format!("{}.{ext}", name.replace('/', "_")));
-        let stdout = file("out");
+        let command: Vec<std::ffi::OsString> = [
+            "witness".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}").into(),
+            "--name".into(),
+            name.into(),
+            "--log-key".into(),
+            log_vkey.into(),
+            "--key".into(),
+            file("key").into_os_string(),
+            "--state".into(),
+            file("json").into_os_string(),
+        ]
+        .into();
         let log = file("log");
+        let (child, vkey) = Self::spawn(&command, &file("out"), &log);
+        Self { child, url: format!("http://127.0.0.1:{port}"), vkey, log, command }
+    }
+
+    /// Runs the witness and waits for its verifier key, which it prints once it listens.
+    fn spawn(command: &[std::ffi::OsString], stdout: &Path, log: &Path) -> (Child, String) {
         let child = Command::new(env!("CARGO_BIN_EXE_skyledger"))
-            .args(["witness", "--listen", &format!("127.0.0.1:{port}"), "--name", name, "--log-key", log_vkey])
-            .arg("--key")
-            .arg(file("key"))
-            .arg("--state")
-            .arg(file("json"))
+            .args(command)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::fs::File::create(stdout).unwrap())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
             .spawn()
             .expect("start skyledger witness");
-        // It prints its verifier key once it listens.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let vkey = loop {
-            let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+        loop {
+            let out = std::fs::read_to_string(stdout).unwrap_or_default();
             if let Some(line) = out.lines().next() {
-                break line.to_string();
+                return (child, line.to_string());
             }
-            assert!(std::time::Instant::now() < deadline, "the witness {name} did not start");
+            assert!(std::time::Instant::now() < deadline, "the witness did not start");
             std::thread::sleep(Duration::from_millis(50));
-        };
-        Self { child, url: format!("http://127.0.0.1:{port}"), vkey, log }
+        }
+    }
+
+    /// Killed (no chance to write anything more) and started again on the same files and port.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, vkey) = Self::spawn(&self.command, &self.log.with_extension("out"), &self.log);
+        assert_eq!(vkey, self.vkey, "the same key");
+        self.child = child;
     }
 
     async fn add_checkpoint(&self, body: String) -> (u16, String, String) {
@@ -161,7 +184,7 @@ async fn witnesses_cosign_the_log_and_refuse_a_fork() {
     let log_vkey =
         format!("{ORIGIN}+{}+{}", hex::encode(key_id(ORIGIN, 0x01, &log_key.verifying_key())), B64.encode(encoded));
 
-    let bureau = WitnessProcess::start(dir.path(), "witness.hebei-bureau.example/1", &log_vkey);
+    let mut bureau = WitnessProcess::start(dir.path(), "witness.hebei-bureau.example/1", &log_vkey);
     let university = WitnessProcess::start(dir.path(), "witness.university.example/w", &log_vkey);
     let mut options = StackOptions::default();
     options.env.extend([
@@ -280,6 +303,11 @@ async fn witnesses_cosign_the_log_and_refuse_a_fork() {
     for (status, body) in [(400, "not a request"), (400, "old 5\n\n")] {
         assert_eq!(bureau.add_checkpoint(body.into()).await.0, status, "{body:?}");
     }
+    // What the witness cosigned was on disk before it answered: killed and started again, it
+    // still knows the tree it cosigned, and still refuses the fork.
+    bureau.restart();
+    let (status, _, body) = bureau.add_checkpoint(format!("old {cosigned}\n\n{forked}")).await;
+    assert_eq!((status, body.as_str()), (409, format!("{cosigned}\n").as_str()));
 
     // The witness's record is unmoved: the true log grows on and is cosigned again, even by a
     // log that forgot what its witnesses cosigned (it asks from 0, is told the size, asks again).
