@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::events::{HANDOVER_ISSUED, PROBLEM_ASSIGNED};
-use shared::testing::{PostgresServer, Stack, StackOptions, StopMode, WebhookReceiver, eventually};
+use shared::testing::{PostgresServer, Stack, StackOptions, StopMode, WebhookReceiver};
 use uuid::Uuid;
 
 use crate::support::*;
@@ -243,6 +243,30 @@ async fn every_accepted_report_reaches_its_final_state_once_through_kills_and_re
     drop(postgres);
 }
 
+/// Each stream's last sequence and its durable consumers' pending and unacknowledged counts.
+async fn stream_positions(stack: &Stack) -> String {
+    use futures::StreamExt;
+    let js = async_nats::jetstream::new(stack.nats_client().await);
+    let mut out = vec![];
+    for service in SERVICE_NAMES {
+        let Ok(mut stream) = js.get_stream(shared::messaging::stream_name(&stack.namespace, service)).await else {
+            out.push(format!("{service}: no stream"));
+            continue;
+        };
+        let last = stream.info().await.map(|i| i.state.last_sequence).unwrap_or(0);
+        let mut consumers = vec![];
+        let mut listed = stream.consumers();
+        while let Some(Ok(info)) = listed.next().await {
+            consumers.push(format!(
+                "{} pending {} unacked {} at {}",
+                info.name, info.num_pending, info.num_ack_pending, info.delivered.stream_sequence
+            ));
+        }
+        out.push(format!("{service} last {last} [{}]", consumers.join(", ")));
+    }
+    out.join("; ")
+}
+
 /// Waits until every accepted problem has reached its final state in every service, then checks
 /// that it got there exactly once: one intake problem, one ledger entry on exactly one sheet, one
 /// verification problem, one public problem without a repeated history line or log entry, one
@@ -255,7 +279,8 @@ pub(crate) async fn assert_final_state_once(
     let n = accepted.len() as i64;
     // Everything settles: every schema holds every accepted problem.
     let pool = stack.db.pool().await;
-    let counts = eventually("every accepted problem in every schema", Duration::from_secs(300), || async {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let counts = loop {
         let counts = [
             ("intake problems", scalar(&pool, "SELECT count(*) FROM intake.problems").await),
             (
@@ -279,10 +304,20 @@ pub(crate) async fn assert_final_state_once(
                 scalar(&pool, "SELECT count(*) FROM notification.notices WHERE kind = 'handover'").await,
             ),
         ];
-        let done = counts[..5].iter().all(|(_, c)| *c == n) && counts[5].1 == counts[6].1;
-        done.then_some(counts)
-    })
-    .await;
+        if counts[..5].iter().all(|(_, c)| *c == n) && counts[5].1 == counts[6].1 {
+            break counts;
+        }
+        // What was still missing, and what each service and the streams were doing, says where
+        // it stuck.
+        if Instant::now() > deadline {
+            let streams = stream_positions(stack).await;
+            panic!(
+                "not settled after 5 minutes: {n} accepted; {counts:?}\nstreams: {streams}\n{}",
+                stack.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
 
     // Exactly once, problem by problem.
     let intake_ids: HashSet<String> = sqlx::query_scalar::<_, Uuid>("SELECT id FROM intake.problems")

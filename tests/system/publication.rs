@@ -331,23 +331,80 @@ async fn nothing_internal_reaches_any_public_format_and_the_feeds_parse() {
     assert!(typical_at < league_at && page[typical_at..league_at].contains(narrative));
     assert!(page.contains("<svg id=\"map\"") && page.contains("<svg id=\"chart\"") && !page.contains("<script"));
 
+    // A retraction needs a reason code the feeds can carry; a wrong one changes nothing.
+    let retraction = format!("/v1/admin/problems/{hidden}/retraction");
+    let (status, refused) =
+        post(&stack, "publication", &retraction, &stack.admin(), json!({ "code": "oops", "reason": "点位信息有误" }))
+            .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "code", "{refused}");
+    assert!(refused["errors"][0]["detail"].as_str().unwrap().contains("data_error"), "{refused}");
+    assert_eq!(get(&stack, "publication", "/v1/problems", None).await.1["count"], 3);
+
     // A retraction is a new public entry: the page says so, the lists drop the problem.
     let (status, retracted) = post(
         &stack,
         "publication",
-        &format!("/v1/admin/problems/{hidden}/retraction"),
+        &retraction,
         &stack.admin(),
-        json!({ "reason": "点位信息有误" }),
+        json!({ "code": "data_error", "reason": "点位信息有误" }),
     )
     .await;
     assert_eq!(status, 200, "{retracted}");
     assert!(retracted["retracted_at"].is_string());
-    assert_eq!(retracted["history"].as_array().unwrap().last().unwrap()["status"], "retracted");
+    assert_eq!(retracted["retraction_code"], "data_error");
+    let last = retracted["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "retracted");
+    assert!(last["what"].as_str().unwrap().contains("[data_error]"), "the log entry names the code: {last}");
     let (_, listed) = get(&stack, "publication", "/v1/problems", None).await;
     assert_eq!(listed["count"], 2);
     let (status, page) = text(&stack, &format!("/problems/{hidden}")).await;
     assert_eq!(status, 200);
-    assert!(page.contains("点位信息有误"));
+    assert!(page.contains("点位信息有误") && page.contains("信息有误"));
+    assert_tombstones(&stack, &hidden, "data_error", "点位信息有误").await;
+}
+
+/// The feeds mirrors follow carry a retracted problem as a tombstone, not a silent gap: Atom as
+/// an RFC 6721 `at:deleted-entry` (read by a feed library that keeps extensions), JSON Feed as an
+/// item marked `_skyledger.deleted`, GeoJSON as a feature without geometry marked `deleted`; the
+/// tombstone is the problem's only appearance in each, and leads the feed.
+async fn assert_tombstones(stack: &Stack, id: &str, code: &str, reason: &str) {
+    let (status, atom) = text(stack, "/feed.atom").await;
+    assert_eq!(status, 200);
+    let feed = atom_syndication::Feed::read_from(atom.as_bytes()).expect("the Atom feed parses");
+    assert!(feed.entries().iter().all(|e| !e.id().contains(id)), "a retracted problem is no Atom entry");
+    let prefix = feed.namespaces().iter().find(|(_, uri)| *uri == "http://purl.org/atompub/tombstones/1.0");
+    let (prefix, _) = prefix.expect("the tombstones namespace is declared");
+    let deleted = feed.extensions().get(prefix).and_then(|at| at.get("deleted-entry")).expect("at:deleted-entry");
+    let tombstone = deleted.iter().find(|t| t.attrs().get("ref").map(String::as_str) == Some(&format!("urn:uuid:{id}")));
+    let tombstone = tombstone.unwrap_or_else(|| panic!("a tombstone for {id} in\n{atom}"));
+    assert!(tombstone.attrs().get("when").is_some_and(|w| w.ends_with('Z')), "{atom}");
+    let comment = tombstone.children()["comment"][0].value().unwrap_or_default();
+    assert!(comment.contains(&format!("[{code}]")) && comment.contains(reason), "{comment}");
+    assert!(feed_rs::parser::parse(atom.as_bytes()).is_ok(), "other readers skip the tombstone");
+
+    let (_, json_feed) = text(stack, "/feed.json").await;
+    let json_feed: Value = serde_json::from_str(&json_feed).unwrap();
+    let items: Vec<&Value> = json_feed["items"].as_array().unwrap().iter().filter(|i| i["id"] == id).collect();
+    assert_eq!(items.len(), 1, "{json_feed}");
+    assert_eq!(json_feed["items"][0]["id"], id, "the newest change leads the feed");
+    let marker = &items[0]["_skyledger"];
+    assert_eq!(marker["deleted"], true);
+    assert_eq!(marker["reason_code"], code);
+    assert_eq!(marker["reason"], reason);
+    assert!(marker.get("category").is_none() && items[0].get("tags").is_none(), "a tombstone says nothing else");
+    assert!(feed_rs::parser::parse(serde_json::to_vec(&json_feed).unwrap().as_slice()).is_ok());
+
+    let (_, geojson) = text(stack, "/problems.geojson").await;
+    let collection: geojson::FeatureCollection = geojson.parse().expect("GeoJSON parses");
+    let features: Vec<_> =
+        collection.features.iter().filter(|f| f.id == Some(geojson::feature::Id::String(id.into()))).collect();
+    assert_eq!(features.len(), 1);
+    assert!(features[0].geometry.is_none(), "a tombstone has no place");
+    let properties = features[0].properties.as_ref().unwrap();
+    assert_eq!(properties["deleted"], true);
+    assert_eq!(properties["reason_code"], code);
+    assert!(properties.get("site_name").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

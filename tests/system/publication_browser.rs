@@ -146,3 +146,61 @@ async fn the_public_page_works_in_a_real_browser() {
         chromium.close().await;
     }
 }
+
+/// A problem page checks its own record in the reader's browser: its script fetches the signed
+/// checkpoint, the problem's entries and their inclusion proofs and verifies them with WebCrypto
+/// (Ed25519, SHA-256), and says "verified: entries … of a log of …". When a stored node on the
+/// proofs' paths is altered, the same page says "not verified".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_problem_page_checks_its_own_record_in_the_browser() {
+    let stack = start().await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let ids = report(&stack, XINGTAI, None, "某某焦化厂", &["vocs", "dust", "coal_boiler"]).await;
+    for id in &ids {
+        wait_public(&stack, id).await;
+    }
+    acknowledge(&stack, &ids[0], XINGTAI).await;
+    wait_status(&stack, &ids[0], "acknowledged").await;
+    // Every entry of the problem under a signed checkpoint.
+    let entries: Vec<i64> = shared::testing::eventually("the problem's entries in a checkpoint", WAIT, || async {
+        let (_, problem) = get(&stack, "publication", &format!("/v1/problems/{}", ids[0]), None).await;
+        let (_, checkpoint) = get(&stack, "publication", "/v1/chain/checkpoint", None).await;
+        let size = checkpoint["tree_size"].as_i64()?;
+        let entries: Vec<i64> =
+            problem["history"].as_array()?.iter().filter_map(|h| h["entry_index"].as_i64()).collect();
+        (entries.len() >= 3 && entries.iter().all(|e| *e < size)).then_some(entries)
+    })
+    .await;
+    let base = stack.url("publication");
+    let page_url = format!("{base}/problems/{}?lang=en", ids[0]);
+
+    let chromium = browser::Chromium::launch(1280).await;
+    let page = chromium.open(&page_url).await;
+    browser::until(&page, "document.getElementById('record-check').dataset.result !== 'checking'", "the check").await;
+    let said = browser::text(&page, "#record-check [data-part=result]").await;
+    let listed = entries.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
+    assert!(said.starts_with(&format!("verified: entries {listed} of a log of ")), "{said}");
+    let state = browser::evaluate(&page, "document.getElementById('record-check').dataset.result").await;
+    assert_eq!(state, "verified", "{said}");
+    browser::screenshot(&page, browser::artifacts().join("publication-record-verified.png")).await;
+    let chinese = chromium.open(&format!("{base}/problems/{}", ids[0])).await;
+    browser::until(&chinese, "document.getElementById('record-check').dataset.result === 'verified'", "verified").await;
+    assert!(browser::text(&chinese, "#record-check [data-part=result]").await.starts_with("已核验"));
+
+    // Alter every stored node but the problem's first leaf: the proofs the server now gives no
+    // longer lead to the signed root, and the page says so.
+    let pool = stack.db.pool().await;
+    let altered = sqlx::query("UPDATE publication.log_nodes SET hash = sha256(hash) WHERE NOT (level = 0 AND idx = $1)")
+        .bind(entries[0])
+        .execute(&pool)
+        .await
+        .expect("alter the stored nodes");
+    assert!(altered.rows_affected() > 0);
+    let page = chromium.open(&page_url).await;
+    browser::until(&page, "document.getElementById('record-check').dataset.result !== 'checking'", "the check").await;
+    let said = browser::text(&page, "#record-check [data-part=result]").await;
+    assert!(said.starts_with(&format!("not verified: entry {} does not match", entries[0])), "{said}");
+    browser::screenshot(&page, browser::artifacts().join("publication-record-not-verified.png")).await;
+    chromium.close().await;
+}

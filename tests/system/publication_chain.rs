@@ -93,7 +93,7 @@ async fn verify_feed_checks_the_log_and_names_the_entry_changed_by_hand() {
         "publication",
         &format!("/v1/admin/entries/{reported}/takedown"),
         &stack.admin(),
-        json!({ "reason": "依法删除" }),
+        json!({ "code": "personal_data", "reason": "依法删除" }),
     )
     .await;
     assert_eq!(status, 200, "{answer}");

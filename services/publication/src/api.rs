@@ -24,7 +24,7 @@ use crate::frontier::{self, NodeId, Nodes};
 use crate::handlers::Publisher;
 use crate::merkle;
 use crate::render::{self, Lang};
-use crate::store::{self, Cursor, HistoryLine, ProblemFilter, StatsFilter};
+use crate::store::{self, Cursor, HistoryLine, ProblemFilter, Retracted, StatsFilter};
 use crate::tiles;
 use crate::witnessing::Witness;
 
@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(front_page))
         .route("/problems/{id}", get(problem_page))
+        .route("/record-check.js", get(record_check_script))
         .route("/v1/problems", get(list_problems))
         .route("/v1/problems/{id}", get(get_problem))
         .route("/v1/stats", get(stats))
@@ -220,9 +221,10 @@ fn query_with(f: &ProblemFilter, cursor: Option<&str>, extra: &[(&str, String)])
 async fn page(
     conn: &mut PgConnection,
     f: &ProblemFilter,
+    retracted: Retracted,
     c: &Checked,
 ) -> Result<(Vec<store::PublicProblem>, Option<String>), ApiError> {
-    let mut items = store::public_problems(conn, f, c.cursor, c.limit + 1).await?;
+    let mut items = store::public_problems(conn, f, retracted, c.cursor, c.limit + 1).await?;
     let more = items.len() as i64 > c.limit;
     items.truncate(c.limit as usize);
     let next = if more { items.last().map(|p| Cursor::after(p).encode()) } else { None };
@@ -236,7 +238,7 @@ async fn list_problems(
 ) -> Result<Response, ApiError> {
     let c = checked(&q, 100, 1000)?;
     let mut conn = s.pool.acquire().await?;
-    let (items, next_cursor) = page(&mut conn, &q.filter, &c).await?;
+    let (items, next_cursor) = page(&mut conn, &q.filter, Retracted::Omitted, &c).await?;
     let next = next_cursor.as_deref().map(|n| {
         format!("{}/v1/problems{}", s.base_url, query_with(&q.filter, Some(n), &[("limit", c.limit.to_string())]))
     });
@@ -281,8 +283,25 @@ async fn problem_page(
 ) -> Result<Response, ApiError> {
     let mut conn = s.pool.acquire().await?;
     let (problem, history) = public_problem(&mut conn, &id).await?;
-    let html = render::problem_page(&problem, &history, Lang::from_query(q.lang.as_deref()));
+    let check = render::RecordCheck::new(&problem, &history, s.publisher.signer.verifier_key(), &[]);
+    let html = render::problem_page(&problem, &history, check, Lang::from_query(q.lang.as_deref()));
     Ok(conditional(&headers, problem.updated_at, HTML, html.into_bytes()))
+}
+
+/// The problem page's script that checks its record in the browser (WebCrypto only). It is
+/// part of the build, so it changes only with a new release: an ETag, and look again each time.
+async fn record_check_script(headers: HeaderMap) -> Response {
+    const SCRIPT: &str = include_str!("../assets/record-check.js");
+    let etag = format!("\"{}\"", &merkle::to_hex(&crate::public_log::content_hash(SCRIPT))[..16]);
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let headers = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8".to_string()),
+        (header::CACHE_CONTROL, "no-cache".to_string()),
+        (header::ETAG, etag),
+    ];
+    (headers, SCRIPT).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,7 +489,7 @@ async fn front_page(
     let mut conn = s.pool.acquire().await?;
     let stats = statistics(&mut conn, &StatsFilter::default()).await?;
     let filter = ProblemFilter { city: city.clone(), q: search.clone(), ..Default::default() };
-    let problems = store::public_problems(&mut conn, &filter, None, s.feed_size).await?;
+    let problems = store::public_problems(&mut conn, &filter, Retracted::Omitted, None, s.feed_size).await?;
     let typical = store::typical_cases(&mut conn, 10).await?;
     let daily = store::daily(&mut conn).await?;
     let witnessed = match store::latest_checkpoint(&mut conn, &s.publisher.signer.origin).await? {
@@ -736,7 +755,7 @@ fn feed_self(s: &AppState, path: &str, f: &ProblemFilter, cursor: Option<&str>) 
 async fn feed(s: &AppState, headers: &HeaderMap, q: &ListQuery, path: &str, atom: bool) -> Result<Response, ApiError> {
     let c = checked(q, s.feed_size, 1000)?;
     let mut conn = s.pool.acquire().await?;
-    let (rows, next) = page(&mut conn, &q.filter, &c).await?;
+    let (rows, next) = page(&mut conn, &q.filter, Retracted::AsTombstones, &c).await?;
     let links = render::FeedLinks {
         base: s.base_url.clone(),
         this: feed_self(s, path, &q.filter, q.cursor.as_deref()),
@@ -799,7 +818,7 @@ async fn geojson(
 ) -> Result<Response, ApiError> {
     let c = checked(&q, 10_000, 100_000)?;
     let mut conn = s.pool.acquire().await?;
-    let rows = store::public_problems(&mut conn, &q.filter, c.cursor, c.limit).await?;
+    let rows = store::public_problems(&mut conn, &q.filter, Retracted::AsTombstones, c.cursor, c.limit).await?;
     let body = json_bytes(&render::geojson(&rows, c.bbox, &s.base_url))?;
     let modified = store::last_modified(&mut conn).await?;
     Ok(conditional(&headers, modified, "application/geo+json", body))
@@ -812,7 +831,7 @@ async fn csv(
 ) -> Result<Response, ApiError> {
     let c = checked(&q, 100_000, 1_000_000)?;
     let mut conn = s.pool.acquire().await?;
-    let rows = store::public_problems(&mut conn, &q.filter, c.cursor, c.limit).await?;
+    let rows = store::public_problems(&mut conn, &q.filter, Retracted::Omitted, c.cursor, c.limit).await?;
     let modified = store::last_modified(&mut conn).await?;
     let _ = q.lang;
     Ok(conditional(&headers, modified, "text/csv; charset=utf-8", render::csv(&rows).into_bytes()))
@@ -911,27 +930,41 @@ async fn pending(State(s): State<AppState>, caller: Caller) -> Result<Json<Value
     Ok(Json(json!({ "count": items.len(), "items": items })))
 }
 
+/// Why something leaves the public record: a code from `domain::WITHDRAWAL_REASONS` and words.
 #[derive(Deserialize)]
-struct Reason {
+struct Withdrawal {
+    code: String,
     reason: String,
+}
+
+impl Withdrawal {
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut v = Validator::new();
+        v.check(
+            crate::domain::withdrawal_reason(&self.code).is_some(),
+            "code",
+            format!("one of {}", crate::domain::withdrawal_codes()),
+        );
+        required_text(&mut v, "reason", &self.reason, 1000);
+        v.finish()
+    }
 }
 
 async fn retract(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Reason>,
+    JsonBody(body): JsonBody<Withdrawal>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
-    let mut v = Validator::new();
-    required_text(&mut v, "reason", &body.reason, 1000);
-    v.finish()?;
+    body.validate()?;
+    let (code, reason) = (body.code.as_str(), body.reason.trim());
     let mut tx = s.pool.begin().await?;
-    if !store::retract(&mut tx, id, body.reason.trim(), s.publisher.clock.now()).await? {
+    if !store::retract(&mut tx, id, code, reason, s.publisher.clock.now()).await? {
         return Err(ApiError::not_found(format!("public problem {id}")));
     }
-    record_act(&s, &mut tx, id, "retraction", "retracted", &crate::domain::said_retracted(body.reason.trim())).await?;
+    record_act(&s, &mut tx, id, "retraction", "retracted", &crate::domain::said_retracted(code, reason)).await?;
     tx.commit().await?;
     published(&s, id).await;
     answer_problem(&mut *s.pool.acquire().await?, id).await
@@ -976,18 +1009,17 @@ async fn takedown(
     State(s): State<AppState>,
     caller: Caller,
     Path(index): Path<i64>,
-    JsonBody(body): JsonBody<Reason>,
+    JsonBody(body): JsonBody<Withdrawal>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let mut v = Validator::new();
-    required_text(&mut v, "reason", &body.reason, 1000);
-    v.finish()?;
+    body.validate()?;
+    let (code, reason) = (body.code.as_str(), body.reason.trim());
     let mut tx = s.pool.begin().await?;
-    let Some(problem) = store::withdraw(&mut tx, index, body.reason.trim()).await? else {
+    let Some(problem) = store::withdraw(&mut tx, index, code, reason).await? else {
         return Err(ApiError::not_found(format!("entry {index} with content")));
     };
     if let Some(problem_id) = problem {
-        let what = crate::domain::said_withdrawn(index, body.reason.trim());
+        let what = crate::domain::said_withdrawn(index, code, reason);
         record_act(&s, &mut tx, problem_id, "takedown", "withdrawn", &what).await?;
     }
     tx.commit().await?;

@@ -74,17 +74,41 @@ pub fn said_typical_case(narrative: &str) -> String {
     format!("列为典型案例曝光 / Exposed as a typical case: {narrative}")
 }
 
-pub fn said_retracted(reason: &str) -> String {
-    format!("撤回公开 / Retracted: {reason}")
+/// Why something left the public record: the code a retraction or takedown carries (in its log
+/// entry, its tombstone in the feeds and the problem's page), beside the office's own words.
+pub const WITHDRAWAL_REASONS: &[(&str, &str, &str)] = &[
+    ("duplicate", "重复公开", "published twice"),
+    ("not_a_violation", "经核实不属于问题", "found not to be a violation"),
+    ("wrong_party", "责任主体认定有误", "wrong party held responsible"),
+    ("data_error", "信息有误", "wrong information"),
+    ("personal_data", "含个人信息", "contains personal data"),
+    ("legal_order", "依法要求撤下", "withdrawn by legal order"),
+];
+
+/// The Chinese and English names of a withdrawal reason code, if it is one.
+pub fn withdrawal_reason(code: &str) -> Option<(&'static str, &'static str)> {
+    WITHDRAWAL_REASONS.iter().find(|(c, _, _)| *c == code).map(|(_, zh, en)| (*zh, *en))
+}
+
+pub fn withdrawal_codes() -> String {
+    WITHDRAWAL_REASONS.iter().map(|(c, _, _)| *c).collect::<Vec<_>>().join(", ")
+}
+
+/// The log entry of a retraction names its code twice over: in words, and as `[code]` for
+/// machines reading the log without the feeds.
+pub fn said_retracted(code: &str, reason: &str) -> String {
+    let (zh, en) = withdrawal_reason(code).unwrap_or((code, code));
+    format!("撤回公开（{zh}）：{reason} / Retracted [{code}] ({en}): {reason}")
 }
 
 pub fn said_corrected(field: &str, from: &str, to: &str, reason: &str) -> String {
     format!("更正 {field}：“{from}” → “{to}”（{reason}） / Corrected {field}: \"{from}\" → \"{to}\" ({reason})")
 }
 
-pub fn said_withdrawn(index: i64, reason: &str) -> String {
+pub fn said_withdrawn(index: i64, code: &str, reason: &str) -> String {
+    let (zh, en) = withdrawal_reason(code).unwrap_or((code, code));
     format!(
-        "第 {index} 条公开记录的内容依法撤下：{reason} / The content of public entry {index} was withdrawn: {reason}"
+        "第 {index} 条公开记录的内容撤下（{zh}）：{reason} / The content of public entry {index} was withdrawn [{code}] ({en}): {reason}"
     )
 }
 

@@ -86,6 +86,28 @@ pub fn feed_title_suffix(f: &ProblemFilter) -> String {
     if parts.is_empty() { String::new() } else { format!(" — {}", parts.join(" · ")) }
 }
 
+/// What a feed says of a retracted problem in its place: when, the reason code and the words.
+struct Tombstone<'a> {
+    at: String,
+    code: &'a str,
+    reason: &'a str,
+}
+
+impl<'a> Tombstone<'a> {
+    fn of(p: &'a PublicProblem) -> Option<Self> {
+        Some(Self {
+            at: shared::csv::timestamp(p.retracted_at?),
+            code: p.retraction_code.as_deref().unwrap_or("unspecified"),
+            reason: p.retraction_reason.as_deref().unwrap_or(""),
+        })
+    }
+
+    fn comment(&self) -> String {
+        let (zh, en) = crate::domain::withdrawal_reason(self.code).unwrap_or((self.code, self.code));
+        format!("[{}] {zh} / {en}: {}", self.code, self.reason)
+    }
+}
+
 const FEED_TITLE: &str = "Skyledger 强化监督问题公开 / Supervision problems disclosed";
 
 /// An Atom feed (RFC 4287): one entry per problem, updated whenever the problem moves; paged
@@ -99,7 +121,7 @@ pub fn atom(problems: &[PublicProblem], links: &FeedLinks) -> String {
         .map(shared::csv::timestamp)
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
     let mut out = String::from(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"zh-CN\">\n",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\" xmlns:at=\"http://purl.org/atompub/tombstones/1.0\" xml:lang=\"zh-CN\">\n",
     );
     out.push_str(&format!(
         "  <id>{}</id>\n  <title>{}</title>\n  <updated>{updated}</updated>\n  <author><name>Skyledger</name></author>\n  <link rel=\"self\" href=\"{}\"/>\n  <link rel=\"first\" href=\"{}\"/>\n  <link rel=\"alternate\" type=\"text/html\" href=\"{base}/\"/>\n",
@@ -112,6 +134,16 @@ pub fn atom(problems: &[PublicProblem], links: &FeedLinks) -> String {
         out.push_str(&format!("  <link rel=\"next\" href=\"{}\"/>\n", xml_escape(next)));
     }
     for p in problems {
+        if let Some(tombstone) = Tombstone::of(p) {
+            out.push_str(&format!(
+                "  <at:deleted-entry ref=\"urn:uuid:{}\" when=\"{}\">\n    <at:comment>{}</at:comment>\n    <link rel=\"alternate\" type=\"text/html\" href=\"{base}/problems/{}\"/>\n  </at:deleted-entry>\n",
+                p.id,
+                tombstone.at,
+                xml_escape(&tombstone.comment()),
+                p.id,
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "  <entry>\n    <id>urn:uuid:{}</id>\n    <title>{}</title>\n    <updated>{}</updated>\n    <published>{}</published>\n    <link rel=\"alternate\" type=\"text/html\" href=\"{base}/problems/{}\"/>\n    <category term=\"{}\" scheme=\"{base}/categories\" label=\"{}\"/>\n    <category term=\"{}\" scheme=\"{base}/cities\" label=\"{}\"/>\n    <summary>{}</summary>\n  </entry>\n",
             p.id,
@@ -140,7 +172,16 @@ pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
         "feed_url": links.this,
         "language": "zh-CN",
         "authors": [{ "name": "Skyledger" }],
-        "items": problems.iter().map(|p| json!({
+        "items": problems.iter().map(|p| match Tombstone::of(p) {
+            Some(t) => json!({
+                "id": p.id.to_string(),
+                "url": format!("{base}/problems/{}", p.id),
+                "title": "撤回公开 / Retracted",
+                "content_text": t.comment(),
+                "date_modified": t.at,
+                "_skyledger": { "deleted": true, "deleted_at": t.at, "reason_code": t.code, "reason": t.reason },
+            }),
+            None => json!({
             "id": p.id.to_string(),
             "url": format!("{base}/problems/{}", p.id),
             "title": title(p),
@@ -153,7 +194,7 @@ pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
                 "deadline": p.deadline, "overdue": p.overdue_on.is_some() && p.status != "closed",
                 "typical_case": p.typical_narrative,
             },
-        })).collect::<Vec<_>>(),
+        })}).collect::<Vec<_>>(),
     });
     if let Some(next) = &links.next {
         feed["next_url"] = json!(next);
@@ -172,8 +213,22 @@ pub fn geojson(problems: &[PublicProblem], bbox: Option<[f64; 4]>, base: &str) -
         None => true,
         Some([w, s, e, n]) => lat >= s && lat <= n && if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e },
     };
+    // A retracted problem is a feature without a place, whatever the bbox: a mirror must learn
+    // of it, and its position may be what was wrong.
+    let tombstones = problems.iter().filter_map(|p| Tombstone::of(p).map(|t| (p, t))).map(|(p, t)| {
+        json!({
+            "type": "Feature",
+            "id": p.id.to_string(),
+            "geometry": null,
+            "properties": {
+                "deleted": true, "deleted_at": t.at, "reason_code": t.code, "reason": t.reason,
+                "url": format!("{base}/problems/{}", p.id),
+            },
+        })
+    });
     let features: Vec<Value> = problems
         .iter()
+        .filter(|p| p.retracted_at.is_none())
         .filter_map(|p| Some((p, p.lon?, p.lat?)))
         .filter(|(_, lon, lat)| (-180.0..=180.0).contains(lon) && (-90.0..=90.0).contains(lat) && inside(*lon, *lat))
         .map(|(p, lon, lat)| {
@@ -194,6 +249,7 @@ pub fn geojson(problems: &[PublicProblem], bbox: Option<[f64; 4]>, base: &str) -
                 },
             })
         })
+        .chain(tombstones)
         .collect();
     let mut collection = json!({ "type": "FeatureCollection", "features": features });
     if let Some(b) = bbox {
@@ -638,7 +694,23 @@ fn chart_svg(daily: &[(Date, i64, i64)], lang: Lang) -> String {
     svg
 }
 
-pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> String {
+/// What the problem page's script needs to check the record in the browser: the problem, its
+/// entries in the log, the log's verifier key and the witnesses' (space-separated).
+pub struct RecordCheck {
+    pub problem: String,
+    pub entries: String,
+    pub verifier_key: String,
+    pub witnesses: String,
+}
+
+impl RecordCheck {
+    pub fn new(p: &PublicProblem, history: &[HistoryItem], verifier_key: String, witnesses: &[String]) -> Self {
+        let entries: Vec<String> = history.iter().filter_map(|h| h.entry_index).map(|i| i.to_string()).collect();
+        Self { problem: p.id.to_string(), entries: entries.join(","), verifier_key, witnesses: witnesses.join(" ") }
+    }
+}
+
+pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], check: RecordCheck, lang: Lang) -> String {
     let ts = |t: Option<time::OffsetDateTime>| t.map(beijing_minute).unwrap_or_else(|| "—".into());
     let facts = vec![
         (lang.t("问题编号", "Problem"), p.id.to_string()),
@@ -673,8 +745,12 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], lang: Lang) -> S
         category: category_name(p.category.as_deref(), lang),
         site: p.site_name.clone().unwrap_or_default(),
         city: city_name(p.city_code.as_deref(), lang),
-        retraction: p.retracted_at.zip(p.retraction_reason.clone()).map(|(at, reason)| (beijing_minute(at), reason)),
+        retraction: Tombstone::of(p).map(|t| {
+            let (zh, en) = crate::domain::withdrawal_reason(t.code).unwrap_or((t.code, t.code));
+            (beijing_minute(p.retracted_at.unwrap_or(p.updated_at)), format!("{}：{}", lang.t(zh, en), t.reason))
+        }),
         narrative: p.typical_narrative.clone(),
+        check,
         facts,
         evidence: p.evidence.0.iter().map(|e| e.url.clone()).collect(),
         history: history
@@ -707,6 +783,7 @@ struct ProblemTemplate<'a> {
     /// When (Beijing time) and why it was retracted.
     retraction: Option<(String, String)>,
     narrative: Option<String>,
+    check: RecordCheck,
     facts: Vec<(&'a str, String)>,
     evidence: Vec<String>,
     history: Vec<HistoryRow>,

@@ -922,12 +922,22 @@ pub async fn approve(conn: &mut PgConnection, id: Uuid, at: OffsetDateTime) -> s
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn retract(conn: &mut PgConnection, id: Uuid, reason: &str, at: OffsetDateTime) -> sqlx::Result<bool> {
+/// Retracts a public problem: it leaves the lists and its feeds carry a tombstone from `at` on
+/// (the row is kept, and moved to the top of the feeds so that mirrors see it).
+pub async fn retract(
+    conn: &mut PgConnection,
+    id: Uuid,
+    code: &str,
+    reason: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE publication.problems SET retracted_at = coalesce(retracted_at, $3), retraction_reason = $2
+        "UPDATE publication.problems
+         SET retracted_at = coalesce(retracted_at, $4), retraction_code = $2, retraction_reason = $3, updated_at = $4
          WHERE problem_id = $1 AND public",
     )
     .bind(id)
+    .bind(code)
     .bind(reason)
     .bind(at)
     .execute(conn)
@@ -955,12 +965,19 @@ pub async fn correct(conn: &mut PgConnection, id: Uuid, field: &str, value: &str
 
 /// Withdraws the content of a log entry (a lawful takedown): its hash and signature stay, the
 /// text goes, from the log and from the problem's history. Answers the problem it was about.
-pub async fn withdraw(conn: &mut PgConnection, index: i64, reason: &str) -> sqlx::Result<Option<Option<Uuid>>> {
+pub async fn withdraw(
+    conn: &mut PgConnection,
+    index: i64,
+    code: &str,
+    reason: &str,
+) -> sqlx::Result<Option<Option<Uuid>>> {
     let problem: Option<Option<Uuid>> = sqlx::query_scalar(
-        "UPDATE publication.log_entries SET content = NULL, withdrawn_at = now(), withdrawn_reason = $2
+        "UPDATE publication.log_entries
+         SET content = NULL, withdrawn_at = now(), withdrawn_code = $2, withdrawn_reason = $3
          WHERE idx = $1 AND content IS NOT NULL RETURNING problem_id",
     )
     .bind(index)
+    .bind(code)
     .bind(reason)
     .fetch_optional(&mut *conn)
     .await?;
@@ -1017,6 +1034,8 @@ pub struct PublicProblem {
     pub typical_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub retracted_at: Option<OffsetDateTime>,
+    /// One of `domain::WITHDRAWAL_REASONS`.
+    pub retraction_code: Option<String>,
     pub retraction_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
@@ -1032,7 +1051,7 @@ const PUBLIC_COLUMNS: &str = "problem_id AS id, status, category, severity, roun
     jurisdiction, site_name, site_lat AS lat, site_lon AS lon, description, evidence, rebound_of, found_at, handover_no,
     handed_over_at, deadline, acknowledged_at, rectification_reported_at, progress_stage, progress_percent,
     verified_at, closed_at, overdue_on, reopened_count, typical_narrative, typical_at, retracted_at,
-    retraction_reason, updated_at";
+    retraction_code, retraction_reason, updated_at";
 
 /// A public problem, retracted ones included (their page says so).
 pub async fn public_problem(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PublicProblem>> {
@@ -1140,16 +1159,26 @@ impl Cursor {
     }
 }
 
-/// Public problems (not retracted), most recently changed first, from `cursor` on.
+/// Which retracted problems a listing holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Retracted {
+    /// Left out: the lists people read.
+    Omitted,
+    /// As tombstones, where they were retracted: the feeds that mirrors follow.
+    AsTombstones,
+}
+
+/// Public problems, most recently changed first, from `cursor` on.
 pub async fn public_problems(
     conn: &mut PgConnection,
     f: &ProblemFilter,
+    retracted: Retracted,
     cursor: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<PublicProblem>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PUBLIC_COLUMNS} FROM publication.problems
-         WHERE public AND retracted_at IS NULL
+         WHERE public AND (retracted_at IS NULL OR $12)
            AND ($1::text IS NULL OR city_code = $1) AND ($2::text IS NULL OR category = $2)
            AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR round_id = $4)
            AND ($5::text IS NULL OR site_name ILIKE '%' || $5 || '%')
@@ -1170,6 +1199,7 @@ pub async fn public_problems(
     .bind(cursor.map(|c| c.updated_at))
     .bind(cursor.map(|c| c.id))
     .bind(limit)
+    .bind(retracted == Retracted::AsTombstones)
     .fetch_all(conn)
     .await
 }
