@@ -241,6 +241,21 @@ async fn witnesses_cosign_the_log_and_refuse_a_fork() {
     assert!(page.contains("witnessed by"), "the page says the checkpoint is witnessed");
     assert!(page.contains("witness.hebei-bureau.example/1") && page.contains("witness.university.example/w"));
 
+    // A problem page checks its own record in the reader's browser, cosignatures included.
+    let (_, listed) = get(&stack, "publication", "/v1/problems?limit=1", None).await;
+    let problem = listed["items"][0]["id"].as_str().expect("a public problem").to_string();
+    let chromium = crate::browser::Chromium::launch(1280).await;
+    let page = chromium.open(&format!("{}/problems/{problem}?lang=en", stack.url("publication"))).await;
+    let done = "document.getElementById('record-check').dataset.result !== 'checking'";
+    crate::browser::until(&page, done, "the record check").await;
+    let said = crate::browser::text(&page, "#record-check [data-part=result]").await;
+    assert!(
+        said.starts_with("verified:")
+            && said.contains("witnessed by witness.hebei-bureau.example/1, witness.university.example/w"),
+        "{said}"
+    );
+    chromium.close().await;
+
     // A reader requiring both witnesses verifies the log; one requiring a witness the log does
     // not have finds the checkpoint not cosigned.
     let verify = |witness_keys: Vec<String>| {

@@ -283,7 +283,8 @@ async fn problem_page(
 ) -> Result<Response, ApiError> {
     let mut conn = s.pool.acquire().await?;
     let (problem, history) = public_problem(&mut conn, &id).await?;
-    let check = render::RecordCheck::new(&problem, &history, s.publisher.signer.verifier_key(), &[]);
+    let witnesses: Vec<String> = s.witnesses.iter().map(|w| w.vkey.clone()).collect();
+    let check = render::RecordCheck::new(&problem, &history, s.publisher.signer.verifier_key(), &witnesses);
     let html = render::problem_page(&problem, &history, check, Lang::from_query(q.lang.as_deref()));
     Ok(conditional(&headers, problem.updated_at, HTML, html.into_bytes()))
 }
