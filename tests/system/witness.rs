@@ -118,27 +118,37 @@ impl WitnessProcess {
         ]
         .into();
         let log = file("log");
-        let (child, vkey) = Self::spawn(&command, &file("out"), &log);
-        Self { child, url: format!("http://127.0.0.1:{port}"), vkey, log, command }
+        let child = Self::spawn(&command, &file("out"), &log);
+        // Dropped, hence stopped, should it not start.
+        let mut witness = Self { child, url: format!("http://127.0.0.1:{port}"), vkey: String::new(), log, command };
+        witness.vkey = witness.verifier_key();
+        witness
     }
 
-    /// Runs the witness and waits for its verifier key, which it prints once it listens.
-    fn spawn(command: &[std::ffi::OsString], stdout: &Path, log: &Path) -> (Child, String) {
-        let child = Command::new(env!("CARGO_BIN_EXE_skyledger"))
+    fn spawn(command: &[std::ffi::OsString], stdout: &Path, log: &Path) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_skyledger"))
             .args(command)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(stdout).unwrap())
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
             .spawn()
-            .expect("start skyledger witness");
+            .expect("start skyledger witness")
+    }
+
+    /// The verifier key the witness prints once it listens.
+    fn verifier_key(&self) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let out = std::fs::read_to_string(stdout).unwrap_or_default();
+            let out = std::fs::read_to_string(self.log.with_extension("out")).unwrap_or_default();
             if let Some(line) = out.lines().next() {
-                return (child, line.to_string());
+                return line.to_string();
             }
-            assert!(std::time::Instant::now() < deadline, "the witness did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the witness did not start: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -147,9 +157,8 @@ impl WitnessProcess {
     fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, vkey) = Self::spawn(&self.command, &self.log.with_extension("out"), &self.log);
-        assert_eq!(vkey, self.vkey, "the same key");
-        self.child = child;
+        self.child = Self::spawn(&self.command, &self.log.with_extension("out"), &self.log);
+        assert_eq!(self.verifier_key(), self.vkey, "the same key");
     }
 
     async fn add_checkpoint(&self, body: String) -> (u16, String, String) {
