@@ -7,6 +7,7 @@ mod setup;
 mod simulate;
 mod supervisor;
 mod verify_feed;
+mod witness;
 mod workbench;
 
 use std::path::PathBuf;
@@ -114,6 +115,32 @@ enum Command {
         /// Where to remember the tree verified, to prove next time that the log only grew.
         #[arg(long)]
         state: Option<std::path::PathBuf>,
+        /// A witness's verifier key (`name+id+base64(0x04 || key)`) whose valid cosignature the
+        /// checkpoint must carry; repeatable.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+    },
+    /// Run a witness of Skyledger logs (`c2sp.org/tlog-witness`): it cosigns a log's checkpoints
+    /// as long as each extends the last it cosigned, and refuses a log that forks. Prints its
+    /// verifier key, for the log's `witnesses` and for readers' `verify-feed --witness`.
+    Witness {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// The witness's Ed25519 key (hex seed), created on first use.
+        #[arg(long, default_value = "var/witness.key")]
+        key: PathBuf,
+        /// The witness's name, a schema-less URL such as `witness.bureau.example/1`.
+        #[arg(long)]
+        name: String,
+        /// The verifier key of a log to witness (`/v1/chain/key`'s `verifier_key`); repeatable.
+        #[arg(long = "log-key")]
+        log_keys: Vec<String>,
+        /// Where the witness remembers the tree it last cosigned for each log.
+        #[arg(long, default_value = "var/witness-state.json")]
+        state: PathBuf,
+        /// Print the witness's verifier key and exit.
+        #[arg(long)]
+        print_vkey: bool,
     },
     /// Replay a seeded synthetic campaign year (22 rounds, 39 cities, 666,000 site checks and
     /// 52,000 problems at scale 1) against the HTTP APIs, driving the simulated clock when the
@@ -410,8 +437,21 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(report.agree, "the public statistics do not agree with what was sent");
             Ok(())
         }
-        Command::VerifyFeed { url, key, state } => {
-            std::process::exit(verify_feed::run(&url, key.as_deref(), state.as_deref()).await)
+        Command::VerifyFeed { url, key, state, witnesses } => {
+            std::process::exit(verify_feed::run(&url, key.as_deref(), state.as_deref(), &witnesses).await)
+        }
+        Command::Witness { listen, key, name, log_keys, state, print_vkey } => {
+            if print_vkey {
+                println!("{}", witness::verifier_key(&key, &name)?);
+                return Ok(());
+            }
+            let _telemetry = shared::telemetry::init("witness");
+            let options = witness::Options { listen, key, name, log_keys, state };
+            let result = witness::run(options, shutdown_on_signal()).await;
+            if let Err(e) = &result {
+                tracing::error!(error = format!("{e:#}"), "the witness stopped with an error");
+            }
+            result
         }
         Command::NatsConfig { dir, port, users_only, cluster } => {
             let (common, ()) = shared::config::load::<()>("nats")?;

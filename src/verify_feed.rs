@@ -1,4 +1,4 @@
-//! `skyledger verify-feed URL [--state FILE]`: checks a publication service's public log from
+//! `skyledger verify-feed URL [--state FILE] [--witness VKEY]…`: checks a publication service's public log from
 //! the outside, at the speed of a few hundred requests whatever the log's size.
 //!
 //! It fetches the log's key and its latest checkpoint as a signed note (`/checkpoint`) and checks
@@ -9,7 +9,10 @@
 //! the root from the leaves against the signed one. With `--state FILE` it remembers the tree it
 //! verified (size, root and leaves) and, next time, proves the log only grew since: the
 //! service's consistency proof must hold, and the first entry that changed is named. The first
-//! entry that does not match is named, and the exit status is 1.
+//! entry that does not match is named, and the exit status is 1. With `--witness VKEY` (each
+//! witness a reader trusts) the checkpoint must also carry a valid cosignature of that witness
+//! (`c2sp.org/tlog-cosignature`): a log cannot then show this reader a tree its witnesses did not
+//! see.
 
 use std::path::Path;
 
@@ -19,6 +22,7 @@ use futures::StreamExt;
 use publication::merkle::{self, Hash};
 use publication::public_log::{self, EntryContent, LogVerifier};
 use publication::tiles::{TILE_WIDTH, Tile};
+use publication::witness::WitnessKey;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -75,6 +79,8 @@ pub struct Report {
     pub withdrawn: usize,
     /// The size of the tree verified before (`--state`), which this one extends.
     pub grew_from: Option<i64>,
+    /// The witnesses whose cosignatures were required and checked (`--witness`).
+    pub witnessed_by: Vec<String>,
 }
 
 /// What `--state` keeps between runs: the tree last verified, its leaves included, so a
@@ -125,6 +131,7 @@ pub async fn verify(
     base_url: &str,
     pinned_key: Option<&str>,
     state: Option<&Path>,
+    witnesses: &[WitnessKey],
 ) -> anyhow::Result<Result<Report, Finding>> {
     let client = Client {
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?,
@@ -139,6 +146,15 @@ pub async fn verify(
         Ok(checkpoint) => checkpoint,
         Err(reason) => return Ok(Err(Finding::Log(format!("its latest checkpoint: {reason}")))),
     };
+    // Cosigned by every witness required: no split view of the log that they did not see.
+    for witness in witnesses {
+        if witness.cosigned_note(&note).is_none() {
+            return Ok(Err(Finding::Checkpoint {
+                tree_size,
+                reason: format!("it carries no valid cosignature of the witness {}", witness.name),
+            }));
+        }
+    }
 
     // Every entry, in order, recomputed from what is served: the pages the checkpoint covers
     // fetched a few at a time, then any after it; checked on every core.
@@ -256,6 +272,7 @@ pub async fn verify(
         root_hash: merkle::to_hex(&root),
         withdrawn,
         grew_from: before.map(|b| b.tree_size),
+        witnessed_by: witnesses.iter().map(|w| w.name.clone()).collect(),
     }))
 }
 
@@ -333,13 +350,25 @@ fn hashes(v: &Value) -> anyhow::Result<Vec<Hash>> {
 
 /// Runs the check and prints its outcome: exit status 0 when the log verifies, 1 when it does
 /// not (the finding on stdout), 2 when it cannot be fetched.
-pub async fn run(url: &str, key: Option<&str>, state: Option<&Path>) -> i32 {
-    match verify(url, key, state).await {
+pub async fn run(url: &str, key: Option<&str>, state: Option<&Path>, witnesses: &[String]) -> i32 {
+    let witnesses: Vec<WitnessKey> = match witnesses.iter().map(|w| WitnessKey::parse(w)).collect() {
+        Ok(witnesses) => witnesses,
+        Err(e) => {
+            eprintln!("--witness: {e}");
+            return 2;
+        }
+    };
+    match verify(url, key, state, &witnesses).await {
         Ok(Ok(report)) => {
             let grew =
                 report.grew_from.map(|n| format!("; grew from the tree of {n} verified before")).unwrap_or_default();
+            let witnessed = if report.witnessed_by.is_empty() {
+                String::new()
+            } else {
+                format!("; cosigned by {}", report.witnessed_by.join(", "))
+            };
             println!(
-                "ok: {} entries ({} withdrawn, kept as tombstones), {} tiles; signed root of size {} is {}{grew}",
+                "ok: {} entries ({} withdrawn, kept as tombstones), {} tiles; signed root of size {} is {}{grew}{witnessed}",
                 report.entries, report.withdrawn, report.tiles, report.tree_size, report.root_hash
             );
             0

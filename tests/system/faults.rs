@@ -311,10 +311,7 @@ pub(crate) async fn assert_final_state_once(
         // it stuck.
         if Instant::now() > deadline {
             let streams = stream_positions(stack).await;
-            panic!(
-                "not settled after 5 minutes: {n} accepted; {counts:?}\nstreams: {streams}\n{}",
-                stack.logs()
-            );
+            panic!("not settled after 5 minutes: {n} accepted; {counts:?}\nstreams: {streams}\n{}", stack.logs());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };

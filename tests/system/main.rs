@@ -36,4 +36,5 @@ mod simulate;
 mod support;
 mod tiles;
 mod tracing;
+mod witness;
 mod workbench;

@@ -376,7 +376,8 @@ async fn assert_tombstones(stack: &Stack, id: &str, code: &str, reason: &str) {
     let prefix = feed.namespaces().iter().find(|(_, uri)| *uri == "http://purl.org/atompub/tombstones/1.0");
     let (prefix, _) = prefix.expect("the tombstones namespace is declared");
     let deleted = feed.extensions().get(prefix).and_then(|at| at.get("deleted-entry")).expect("at:deleted-entry");
-    let tombstone = deleted.iter().find(|t| t.attrs().get("ref").map(String::as_str) == Some(&format!("urn:uuid:{id}")));
+    let tombstone =
+        deleted.iter().find(|t| t.attrs().get("ref").map(String::as_str) == Some(&format!("urn:uuid:{id}")));
     let tombstone = tombstone.unwrap_or_else(|| panic!("a tombstone for {id} in\n{atom}"));
     assert!(tombstone.attrs().get("when").is_some_and(|w| w.ends_with('Z')), "{atom}");
     let comment = tombstone.children()["comment"][0].value().unwrap_or_default();

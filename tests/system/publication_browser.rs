@@ -191,11 +191,12 @@ async fn a_problem_page_checks_its_own_record_in_the_browser() {
     // Alter every stored node but the problem's first leaf: the proofs the server now gives no
     // longer lead to the signed root, and the page says so.
     let pool = stack.db.pool().await;
-    let altered = sqlx::query("UPDATE publication.log_nodes SET hash = sha256(hash) WHERE NOT (level = 0 AND idx = $1)")
-        .bind(entries[0])
-        .execute(&pool)
-        .await
-        .expect("alter the stored nodes");
+    let altered =
+        sqlx::query("UPDATE publication.log_nodes SET hash = sha256(hash) WHERE NOT (level = 0 AND idx = $1)")
+            .bind(entries[0])
+            .execute(&pool)
+            .await
+            .expect("alter the stored nodes");
     assert!(altered.rows_affected() > 0);
     let page = chromium.open(&page_url).await;
     browser::until(&page, "document.getElementById('record-check').dataset.result !== 'checking'", "the check").await;

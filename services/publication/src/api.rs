@@ -2,6 +2,7 @@
 //! office's acts under `/v1/admin/` (admin token).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -25,6 +26,7 @@ use crate::merkle;
 use crate::render::{self, Lang};
 use crate::store::{self, Cursor, HistoryLine, ProblemFilter, Retracted, StatsFilter};
 use crate::tiles;
+use crate::witnessing::Witness;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,6 +34,8 @@ pub struct AppState {
     pub base_url: String,
     pub feed_size: i64,
     pub publisher: Publisher,
+    /// The witnesses the deployment names, who cosign its checkpoints.
+    pub witnesses: Arc<Vec<Witness>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stats", get(stats))
         .route("/v1/chain", get(chain))
         .route("/v1/chain/key", get(chain_key))
+        .route("/v1/chain/witnesses", get(chain_witnesses))
         .route("/v1/chain/entries", get(chain_entries))
         .route("/v1/chain/checkpoint", get(latest_checkpoint))
         .route("/v1/chain/checkpoints", get(checkpoints))
@@ -278,7 +283,8 @@ async fn problem_page(
 ) -> Result<Response, ApiError> {
     let mut conn = s.pool.acquire().await?;
     let (problem, history) = public_problem(&mut conn, &id).await?;
-    let check = render::RecordCheck::new(&problem, &history, s.publisher.signer.verifier_key(), &[]);
+    let witnesses: Vec<String> = s.witnesses.iter().map(|w| w.vkey.clone()).collect();
+    let check = render::RecordCheck::new(&problem, &history, s.publisher.signer.verifier_key(), &witnesses);
     let html = render::problem_page(&problem, &history, check, Lang::from_query(q.lang.as_deref()));
     Ok(conditional(&headers, problem.updated_at, HTML, html.into_bytes()))
 }
@@ -487,6 +493,17 @@ async fn front_page(
     let problems = store::public_problems(&mut conn, &filter, Retracted::Omitted, None, s.feed_size).await?;
     let typical = store::typical_cases(&mut conn, 10).await?;
     let daily = store::daily(&mut conn).await?;
+    let witnessed = match store::latest_checkpoint(&mut conn, &s.publisher.signer.origin).await? {
+        Some(c) if !s.witnesses.is_empty() => Some(render::Witnessed {
+            tree_size: c.tree_size,
+            by: store::cosignatures(&mut conn, c.tree_size)
+                .await?
+                .into_iter()
+                .map(|c| (c.witness_name, c.cosigned_at))
+                .collect(),
+        }),
+        _ => None,
+    };
     let view = render::FrontPage {
         lang: Lang::from_query(q.lang.as_deref()),
         stats: &stats,
@@ -495,6 +512,7 @@ async fn front_page(
         daily: &daily,
         city: city.as_deref(),
         q: search.as_deref(),
+        witnessed: witnessed.as_ref(),
     };
     let modified = store::last_modified(&mut conn).await?;
     Ok(conditional(&headers, modified, HTML, render::front_page(&view).into_bytes()))
@@ -520,14 +538,48 @@ async fn chain_key(State(s): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// The latest checkpoint as a C2SP signed note (`c2sp.org/tlog-checkpoint`), for tlog tools.
+/// The latest checkpoint as a C2SP signed note (`c2sp.org/tlog-checkpoint`), for tlog tools:
+/// the log's signature line, then the witnesses' cosignatures held for it (`c2sp.org/tlog-
+/// cosignature`), if any yet.
 async fn checkpoint_note(State(s): State<AppState>) -> Result<Response, ApiError> {
     let signer = &s.publisher.signer;
-    let checkpoint = store::latest_checkpoint(&mut *s.pool.acquire().await?, &signer.origin)
+    let mut conn = s.pool.acquire().await?;
+    let checkpoint = store::latest_checkpoint(&mut conn, &signer.origin)
         .await?
         .ok_or_else(|| ApiError::not_found("checkpoint (the log is empty)"))?;
+    let mut note = signer.signed_note(&checkpoint);
+    for cosignature in store::cosignatures(&mut conn, checkpoint.tree_size).await? {
+        note.push_str(&cosignature.line);
+        note.push('\n');
+    }
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")];
-    Ok((headers, signer.signed_note(&checkpoint)).into_response())
+    Ok((headers, note).into_response())
+}
+
+/// The witnesses the deployment names, and which of them cosigned the latest checkpoint.
+async fn chain_witnesses(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut conn = s.pool.acquire().await?;
+    let checkpoint = store::latest_checkpoint(&mut conn, &s.publisher.signer.origin).await?;
+    let cosigned = match &checkpoint {
+        Some(c) => store::cosignatures(&mut conn, c.tree_size).await?,
+        None => vec![],
+    };
+    let witnesses: Vec<Value> = s
+        .witnesses
+        .iter()
+        .map(|w| {
+            let cosignature = cosigned.iter().find(|c| c.witness_key == w.vkey);
+            json!({
+                "name": w.key.name,
+                "verifier_key": w.vkey,
+                "cosigned_latest_at": cosignature.map(|c| shared::csv::timestamp(c.cosigned_at)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "tree_size": checkpoint.map(|c| c.tree_size),
+        "witnesses": witnesses,
+    })))
 }
 
 /// A tile of the log (`c2sp.org/tlog-tiles`): hashes, or an entry bundle. What a path names
@@ -576,6 +628,7 @@ async fn chain(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
             "inclusion_proof": "/v1/chain/proof/inclusion?index={index}&tree_size={tree_size}",
             "consistency_proof": "/v1/chain/proof/consistency?first={first}&second={second}",
             "signed_note": "/checkpoint",
+            "witnesses": "/v1/chain/witnesses",
             "tiles": "/tile/{L}/{N}[.p/{W}] and /tile/entries/{N}[.p/{W}] (c2sp.org/tlog-tiles)",
         },
     })))

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use shared::config::CommonConfig;
 
@@ -24,6 +26,21 @@ pub struct PublicationConfig {
     pub writer_chunk: i64,
     /// The log's name in its checkpoints; empty: the public base URL without its scheme.
     pub log_origin: String,
+    /// Witnesses asked to cosign each checkpoint (`c2sp.org/tlog-witness`), under a label of
+    /// the deployment's choosing: `[publication.witnesses.bureau]` with `vkey` and `url`, or
+    /// `SKYLEDGER__PUBLICATION__WITNESSES__BUREAU__VKEY` and `…__URL`. None by default.
+    pub witnesses: BTreeMap<String, WitnessConfig>,
+    /// How often the log looks for checkpoints its witnesses have not cosigned yet.
+    pub witness_poll_millis: u64,
+}
+
+/// One witness: its verifier key (`name+id+base64(0x04 || key)`, what `skyledger witness
+/// --print-vkey` prints) and the URL prefix of its `add-checkpoint`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WitnessConfig {
+    pub vkey: String,
+    pub url: String,
 }
 
 impl Default for PublicationConfig {
@@ -39,6 +56,8 @@ impl Default for PublicationConfig {
             writer_poll_millis: 200,
             writer_chunk: 500,
             log_origin: String::new(),
+            witnesses: BTreeMap::new(),
+            witness_poll_millis: 1000,
         }
     }
 }

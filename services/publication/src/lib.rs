@@ -12,6 +12,8 @@ pub mod redaction;
 pub mod render;
 pub mod store;
 pub mod tiles;
+pub mod witness;
+pub mod witnessing;
 pub mod writer;
 
 use std::sync::Arc;
@@ -34,6 +36,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let settings = &config.publication;
     let signer =
         Arc::new(LogSigner::load_or_create(std::path::Path::new(&settings.checkpoint_key_file), settings.origin())?);
+    let witnesses: Vec<witnessing::Witness> = settings
+        .witnesses
+        .iter()
+        .map(|(label, c)| witnessing::Witness::from_config(label, c))
+        .collect::<anyhow::Result<_>>()?;
+    let witnesses = Arc::new(witnesses);
     let runtime = Runtime::start("publication", config.common.clone(), &MIGRATIONS, shutdown).await?;
     let pacing = writer::Pacing {
         poll: Duration::from_millis(settings.writer_poll_millis.max(10)),
@@ -52,11 +60,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // The one writer of the public log: woken after changes, polling besides (embargoes end with
     // time alone), signing checkpoints as the log grows.
     runtime.tasks().spawn(publisher.clone().run(runtime.shutdown.clone()));
+    // Witnesses cosign the checkpoints as they are signed; none configured, none asked.
+    if !witnesses.is_empty() {
+        let witnessing = witnessing::Witnessing::new(
+            runtime.pool.clone(),
+            signer.clone(),
+            witnesses.clone(),
+            Duration::from_millis(settings.witness_poll_millis.max(50)),
+        );
+        runtime.tasks().spawn(witnessing.run(runtime.shutdown.clone()));
+    }
     let state = api::AppState {
         pool: runtime.pool.clone(),
         base_url: settings.public_base_url.trim_end_matches('/').to_string(),
         feed_size: settings.feed_size,
         publisher,
+        witnesses,
     };
     runtime.serve(&settings.listen, api::router(state), include_str!("../openapi.json")).await
 }

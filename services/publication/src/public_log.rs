@@ -76,9 +76,38 @@ pub fn checkpoint_body(origin: &str, tree_size: i64, root: &Hash, timestamp: i64
 /// The C2SP signed-note key id of the Ed25519 key `key` named `name`: the first four bytes of
 /// `SHA-256(name || "\n" || 0x01 || key)`.
 fn note_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    key_id(name, 0x01, key)
+}
+
+/// Reads a C2SP verifier key `{name}+{key id, hex}+{base64(type || key)}` of an Ed25519 key of
+/// signature type `kind` (0x01 a log's note signature, 0x04 a cosignature), checking that its
+/// key id is the one its name and key make.
+pub(crate) fn parse_verifier_key(vkey: &str, kind: u8) -> Result<(String, VerifyingKey), String> {
+    // The name holds no '+', the base64 key may: three parts from the left.
+    let mut parts = vkey.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("a verifier key is name+id+key".into());
+    };
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a verifier key's name is not empty and has no spaces".into());
+    }
+    let key = B64.decode(key).map_err(|_| "a verifier key's key is base64")?;
+    if key.len() != 33 || key[0] != kind {
+        return Err(format!("not an Ed25519 verifier key of type 0x{kind:02x}"));
+    }
+    let key = VerifyingKey::from_bytes(&key[1..].try_into().expect("32 bytes"))
+        .map_err(|_| "a verifier key's key is not an Ed25519 public key")?;
+    if hex::encode(key_id(name, kind, &key)) != id {
+        return Err("a verifier key's id is not that of its name and key".into());
+    }
+    Ok((name.to_string(), key))
+}
+
+/// A C2SP signed-note key id: the first four bytes of `SHA-256(name || "\n" || type || key)`.
+pub(crate) fn key_id(name: &str, kind: u8, key: &VerifyingKey) -> [u8; 4] {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
-    hasher.update([b'\n', 0x01]);
+    hasher.update([b'\n', kind]);
     hasher.update(key.as_bytes());
     let digest = hasher.finalize();
     [digest[0], digest[1], digest[2], digest[3]]
@@ -155,6 +184,13 @@ impl LogVerifier {
             .try_into()
             .map_err(|_| anyhow::anyhow!("a public key is 32 bytes (64 hex digits)"))?;
         Ok(Self { key: VerifyingKey::from_bytes(&bytes)?, origin: origin.into() })
+    }
+
+    /// From the log's C2SP verifier key (`{origin}+{key id}+{base64(0x01 || key)}`), as
+    /// `LogSigner::verifier_key` writes it: what a witness is given to trust a log.
+    pub fn from_verifier_key(vkey: &str) -> Result<Self, String> {
+        let (origin, key) = parse_verifier_key(vkey, 0x01)?;
+        Ok(Self { key, origin })
     }
 
     pub fn entry_signed(&self, index: i64, leaf: &Hash, signature: &str) -> bool {

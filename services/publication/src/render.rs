@@ -324,6 +324,14 @@ pub struct FrontPage<'a> {
     pub daily: &'a [(Date, i64, i64)],
     pub city: Option<&'a str>,
     pub q: Option<&'a str>,
+    /// Who cosigned the latest checkpoint; `None` where the deployment names no witnesses.
+    pub witnessed: Option<&'a Witnessed>,
+}
+
+/// The latest checkpoint's size and the witnesses who cosigned it, with when.
+pub struct Witnessed {
+    pub tree_size: i64,
+    pub by: Vec<(String, time::OffsetDateTime)>,
 }
 
 fn number(v: &Value) -> String {
@@ -441,6 +449,10 @@ pub fn front_page(v: &FrontPage) -> String {
                 deadline: p.deadline.map(|d| d.to_string()).unwrap_or_default(),
             })
             .collect(),
+        witnessed: v.witnessed.map(|w| WitnessedView {
+            tree_size: w.tree_size,
+            by: w.by.iter().map(|(name, at)| (name.clone(), beijing_minute(*at))).collect(),
+        }),
     };
     page.render().expect("the front page renders")
 }
@@ -465,6 +477,13 @@ struct FrontTemplate<'a> {
     english: bool,
     heading: &'a str,
     problems: Vec<ProblemRow>,
+    witnessed: Option<WitnessedView>,
+}
+
+/// Witness names and the Beijing minute each cosigned.
+struct WitnessedView {
+    tree_size: i64,
+    by: Vec<(String, String)>,
 }
 
 struct TypicalCase {

@@ -822,6 +822,75 @@ pub async fn checkpoints(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Witnesses' cosignatures
+
+/// A witness's cosignature held for a checkpoint.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Cosignature {
+    pub witness_name: String,
+    pub witness_key: String,
+    /// The note signature line, without its newline.
+    pub line: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub cosigned_at: OffsetDateTime,
+}
+
+/// The cosignatures held for the checkpoint of `tree_size`, by witness name.
+pub async fn cosignatures(conn: &mut PgConnection, tree_size: i64) -> sqlx::Result<Vec<Cosignature>> {
+    sqlx::query_as(
+        "SELECT witness_name, witness_key, line, cosigned_at FROM publication.cosignatures
+         WHERE tree_size = $1 ORDER BY witness_name, witness_key",
+    )
+    .bind(tree_size)
+    .fetch_all(conn)
+    .await
+}
+
+/// Keeps a witness's cosignature of the checkpoint of `tree_size` and that it cosigned that
+/// size, in one statement.
+pub async fn add_cosignature(conn: &mut PgConnection, tree_size: i64, c: &Cosignature) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH kept AS (
+             INSERT INTO publication.cosignatures (tree_size, witness_key, witness_name, line, cosigned_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
+         )
+         INSERT INTO publication.witness_state (witness_key, cosigned_size) VALUES ($2, $1)
+         ON CONFLICT (witness_key) DO UPDATE SET cosigned_size = EXCLUDED.cosigned_size",
+    )
+    .bind(tree_size)
+    .bind(&c.witness_key)
+    .bind(&c.witness_name)
+    .bind(&c.line)
+    .bind(c.cosigned_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The size a witness last cosigned (0: none known).
+pub async fn witness_cosigned_size(conn: &mut PgConnection, witness_key: &str) -> sqlx::Result<i64> {
+    let size: Option<i64> =
+        sqlx::query_scalar("SELECT cosigned_size FROM publication.witness_state WHERE witness_key = $1")
+            .bind(witness_key)
+            .fetch_optional(conn)
+            .await?;
+    Ok(size.unwrap_or(0))
+}
+
+/// Records the size a witness says it last cosigned (its answer to a request from another size).
+pub async fn set_witness_cosigned_size(conn: &mut PgConnection, witness_key: &str, size: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.witness_state (witness_key, cosigned_size) VALUES ($1, $2)
+         ON CONFLICT (witness_key) DO UPDATE SET cosigned_size = EXCLUDED.cosigned_size",
+    )
+    .bind(witness_key)
+    .bind(size)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // The campaign office's acts
 
 /// Marks a public problem as a typical case; false when there is no such public problem.
@@ -1155,6 +1224,7 @@ pub async fn last_modified(conn: &mut PgConnection) -> sqlx::Result<OffsetDateTi
             (SELECT max(made_at) FROM publication.checkpoints),
             (SELECT max(coalesce(withdrawn_at, published_at)) FROM publication.log_entries),
             (SELECT max(escalated_at) FROM publication.escalations),
+            (SELECT max(received_at) FROM publication.cosignatures),
             'epoch'::timestamptz)",
     )
     .fetch_one(conn)
