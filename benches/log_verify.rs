@@ -3,7 +3,8 @@
 //! signed with the log's key, their subtrees and frontier stored as publication's writer stores
 //! them, then one signed checkpoint; the service (release build) is started on it and
 //! `verify-feed` checks it from outside — entries, signatures, tiles, root — and once more with
-//! the state of the previous size, proving the log only grew.
+//! the state of the previous size, proving the log only grew; then one problem's record alone
+//! (`verify-feed --problem`: its entries and their inclusion proofs).
 //!
 //! `cargo bench --bench log_verify` (about 3 minutes), or `-- --sizes 10000,100000,300000`.
 //! Prints a Markdown section for docs/benchmarks.md.
@@ -46,6 +47,9 @@ struct Row {
     checkpoint_micros: f64,
     fresh_secs: f64,
     grown_secs: Option<f64>,
+    /// `verify-feed --problem`, median of five, and how many entries that problem has.
+    problem_secs: f64,
+    problem_entries: usize,
 }
 
 #[tokio::main]
@@ -87,7 +91,33 @@ async fn main() {
             secs
         });
         previous_state = Some(fresh_state);
-        rows.push(Row { size, append_secs, checkpoint_micros, fresh_secs, grown_secs });
+        // One problem's record (7–8 entries across the log at 300,000) as its page checks it:
+        // the median of five runs of `verify-feed --problem`.
+        let problem_n = rows.len() as u64 * 1_000 + 500;
+        let problem = log.publish_problem(&pool, problem_n).await;
+        let mut problem_secs: Vec<f64> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                let output = std::process::Command::new(BIN)
+                    .args(["verify-feed", &url, "--problem", &problem.to_string()])
+                    .output()
+                    .expect("run verify-feed --problem");
+                let said = String::from_utf8_lossy(&output.stdout).to_string();
+                assert!(output.status.success() && said.starts_with("ok: problem"), "{said}");
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        problem_secs.sort_by(f64::total_cmp);
+        let problem_entries = (problem_n..size).step_by(made_log::PROBLEMS as usize).count();
+        rows.push(Row {
+            size,
+            append_secs,
+            checkpoint_micros,
+            fresh_secs,
+            grown_secs,
+            problem_secs: problem_secs[2],
+            problem_entries,
+        });
     }
     pool.close().await;
 
@@ -110,16 +140,18 @@ async fn main() {
         time::OffsetDateTime::now_utc().date()
     );
     println!(
-        "| entries | verify-feed, first time | entries/s | with the previous size's state | made directly (append, nodes, checkpoint) | signing the checkpoint |"
+        "| entries | verify-feed, first time | entries/s | with the previous size's state | one problem's record (`--problem`, median of 5) | made directly (append, nodes, checkpoint) | signing the checkpoint |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.1} s | {:.0} | {} | {:.1} s | {:.0} µs |",
+            "| {} | {:.1} s | {:.0} | {} | {:.0} ms ({} entries) | {:.1} s | {:.0} µs |",
             r.size,
             r.fresh_secs,
             r.size as f64 / r.fresh_secs,
             r.grown_secs.map_or("—".into(), |s| format!("{s:.1} s")),
+            r.problem_secs * 1000.0,
+            r.problem_entries,
             r.append_secs,
             r.checkpoint_micros
         );

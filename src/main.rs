@@ -119,7 +119,14 @@ enum Command {
         /// checkpoint must carry; repeatable.
         #[arg(long = "witness")]
         witnesses: Vec<String>,
+        /// Check only this problem's record (its entries and their inclusion proofs), as its
+        /// public page does.
+        #[arg(long)]
+        problem: Option<String>,
     },
+    /// Print the public log's verifier key (`c2sp.org/signed-note`: `origin+id+base64`), which
+    /// checks its checkpoints; the same as `verifier_key` of GET /v1/chain/key.
+    LogKey,
     /// Run a witness of Skyledger logs (`c2sp.org/tlog-witness`): it cosigns a log's checkpoints
     /// as long as each extends the last it cosigned, and refuses a log that forks. Prints its
     /// verifier key, for the log's `witnesses` and for readers' `verify-feed --witness`.
@@ -437,8 +444,15 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(report.agree, "the public statistics do not agree with what was sent");
             Ok(())
         }
-        Command::VerifyFeed { url, key, state, witnesses } => {
-            std::process::exit(verify_feed::run(&url, key.as_deref(), state.as_deref(), &witnesses).await)
+        Command::VerifyFeed { url, key, state, witnesses, problem } => std::process::exit(
+            verify_feed::run(&url, key.as_deref(), state.as_deref(), &witnesses, problem.as_deref()).await,
+        ),
+        Command::LogKey => {
+            let config = publication::Config::load()?;
+            let key_file = std::path::Path::new(&config.publication.checkpoint_key_file);
+            let signer = publication::public_log::LogSigner::load_or_create(key_file, config.publication.origin())?;
+            println!("{}", signer.verifier_key());
+            Ok(())
         }
         Command::Witness { listen, key, name, log_keys, state, print_vkey } => {
             if print_vkey {

@@ -124,6 +124,115 @@ impl Client {
     }
 }
 
+impl Client {
+    fn new(base_url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?,
+            base: base_url.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// The log's key and its latest checkpoint, its signature checked and, for each witness
+/// required, its cosignature: no split view of the log that they did not see.
+async fn signed_checkpoint(
+    client: &Client,
+    pinned_key: Option<&str>,
+    witnesses: &[WitnessKey],
+) -> anyhow::Result<Result<(Key, LogVerifier, i64, Hash), Finding>> {
+    let key: Key = client.get("/v1/chain/key").await?;
+    let verifier = LogVerifier::from_hex(pinned_key.unwrap_or(&key.public_key), &key.origin)?;
+    let note = client.text("/checkpoint").await?;
+    let (tree_size, root) = match verifier.note(&note) {
+        Ok(checkpoint) => checkpoint,
+        Err(reason) => return Ok(Err(Finding::Log(format!("its latest checkpoint: {reason}")))),
+    };
+    for witness in witnesses {
+        if witness.cosigned_note(&note).is_none() {
+            return Ok(Err(Finding::Checkpoint {
+                tree_size,
+                reason: format!("it carries no valid cosignature of the witness {}", witness.name),
+            }));
+        }
+    }
+    Ok(Ok((key, verifier, tree_size, root)))
+}
+
+/// What checking one problem's record covered.
+#[derive(Debug)]
+pub struct ProblemReport {
+    /// Its entries under the signed checkpoint, each checked with its inclusion proof.
+    pub verified: Vec<i64>,
+    /// Its entries appended since, awaiting the next checkpoint.
+    pub newer: Vec<i64>,
+    pub tree_size: i64,
+    pub witnessed_by: Vec<String>,
+}
+
+/// Checks one problem's record, as its public page does in the browser: the signed checkpoint
+/// (and the witnesses' cosignatures), then each of the problem's entries — its content, hashes
+/// and entry signature — and its inclusion proof up to the signed root. A few requests per
+/// entry, whatever the log's size.
+pub async fn verify_problem(
+    base_url: &str,
+    pinned_key: Option<&str>,
+    witnesses: &[WitnessKey],
+    problem: &str,
+) -> anyhow::Result<Result<ProblemReport, Finding>> {
+    let client = Client::new(base_url)?;
+    let (_, verifier, tree_size, root) = match signed_checkpoint(&client, pinned_key, witnesses).await? {
+        Ok(checkpoint) => checkpoint,
+        Err(finding) => return Ok(Err(finding)),
+    };
+    let record: Value = client.get(format!("/v1/problems/{problem}")).await?;
+    let indexes: Vec<i64> = record["history"]
+        .as_array()
+        .ok_or_else(|| anyhow!("problem {problem} has no history"))?
+        .iter()
+        .filter_map(|h| h["entry_index"].as_i64())
+        .collect();
+    let (covered, newer): (Vec<i64>, Vec<i64>) = indexes.into_iter().partition(|i| *i < tree_size);
+    let checks = covered.iter().map(|&index| {
+        let (client, verifier) = (&client, &verifier);
+        async move {
+            let page: Page = client.get(format!("/v1/chain/entries?start={index}&limit=1")).await?;
+            let entry = page.entries.into_iter().next().ok_or_else(|| anyhow!("entry {index} is not served"))?;
+            let (leaf, _) = match check_entry(verifier, index, &entry) {
+                Ok(checked) => checked,
+                Err(reason) => return Ok(Err(Finding::Entry { index, reason })),
+            };
+            if let Some(content) = &entry.content
+                && serde_json::from_str::<EntryContent>(content).map(|c| c.problem_id.to_string()).ok().as_deref()
+                    != Some(problem)
+            {
+                let reason = format!("it is not about problem {problem}");
+                return Ok(Err(Finding::Entry { index, reason }));
+            }
+            let proof: Value =
+                client.get(format!("/v1/chain/proof/inclusion?index={index}&tree_size={tree_size}")).await?;
+            let path = hashes(&proof["audit_path"])?;
+            if !merkle::verify_inclusion(index as u64, tree_size as u64, &leaf, &path, &root) {
+                let reason = format!("its inclusion proof does not lead to the signed root of size {tree_size}");
+                return Ok(Err(Finding::Entry { index, reason }));
+            }
+            anyhow::Ok(Ok(()))
+        }
+    });
+    let outcomes: Vec<anyhow::Result<Result<(), Finding>>> =
+        futures::stream::iter(checks).buffered(8).collect().await;
+    for outcome in outcomes {
+        if let Err(finding) = outcome? {
+            return Ok(Err(finding));
+        }
+    }
+    Ok(Ok(ProblemReport {
+        verified: covered,
+        newer,
+        tree_size,
+        witnessed_by: witnesses.iter().map(|w| w.name.clone()).collect(),
+    }))
+}
+
 /// Checks the log at `base_url`; `Ok(Err(finding))` when it does not verify, `Err` when it
 /// cannot be fetched. `pinned_key` (hex) replaces the key the service announces; `state` is the
 /// file of the tree verified before, written anew when this one verifies.
@@ -133,28 +242,11 @@ pub async fn verify(
     state: Option<&Path>,
     witnesses: &[WitnessKey],
 ) -> anyhow::Result<Result<Report, Finding>> {
-    let client = Client {
-        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?,
-        base: base_url.trim_end_matches('/').to_string(),
-    };
-    let key: Key = client.get("/v1/chain/key").await?;
-    let verifier = LogVerifier::from_hex(pinned_key.unwrap_or(&key.public_key), &key.origin)?;
-
-    // The latest checkpoint, signed.
-    let note = client.text("/checkpoint").await?;
-    let (tree_size, root) = match verifier.note(&note) {
+    let client = Client::new(base_url)?;
+    let (key, verifier, tree_size, root) = match signed_checkpoint(&client, pinned_key, witnesses).await? {
         Ok(checkpoint) => checkpoint,
-        Err(reason) => return Ok(Err(Finding::Log(format!("its latest checkpoint: {reason}")))),
+        Err(finding) => return Ok(Err(finding)),
     };
-    // Cosigned by every witness required: no split view of the log that they did not see.
-    for witness in witnesses {
-        if witness.cosigned_note(&note).is_none() {
-            return Ok(Err(Finding::Checkpoint {
-                tree_size,
-                reason: format!("it carries no valid cosignature of the witness {}", witness.name),
-            }));
-        }
-    }
 
     // Every entry, in order, recomputed from what is served: the pages the checkpoint covers
     // fetched a few at a time, then any after it; checked on every core.
@@ -350,7 +442,13 @@ fn hashes(v: &Value) -> anyhow::Result<Vec<Hash>> {
 
 /// Runs the check and prints its outcome: exit status 0 when the log verifies, 1 when it does
 /// not (the finding on stdout), 2 when it cannot be fetched.
-pub async fn run(url: &str, key: Option<&str>, state: Option<&Path>, witnesses: &[String]) -> i32 {
+pub async fn run(
+    url: &str,
+    key: Option<&str>,
+    state: Option<&Path>,
+    witnesses: &[String],
+    problem: Option<&str>,
+) -> i32 {
     let witnesses: Vec<WitnessKey> = match witnesses.iter().map(|w| WitnessKey::parse(w)).collect() {
         Ok(witnesses) => witnesses,
         Err(e) => {
@@ -358,6 +456,9 @@ pub async fn run(url: &str, key: Option<&str>, state: Option<&Path>, witnesses: 
             return 2;
         }
     };
+    if let Some(problem) = problem {
+        return run_problem(url, key, &witnesses, problem).await;
+    }
     match verify(url, key, state, &witnesses).await {
         Ok(Ok(report)) => {
             let grew =
@@ -379,6 +480,38 @@ pub async fn run(url: &str, key: Option<&str>, state: Option<&Path>, witnesses: 
         }
         Err(e) => {
             eprintln!("cannot verify {url}: {e:#}");
+            2
+        }
+    }
+}
+
+async fn run_problem(url: &str, key: Option<&str>, witnesses: &[WitnessKey], problem: &str) -> i32 {
+    let listed = |indexes: &[i64]| indexes.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    match verify_problem(url, key, witnesses, problem).await {
+        Ok(Ok(report)) => {
+            let newer = if report.newer.is_empty() {
+                String::new()
+            } else {
+                format!("; entries {} await the next checkpoint", listed(&report.newer))
+            };
+            let witnessed = if report.witnessed_by.is_empty() {
+                String::new()
+            } else {
+                format!("; cosigned by {}", report.witnessed_by.join(", "))
+            };
+            println!(
+                "ok: problem {problem}: entries {} in the signed tree of size {}{newer}{witnessed}",
+                listed(&report.verified),
+                report.tree_size
+            );
+            0
+        }
+        Ok(Err(finding)) => {
+            println!("{finding}");
+            1
+        }
+        Err(e) => {
+            eprintln!("cannot verify problem {problem} at {url}: {e:#}");
             2
         }
     }

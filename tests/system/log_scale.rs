@@ -3,7 +3,8 @@
 //! entries and level-0 tiles against the signed checkpoint. Then a tampered tile, a rewritten
 //! entry and a fork (one entry rewritten and everything after re-hashed and re-signed with the
 //! log's own key: the same size, another root) are each caught and named; the fork passes a
-//! newcomer's check, and is caught by the state kept from the first. The size is
+//! newcomer's check, and is caught by the state kept from the first. One problem's record (its
+//! entries across the log and their inclusion proofs) checks on its own. The size is
 //! `SKYLEDGER_LOG_ENTRIES` (default 300,000).
 
 use std::path::Path;
@@ -51,6 +52,24 @@ async fn a_campaign_years_log_verifies_from_its_tiles_and_each_tampering_is_name
     log.extend_to(&pool, &signer, size).await;
     log.checkpoint(&pool, &signer, 1_700_000_000_000).await;
     stack.restart("publication").await;
+
+    // One problem's record, as its page checks it: its entries across the log and their
+    // inclusion proofs.
+    let problem = log.publish_problem(&pool, 1_234).await;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_skyledger"));
+    let output = command
+        .args(["verify-feed", &stack.url("publication"), "--problem", &problem.to_string()])
+        .output()
+        .await
+        .expect("run verify-feed --problem");
+    let said = String::from_utf8_lossy(&output.stdout);
+    let entries: Vec<String> =
+        (1_234..size).step_by(crate::made_log::PROBLEMS as usize).map(|i| i.to_string()).collect();
+    assert!(
+        said.starts_with(&format!("ok: problem {problem}: entries {} in the signed tree of size {size}", entries.join(", "))),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let state = dir.path().join("verified.json");
     let (code, said) = verify_feed(&stack, Some(&state)).await;

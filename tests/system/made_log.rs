@@ -17,12 +17,21 @@ pub struct MadeLog {
     pub leaves: Vec<Hash>,
 }
 
-/// The text of entry `index`: a hand-over, as the writer would log it.
+/// Problems the made entries are about, in turn: a log of 300,000 holds 7 or 8 entries of
+/// each, spread over the whole log, as a campaign year's problem's steps are.
+pub const PROBLEMS: u64 = 40_000;
+
+/// The problem entry `index` is about.
+pub fn problem_of(index: u64) -> Uuid {
+    Uuid::from_u128((index % PROBLEMS) as u128 + 1)
+}
+
+/// The text of entry `index`: a step of a problem, as the writer would log it.
 pub fn entry_text(index: u64) -> String {
     EntryContent {
         index: index as i64,
         kind: "step".into(),
-        problem_id: Uuid::from_u128(index as u128 + 1),
+        problem_id: problem_of(index),
         at: "2019-05-09T02:20:00Z".into(),
         status: "assigned".into(),
         what: "交办至地方政府".into(),
@@ -64,6 +73,28 @@ impl MadeLog {
         }
         store::save_frontier(&mut conn, &self.frontier).await.expect("frontier");
         progress.finish_and_clear();
+    }
+
+    /// Makes problem `n` (below `PROBLEMS`) public, with a history line for each of its entries
+    /// in the log as made, so that `/v1/problems/{id}` and its page list them; answers its id.
+    pub async fn publish_problem(&self, pool: &PgPool, n: u64) -> Uuid {
+        let id = problem_of(n);
+        let indexes: Vec<i64> = (n..self.frontier.size()).step_by(PROBLEMS as usize).map(|i| i as i64).collect();
+        sqlx::query("INSERT INTO publication.problems (problem_id, public, status) VALUES ($1, true, 'assigned')")
+            .bind(id)
+            .execute(pool)
+            .await
+            .expect("a public problem");
+        sqlx::query(
+            "INSERT INTO publication.history (problem_id, source_event_id, at, kind, status, what, entry_seq)
+             SELECT $1, gen_random_uuid(), now(), 'step', 'assigned', '交办至地方政府', idx FROM unnest($2::bigint[]) idx",
+        )
+        .bind(id)
+        .bind(&indexes)
+        .execute(pool)
+        .await
+        .expect("its history");
+        id
     }
 
     /// Signs a checkpoint of the whole log, and stores it as the latest.
