@@ -218,8 +218,7 @@ pub async fn verify_problem(
             anyhow::Ok(Ok(()))
         }
     });
-    let outcomes: Vec<anyhow::Result<Result<(), Finding>>> =
-        futures::stream::iter(checks).buffered(8).collect().await;
+    let outcomes: Vec<anyhow::Result<Result<(), Finding>>> = futures::stream::iter(checks).buffered(8).collect().await;
     for outcome in outcomes {
         if let Err(finding) = outcome? {
             return Ok(Err(finding));

@@ -66,7 +66,10 @@ async fn a_campaign_years_log_verifies_from_its_tiles_and_each_tampering_is_name
     let entries: Vec<String> =
         (1_234..size).step_by(crate::made_log::PROBLEMS as usize).map(|i| i.to_string()).collect();
     assert!(
-        said.starts_with(&format!("ok: problem {problem}: entries {} in the signed tree of size {size}", entries.join(", "))),
+        said.starts_with(&format!(
+            "ok: problem {problem}: entries {} in the signed tree of size {size}",
+            entries.join(", ")
+        )),
         "{said}{}",
         String::from_utf8_lossy(&output.stderr)
     );
@@ -126,11 +129,13 @@ async fn a_campaign_years_log_verifies_from_its_tiles_and_each_tampering_is_name
     assert_ne!(fork.root_hash, merkle::to_hex(&log.frontier.root()), "another root for the same size");
     sql(
         &pool,
-        sqlx::query("UPDATE publication.checkpoints SET root_hash = $2, body = $3, signature = $4 WHERE tree_size = $1")
-            .bind(size as i64)
-            .bind(&fork.root_hash)
-            .bind(&fork.body)
-            .bind(&fork.signature),
+        sqlx::query(
+            "UPDATE publication.checkpoints SET root_hash = $2, body = $3, signature = $4 WHERE tree_size = $1",
+        )
+        .bind(size as i64)
+        .bind(&fork.root_hash)
+        .bind(&fork.body)
+        .bind(&fork.signature),
     )
     .await;
     let (code, said) = verify_feed(&stack, None).await;
