@@ -12,9 +12,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use publication::public_log::LogSigner;
-use shared::testing::{Stack, StackOptions};
-
 #[path = "../tests/system/made_log.rs"]
 mod made_log;
 
@@ -56,13 +53,7 @@ struct Row {
 async fn main() {
     shared::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_file = dir.path().join("log.key");
-    let signer = LogSigner::load_or_create(&key_file, ORIGIN.into()).expect("the log key");
-    let mut options = StackOptions { only: Some(vec!["publication"]), ..Default::default() };
-    options.env.push(("SKYLEDGER__PUBLICATION__CHECKPOINT_KEY_FILE".into(), key_file.to_string_lossy().into()));
-    options.env.push(("SKYLEDGER__PUBLICATION__LOG_ORIGIN".into(), ORIGIN.into()));
-    options.env.push(("RUST_LOG".into(), "warn".into()));
-    let mut stack = Stack::start(Path::new(BIN), options).await;
+    let (mut stack, signer) = made_log::publication_with_key(Path::new(BIN), dir.path(), ORIGIN).await;
     let pool = stack.db.pool().await;
     let url = stack.url("publication");
 

@@ -455,22 +455,15 @@ pub async fn run(
             return 2;
         }
     };
-    if let Some(problem) = problem {
-        return run_problem(url, key, &witnesses, problem).await;
-    }
-    match verify(url, key, state, &witnesses).await {
-        Ok(Ok(report)) => {
-            let grew =
-                report.grew_from.map(|n| format!("; grew from the tree of {n} verified before")).unwrap_or_default();
-            let witnessed = if report.witnessed_by.is_empty() {
-                String::new()
-            } else {
-                format!("; cosigned by {}", report.witnessed_by.join(", "))
-            };
-            println!(
-                "ok: {} entries ({} withdrawn, kept as tombstones), {} tiles; signed root of size {} is {}{grew}{witnessed}",
-                report.entries, report.withdrawn, report.tiles, report.tree_size, report.root_hash
-            );
+    let checked = match problem {
+        Some(problem) => {
+            verify_problem(url, key, &witnesses, problem).await.map(|r| r.map(|r| said_of_problem(problem, &r)))
+        }
+        None => verify(url, key, state, &witnesses).await.map(|r| r.map(|r| said_of_log(&r))),
+    };
+    match checked {
+        Ok(Ok(said)) => {
+            println!("{said}");
             0
         }
         Ok(Err(finding)) => {
@@ -484,34 +477,34 @@ pub async fn run(
     }
 }
 
-async fn run_problem(url: &str, key: Option<&str>, witnesses: &[WitnessKey], problem: &str) -> i32 {
+fn cosigned(witnessed_by: &[String]) -> String {
+    if witnessed_by.is_empty() { String::new() } else { format!("; cosigned by {}", witnessed_by.join(", ")) }
+}
+
+fn said_of_log(report: &Report) -> String {
+    let grew = report.grew_from.map(|n| format!("; grew from the tree of {n} verified before")).unwrap_or_default();
+    format!(
+        "ok: {} entries ({} withdrawn, kept as tombstones), {} tiles; signed root of size {} is {}{grew}{}",
+        report.entries,
+        report.withdrawn,
+        report.tiles,
+        report.tree_size,
+        report.root_hash,
+        cosigned(&report.witnessed_by)
+    )
+}
+
+fn said_of_problem(problem: &str, report: &ProblemReport) -> String {
     let listed = |indexes: &[i64]| indexes.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-    match verify_problem(url, key, witnesses, problem).await {
-        Ok(Ok(report)) => {
-            let newer = if report.newer.is_empty() {
-                String::new()
-            } else {
-                format!("; entries {} await the next checkpoint", listed(&report.newer))
-            };
-            let witnessed = if report.witnessed_by.is_empty() {
-                String::new()
-            } else {
-                format!("; cosigned by {}", report.witnessed_by.join(", "))
-            };
-            println!(
-                "ok: problem {problem}: entries {} in the signed tree of size {}{newer}{witnessed}",
-                listed(&report.verified),
-                report.tree_size
-            );
-            0
-        }
-        Ok(Err(finding)) => {
-            println!("{finding}");
-            1
-        }
-        Err(e) => {
-            eprintln!("cannot verify problem {problem} at {url}: {e:#}");
-            2
-        }
-    }
+    let newer = if report.newer.is_empty() {
+        String::new()
+    } else {
+        format!("; entries {} await the next checkpoint", listed(&report.newer))
+    };
+    format!(
+        "ok: problem {problem}: entries {} in the signed tree of size {}{newer}{}",
+        listed(&report.verified),
+        report.tree_size,
+        cosigned(&report.witnessed_by)
+    )
 }

@@ -10,10 +10,10 @@
 use std::path::Path;
 
 use publication::merkle;
-use publication::public_log::{self, EntryContent, LogSigner};
-use shared::testing::{Stack, StackOptions};
+use publication::public_log::{self, EntryContent};
+use shared::testing::Stack;
 
-use crate::made_log::{MadeLog, entry_text};
+use crate::made_log::{self, MadeLog, entry_text};
 
 const ORIGIN: &str = "log-scale.skyledger.example/log";
 
@@ -37,13 +37,8 @@ async fn sql(pool: &sqlx::PgPool, query: sqlx::query::Query<'_, sqlx::Postgres, 
 async fn a_campaign_years_log_verifies_from_its_tiles_and_each_tampering_is_named() {
     let size: u64 = std::env::var("SKYLEDGER_LOG_ENTRIES").ok().and_then(|s| s.parse().ok()).unwrap_or(300_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_file = dir.path().join("log.key");
-    let signer = LogSigner::load_or_create(&key_file, ORIGIN.into()).expect("the log key");
-    let mut options = StackOptions { only: Some(vec!["publication"]), ..Default::default() };
-    options.env.push(("SKYLEDGER__PUBLICATION__CHECKPOINT_KEY_FILE".into(), key_file.to_string_lossy().into()));
-    options.env.push(("SKYLEDGER__PUBLICATION__LOG_ORIGIN".into(), ORIGIN.into()));
-    options.env.push(("RUST_LOG".into(), "warn".into()));
-    let mut stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+    let (mut stack, signer) =
+        made_log::publication_with_key(Path::new(env!("CARGO_BIN_EXE_skyledger")), dir.path(), ORIGIN).await;
     let pool = stack.db.pool().await;
 
     // The log, made while the service (and its writer) is down.

@@ -7,8 +7,21 @@ use publication::frontier::{Frontier, NodeId};
 use publication::merkle::Hash;
 use publication::public_log::{self, Checkpoint, EntryContent, LogSigner};
 use publication::store::{self, NewEntry};
+use shared::testing::{Stack, StackOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+/// The publication service alone (quiet), signing with a key made in `dir` under `origin`, so
+/// that a log made here is the service's own; and that key.
+pub async fn publication_with_key(bin: &std::path::Path, dir: &std::path::Path, origin: &str) -> (Stack, LogSigner) {
+    let key_file = dir.join("log.key");
+    let signer = LogSigner::load_or_create(&key_file, origin.into()).expect("the log key");
+    let mut options = StackOptions { only: Some(vec!["publication"]), ..Default::default() };
+    options.env.push(("SKYLEDGER__PUBLICATION__CHECKPOINT_KEY_FILE".into(), key_file.to_string_lossy().into()));
+    options.env.push(("SKYLEDGER__PUBLICATION__LOG_ORIGIN".into(), origin.into()));
+    options.env.push(("RUST_LOG".into(), "warn".into()));
+    (Stack::start(bin, options).await, signer)
+}
 
 /// The log as made so far: its frontier and every leaf.
 #[derive(Default)]
