@@ -172,34 +172,40 @@ pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
         "feed_url": links.this,
         "language": "zh-CN",
         "authors": [{ "name": "Skyledger" }],
-        "items": problems.iter().map(|p| match Tombstone::of(p) {
-            Some(t) => json!({
-                "id": p.id.to_string(),
-                "url": format!("{base}/problems/{}", p.id),
-                "title": "撤回公开 / Retracted",
-                "content_text": t.comment(),
-                "date_modified": t.at,
-                "_skyledger": { "deleted": true, "deleted_at": t.at, "reason_code": t.code, "reason": t.reason },
-            }),
-            None => json!({
-            "id": p.id.to_string(),
-            "url": format!("{base}/problems/{}", p.id),
-            "title": title(p),
-            "content_text": summary(p),
-            "date_published": shared::csv::timestamp(p.handed_over_at.unwrap_or(p.updated_at)),
-            "date_modified": shared::csv::timestamp(p.updated_at),
-            "tags": [p.category.clone().unwrap_or_default(), p.status.clone(), p.city_code.clone().unwrap_or_default()],
-            "_skyledger": {
-                "status": p.status, "category": p.category, "city_code": p.city_code, "county_code": p.county_code,
-                "deadline": p.deadline, "overdue": p.overdue_on.is_some() && p.status != "closed",
-                "typical_case": p.typical_narrative,
-            },
-        })}).collect::<Vec<_>>(),
+        "items": problems.iter().map(|p| json_feed_item(p, base)).collect::<Vec<_>>(),
     });
     if let Some(next) = &links.next {
         feed["next_url"] = json!(next);
     }
     feed
+}
+
+/// A problem as a JSON Feed item, or its tombstone once retracted.
+fn json_feed_item(p: &PublicProblem, base: &str) -> Value {
+    if let Some(t) = Tombstone::of(p) {
+        return json!({
+            "id": p.id.to_string(),
+            "url": format!("{base}/problems/{}", p.id),
+            "title": "撤回公开 / Retracted",
+            "content_text": t.comment(),
+            "date_modified": t.at,
+            "_skyledger": { "deleted": true, "deleted_at": t.at, "reason_code": t.code, "reason": t.reason },
+        });
+    }
+    json!({
+        "id": p.id.to_string(),
+        "url": format!("{base}/problems/{}", p.id),
+        "title": title(p),
+        "content_text": summary(p),
+        "date_published": shared::csv::timestamp(p.handed_over_at.unwrap_or(p.updated_at)),
+        "date_modified": shared::csv::timestamp(p.updated_at),
+        "tags": [p.category.clone().unwrap_or_default(), p.status.clone(), p.city_code.clone().unwrap_or_default()],
+        "_skyledger": {
+            "status": p.status, "category": p.category, "city_code": p.city_code, "county_code": p.county_code,
+            "deadline": p.deadline, "overdue": p.overdue_on.is_some() && p.status != "closed",
+            "typical_case": p.typical_narrative,
+        },
+    })
 }
 
 fn round6(x: f64) -> f64 {
