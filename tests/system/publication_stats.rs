@@ -74,7 +74,10 @@ fn summary_part(summary: &Value, like: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_campaign_summary_equals_the_events_fed_in() {
-    let stack = start().await;
+    // Ranked from two site checks in the period: Xingtai has three, Handan one.
+    let mut options = shared::testing::StackOptions::default();
+    options.env.push(("SKYLEDGER__PUBLICATION__LEAGUE_MIN_CHECKS".into(), "2".into()));
+    let stack = Stack::start(std::path::Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
     let receiver = WebhookReceiver::start(vec![]).await;
     campaign(&stack, &receiver).await;
 
@@ -219,7 +222,15 @@ async fn the_campaign_summary_equals_the_events_fed_in() {
     let row = league.iter().find(|r| r["city_code"] == XINGTAI).unwrap();
     assert_eq!(row["problems_per_100_checks"], 100.0);
     assert!(row["share_closed_on_time"].as_f64().is_some());
-    assert_eq!(league[0]["rank"], 1);
+    // Only a city with enough checks is ranked: Handan's one check does not put it on the table,
+    // and the page says what the minimum is.
+    assert_eq!((league[0]["city_code"].as_str(), league[0]["rank"].as_i64()), (Some(XINGTAI), Some(1)));
+    assert!(league[1..].iter().all(|r| r["rank"].is_null()), "one city ranked: {league:?}");
+    assert_eq!(league.iter().find(|r| r["city_code"] == HANDAN).unwrap()["site_checks"], 1);
+    assert_eq!(stats["league_min_checks"], 2);
+    let page = stack.http.get(format!("{}/?lang=en", stack.url("publication"))).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Ranked: cities with at least 2 site checks in the period"), "{page}");
 
     // Filters.
     let (_, xingtai_only) = get(&stack, "publication", &format!("/v1/stats?city={XINGTAI}"), None).await;

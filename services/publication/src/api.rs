@@ -33,6 +33,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub base_url: String,
     pub feed_size: i64,
+    pub league_min_checks: i64,
     pub publisher: Publisher,
     /// The witnesses the deployment names, who cosign its checkpoints.
     pub witnesses: Arc<Vec<Witness>>,
@@ -315,7 +316,7 @@ fn check_stats(f: &StatsFilter) -> Result<(), ApiError> {
 }
 
 /// Everything `/v1/stats` and the front page show, computed from the events alone.
-pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter) -> Result<Value, ApiError> {
+pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_checks: i64) -> Result<Value, ApiError> {
     let figures = store::figures(conn, f).await?;
     let checks = store::site_checks(conn, f).await?;
     let public = store::public_counts(conn, f).await?;
@@ -399,6 +400,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter) -> Result<Valu
                 }
             })
             .collect(),
+        league_min_checks,
     );
     let league: Vec<Value> = league
         .into_iter()
@@ -446,6 +448,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter) -> Result<Valu
         "totals": totals,
         "summary": summary.with_text(),
         "league": league,
+        "league_min_checks": league_min_checks,
         "cities": cities,
         "provinces": provinces,
         "rounds": rounds_figures,
@@ -460,7 +463,7 @@ async fn stats(
 ) -> Result<Response, ApiError> {
     check_stats(&f)?;
     let mut conn = s.pool.acquire().await?;
-    let body = statistics(&mut conn, &f).await?;
+    let body = statistics(&mut conn, &f, s.league_min_checks).await?;
     let modified = store::last_modified(&mut conn).await?;
     Ok(conditional(&headers, modified, JSON, json_bytes(&body)?))
 }
@@ -488,7 +491,7 @@ async fn front_page(
         return Err(ApiError::invalid("city", "not one of the 39 key cities"));
     }
     let mut conn = s.pool.acquire().await?;
-    let stats = statistics(&mut conn, &StatsFilter::default()).await?;
+    let stats = statistics(&mut conn, &StatsFilter::default(), s.league_min_checks).await?;
     let filter = ProblemFilter { city: city.clone(), q: search.clone(), ..Default::default() };
     let problems = store::public_problems(&mut conn, &filter, Retracted::Omitted, None, s.feed_size).await?;
     let typical = store::typical_cases(&mut conn, 10).await?;

@@ -12,6 +12,9 @@ pub struct PublicationConfig {
     pub public_base_url: String,
     /// Entries per feed page.
     pub feed_size: i64,
+    /// Site checks a city needs in the period to be ranked in the league table (the others are
+    /// listed unranked), so one small sample cannot top it.
+    pub league_min_checks: i64,
     /// Hours after hand-over before a problem is shown (0: at once, the default).
     pub embargo_hours: i64,
     /// Whether the campaign office approves each problem before it is shown.
@@ -49,6 +52,7 @@ impl Default for PublicationConfig {
             listen: "127.0.0.1:8085".into(),
             public_base_url: "http://127.0.0.1:8085".into(),
             feed_size: 50,
+            league_min_checks: 30,
             embargo_hours: 0,
             require_approval: false,
             checkpoint_key_file: "var/publication-log.key".into(),

@@ -129,7 +129,8 @@ pub struct CityFigures {
 /// A row of the league table: figures normalised by inspection effort.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LeagueRow {
-    pub rank: usize,
+    /// None: too few site checks in the period to be ranked fairly.
+    pub rank: Option<usize>,
     #[serde(flatten)]
     pub figures: CityFigures,
     /// Problems found per 100 site checks (none without checks).
@@ -144,19 +145,26 @@ fn round2(x: f64) -> f64 {
 
 /// Ranks cities: the larger share closed on time first, then the fewer overdue, then the more
 /// problems found per 100 checks (a city is not rewarded for checking little), then by code.
-pub fn league(cities: Vec<CityFigures>) -> Vec<LeagueRow> {
+/// Only cities with at least `min_checks` site checks in the period are ranked, so that one
+/// small sample cannot top the table; the others follow unranked, by code.
+pub fn league(cities: Vec<CityFigures>, min_checks: i64) -> Vec<LeagueRow> {
     let mut rows: Vec<LeagueRow> = cities
         .into_iter()
         .map(|f| LeagueRow {
-            rank: 0,
+            rank: None,
             problems_per_100_checks: (f.site_checks > 0)
                 .then(|| round2(f.problems_found as f64 * 100.0 / f.site_checks as f64)),
             share_closed_on_time: (f.handed_over > 0).then(|| round2(f.closed_on_time as f64 / f.handed_over as f64)),
             figures: f,
         })
         .collect();
+    let ranked = |r: &LeagueRow| r.figures.site_checks >= min_checks;
     rows.sort_by(|a, b| {
         let share = |r: &LeagueRow| r.share_closed_on_time.unwrap_or(-1.0);
+        let (a_ranked, b_ranked) = (ranked(a), ranked(b));
+        if !a_ranked || !b_ranked {
+            return b_ranked.cmp(&a_ranked).then(a.figures.city_code.cmp(&b.figures.city_code));
+        }
         share(b)
             .total_cmp(&share(a))
             .then(a.figures.overdue.cmp(&b.figures.overdue))
@@ -164,7 +172,7 @@ pub fn league(cities: Vec<CityFigures>) -> Vec<LeagueRow> {
             .then(a.figures.city_code.cmp(&b.figures.city_code))
     });
     for (i, row) in rows.iter_mut().enumerate() {
-        row.rank = i + 1;
+        row.rank = ranked(row).then_some(i + 1);
     }
     rows
 }
@@ -275,19 +283,39 @@ mod tests {
             overdue,
             ..Default::default()
         };
-        let rows = league(vec![
-            city("130400", 200, 10, 10, 5, 0),
-            city("130500", 50, 10, 10, 9, 1),
-            city("140100", 0, 0, 0, 0, 0),
-            city("130100", 100, 10, 10, 5, 2),
-        ]);
+        let rows = league(
+            vec![
+                city("130400", 200, 10, 10, 5, 0),
+                city("130500", 50, 10, 10, 9, 1),
+                city("140100", 0, 0, 0, 0, 0),
+                city("130100", 100, 10, 10, 5, 2),
+            ],
+            0,
+        );
         let order: Vec<&str> = rows.iter().map(|r| r.figures.city_code.as_str()).collect();
         assert_eq!(order, ["130500", "130400", "130100", "140100"]);
         assert_eq!(rows[0].problems_per_100_checks, Some(20.0));
         assert_eq!(rows[0].share_closed_on_time, Some(0.9));
         assert_eq!(rows[1].problems_per_100_checks, Some(5.0));
         assert_eq!((rows[3].problems_per_100_checks, rows[3].share_closed_on_time), (None, None));
-        assert_eq!(rows.iter().map(|r| r.rank).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(rows.iter().map(|r| r.rank).collect::<Vec<_>>(), [Some(1), Some(2), Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn a_small_sample_cannot_top_the_league() {
+        let city = |code: &str, checks, handed_over, on_time| CityFigures {
+            city_code: code.into(),
+            site_checks: checks,
+            problems_found: handed_over,
+            handed_over,
+            closed: on_time,
+            closed_on_time: on_time,
+            ..Default::default()
+        };
+        // One check, one problem closed on time: a perfect share, from nothing.
+        let rows = league(vec![city("130500", 1, 1, 1), city("130400", 800, 40, 30), city("130100", 500, 20, 10)], 30);
+        let order: Vec<(&str, Option<usize>)> = rows.iter().map(|r| (r.figures.city_code.as_str(), r.rank)).collect();
+        assert_eq!(order, [("130400", Some(1)), ("130100", Some(2)), ("130500", None)]);
     }
 
     #[test]

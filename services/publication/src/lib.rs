@@ -74,6 +74,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         pool: runtime.pool.clone(),
         base_url: settings.public_base_url.trim_end_matches('/').to_string(),
         feed_size: settings.feed_size,
+        league_min_checks: settings.league_min_checks,
         publisher,
         witnesses,
     };

@@ -419,6 +419,7 @@ pub fn front_page(v: &FrontPage) -> String {
     let switch = switch.trim_end_matches(['&', '?']).to_string();
     let switch_to = if switch.is_empty() { "/".to_string() } else { switch };
     let page = FrontTemplate {
+        league_min_checks: number(&v.stats["league_min_checks"]),
         lang,
         title: lang.t("强化监督问题公开 · Skyledger", "Problems disclosed · Skyledger").to_string(),
         switch_to,
@@ -468,6 +469,8 @@ pub fn front_page(v: &FrontPage) -> String {
 #[derive(Template)]
 #[template(path = "front.html")]
 struct FrontTemplate<'a> {
+    /// Site checks a city needs to be ranked.
+    league_min_checks: String,
     lang: Lang,
     title: String,
     switch_to: String,
