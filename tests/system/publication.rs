@@ -310,7 +310,14 @@ async fn nothing_internal_reaches_any_public_format_and_the_feeds_parse() {
     assert!(lines[0].starts_with("id,status,category"));
     assert_eq!(lines.len(), 4);
 
-    // Conditional GET: ETag and Last-Modified answer 304 while nothing changed.
+    // Conditional GET: ETag and Last-Modified answer 304 while nothing changed. A checkpoint
+    // signed meanwhile is a change, so first the whole log is under one.
+    eventually("a checkpoint covering the whole log", WAIT, || async {
+        let (_, chain) = get(&stack, "publication", "/v1/chain", None).await;
+        let size = chain["size"].as_i64()?;
+        (size > 0 && chain["checkpoint"]["tree_size"] == size).then_some(())
+    })
+    .await;
     for path in ["/feed.atom", "/feed.json", "/problems.geojson", "/problems.csv", "/v1/stats", "/v1/problems", "/"] {
         let url = format!("{}{path}", stack.url("publication"));
         let first = stack.http.get(&url).send().await.unwrap();
