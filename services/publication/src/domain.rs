@@ -90,6 +90,12 @@ pub fn withdrawal_reason(code: &str) -> Option<(&'static str, &'static str)> {
     WITHDRAWAL_REASONS.iter().find(|(c, _, _)| *c == code).map(|(_, zh, en)| (*zh, *en))
 }
 
+/// A withdrawal code's words, Chinese and English; an unknown code (from before codes) stands
+/// for itself.
+pub fn withdrawal_words(code: &str) -> (&str, &str) {
+    withdrawal_reason(code).unwrap_or((code, code))
+}
+
 pub fn withdrawal_codes() -> String {
     WITHDRAWAL_REASONS.iter().map(|(c, _, _)| *c).collect::<Vec<_>>().join(", ")
 }
@@ -97,7 +103,7 @@ pub fn withdrawal_codes() -> String {
 /// The log entry of a retraction names its code twice over: in words, and as `[code]` for
 /// machines reading the log without the feeds.
 pub fn said_retracted(code: &str, reason: &str) -> String {
-    let (zh, en) = withdrawal_reason(code).unwrap_or((code, code));
+    let (zh, en) = withdrawal_words(code);
     format!("撤回公开（{zh}）：{reason} / Retracted [{code}] ({en}): {reason}")
 }
 
@@ -106,7 +112,7 @@ pub fn said_corrected(field: &str, from: &str, to: &str, reason: &str) -> String
 }
 
 pub fn said_withdrawn(index: i64, code: &str, reason: &str) -> String {
-    let (zh, en) = withdrawal_reason(code).unwrap_or((code, code));
+    let (zh, en) = withdrawal_words(code);
     format!(
         "第 {index} 条公开记录的内容撤下（{zh}）：{reason} / The content of public entry {index} was withdrawn [{code}] ({en}): {reason}"
     )

@@ -103,7 +103,7 @@ impl<'a> Tombstone<'a> {
     }
 
     fn comment(&self) -> String {
-        let (zh, en) = crate::domain::withdrawal_reason(self.code).unwrap_or((self.code, self.code));
+        let (zh, en) = crate::domain::withdrawal_words(self.code);
         format!("[{}] {zh} / {en}: {}", self.code, self.reason)
     }
 }
@@ -755,7 +755,7 @@ pub fn problem_page(p: &PublicProblem, history: &[HistoryItem], check: RecordChe
         site: p.site_name.clone().unwrap_or_default(),
         city: city_name(p.city_code.as_deref(), lang),
         retraction: Tombstone::of(p).map(|t| {
-            let (zh, en) = crate::domain::withdrawal_reason(t.code).unwrap_or((t.code, t.code));
+            let (zh, en) = crate::domain::withdrawal_words(t.code);
             (beijing_minute(p.retracted_at.unwrap_or(p.updated_at)), format!("{}：{}", lang.t(zh, en), t.reason))
         }),
         narrative: p.typical_narrative.clone(),
