@@ -153,8 +153,14 @@ impl Outbox {
             }
             acks.push(js.send_publish(subject.clone(), message).await?);
         }
-        for ack in acks {
-            ack.await?;
+        for (ack, (_, event_id, subject, _, _)) in acks.into_iter().zip(&rows) {
+            let ack = ack.await?;
+            if ack.duplicate {
+                // Expected when events are sent again after a reconnection; otherwise the stream
+                // claims an event it may never have stored, which the log should show.
+                tracing::info!(%event_id, subject, stream_sequence = ack.sequence, "JetStream already had this event");
+                metrics::counter!("outbox_duplicates_total").increment(1);
+            }
         }
         let positions: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let update = format!("UPDATE {}.outbox SET sent_at = now() WHERE position = ANY($1)", self.schema);
@@ -195,7 +201,8 @@ impl Outbox {
     /// The relay: runs until `shutdown`, woken in-process when a transaction that wrote events
     /// commits, and polling for what other instances wrote. On shutdown it relays what is left
     /// once more. When the NATS connection comes back after it was lost (`connections` counts
-    /// them), the events of the last `resend_after_reconnect_secs` go out again first.
+    /// them), or JetStream takes events again after the relay could not get them stored, the
+    /// events of the last `resend_after_reconnect_secs` go out again first.
     pub async fn run_relay(
         self,
         pool: PgPool,
@@ -214,7 +221,7 @@ impl Outbox {
             if resend_due {
                 match self.resend_recent(&pool, resend_window).await {
                     Ok(n) => {
-                        tracing::info!(events = n, "NATS reconnected: sending recent events again");
+                        tracing::info!(events = n, "JetStream back after a loss: sending recent events again");
                         metrics::counter!("outbox_resent_total").increment(n);
                         resend_due = false;
                     }
@@ -222,7 +229,15 @@ impl Outbox {
                 }
             }
             let relayed = self.relay_batch(&pool, &js).await;
-            self.stalled.store(relayed.is_err(), Ordering::Relaxed);
+            let was_stalled = self.stalled.swap(relayed.is_err(), Ordering::Relaxed);
+            if was_stalled && relayed.is_ok() && !resend_window.is_zero() {
+                // JetStream could not store for a while (a broker away, a cluster without its
+                // quorum) and takes events again: its leaders may have changed meanwhile with
+                // some of what they had acknowledged, and the connection need not have dropped
+                // for that, so the recent events go once more. The stream's duplicate window
+                // and the consumers' inboxes drop what it kept.
+                resend_due = true;
+            }
             match relayed {
                 Ok(n) if n as i64 == RELAY_BATCH => continue,
                 Ok(_) => {}

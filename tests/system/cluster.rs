@@ -34,14 +34,8 @@ async fn intake_stream_leader(stack: &Stack, js: &async_nats::jetstream::Context
     leader.strip_prefix('n')?.parse::<usize>().ok().map(|n| n - 1)
 }
 
-// Out of the default run again: in a clean-checkout run beside the rest of the suite, 5 of 346
-// problems answered 200 by intake never reached its stream (every consumer caught up at the
-// stream's last sequence, nothing pending): either intake's relay held them unsent or the
-// cluster lost writes it had acknowledged when two of its three nodes were SIGKILLed (JetStream
-// does not fsync each write by default). Which one is the next thing to find out (see
-// docs/reliability.md). Run it alone:
-// `cargo test --test system cluster -- --ignored --nocapture`.
-#[ignore = "runs alone: cargo test --test system cluster -- --ignored"]
+// When it does not settle it says where each missing problem stuck: intake's outbox rows for it
+// (sent or not, and what intake logged of them), every stream's and consumer's position.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_three_node_cluster_loses_a_node_then_its_quorum_and_nothing_accepted_is_lost() {
     let mut options = StackOptions { nats_nodes: 3, ..Default::default() };

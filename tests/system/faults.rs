@@ -267,6 +267,32 @@ async fn stream_positions(stack: &Stack) -> String {
     out.join("; ")
 }
 
+/// The problems intake holds that verification does not, each with its events in intake's
+/// outbox (sent or not) and what intake's log says of them: tells a relay that held events back
+/// from a broker that acknowledged and then lost them.
+async fn missing_downstream(stack: &Stack, pool: &sqlx::PgPool) -> String {
+    let unsent = scalar(pool, "SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL").await;
+    let written = scalar(pool, "SELECT count(*) FROM intake.outbox").await;
+    let rows: Vec<(Uuid, Uuid, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT p.id, o.event_id, o.nats_subject, o.sent_at::text, o.created_at::text
+         FROM intake.problems p JOIN intake.outbox o ON o.payload LIKE '%' || p.id::text || '%'
+         WHERE p.id NOT IN (SELECT problem_id FROM verification.problems) ORDER BY o.position",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    let intake_log = stack.services.get("intake").map(|s| s.log_text()).unwrap_or_default();
+    let mut out = vec![format!("intake's outbox: {written} events, {unsent} unsent; problems missing downstream, their events:")];
+    for (problem, event, subject, sent_at, created_at) in rows {
+        let said: Vec<&str> = intake_log.lines().filter(|l| l.contains(&event.to_string())).collect();
+        out.push(format!(
+            "  {problem} event {event} {subject} created {created_at} sent {} log: {said:?}",
+            sent_at.as_deref().unwrap_or("NEVER")
+        ));
+    }
+    out.join("\n")
+}
+
 /// Waits until every accepted problem has reached its final state in every service, then checks
 /// that it got there exactly once: one intake problem, one ledger entry on exactly one sheet, one
 /// verification problem, one public problem without a repeated history line or log entry, one
@@ -311,7 +337,11 @@ pub(crate) async fn assert_final_state_once(
         // it stuck.
         if Instant::now() > deadline {
             let streams = stream_positions(stack).await;
-            panic!("not settled after 5 minutes: {n} accepted; {counts:?}\nstreams: {streams}\n{}", stack.logs());
+            let missing = missing_downstream(stack, &pool).await;
+            panic!(
+                "not settled after 5 minutes: {n} accepted; {counts:?}\nstreams: {streams}\n{missing}\n{}",
+                stack.logs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
