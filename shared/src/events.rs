@@ -176,6 +176,10 @@ pub struct TeamAssigned {
     pub round: String,
     pub team: String,
     pub cities: Vec<String>,
+    /// How many people the team sends this round (its members when it was assigned): the
+    /// campaign's person-times add them up. 0 in events from before it was said.
+    #[serde(default)]
+    pub members: u32,
 }
 
 /// A city's package (三位一体包保): the three units that answer for it alongside its government.

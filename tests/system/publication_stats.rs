@@ -1,7 +1,7 @@
 //! The statistics: the campaign summary equals the counts of the events that were fed in, the
 //! breakdowns add up, and the league table normalises by inspection effort.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 use shared::envelope::Event;
@@ -32,15 +32,16 @@ async fn counted(stack: &Stack) -> Value {
             .collect::<HashSet<_>>()
             .len()
     };
-    let team_rounds: HashSet<String> = events("intake", &TEAM_ASSIGNED)
+    // Each team once per round, with the people it said it sent last.
+    let team_rounds: HashMap<String, u64> = events("intake", &TEAM_ASSIGNED)
         .await
         .iter()
-        .map(|e| format!("{}/{}", e.data["round"], e.data["team"]))
+        .map(|e| (format!("{}/{}", e.data["round"], e.data["team"]), e.data["members"].as_u64().unwrap_or(0)))
         .collect();
     json!({
         "rounds": distinct(&events("intake", &ROUND_CONFIGURED).await, "round"),
         "teams_deployed": team_rounds.len(),
-        "person_times": team_rounds.len() * 3,
+        "person_times": team_rounds.values().sum::<u64>(),
         "site_checks": events("intake", &INSPECTIONS_RECORDED)
             .await
             .iter()
@@ -80,6 +81,9 @@ async fn the_campaign_summary_equals_the_events_fed_in() {
     let stack = Stack::start(std::path::Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
     let receiver = WebhookReceiver::start(vec![]).await;
     campaign(&stack, &receiver).await;
+    // A team of two beside the campaign's teams of three: person-times count people, not teams.
+    put_ok(&stack, "intake", "/v1/teams/JX-2", json!({ "home_province": "360000", "members": ["赵", "钱"] })).await;
+    put_ok(&stack, "intake", &format!("/v1/rounds/{ROUND}/teams/JX-2"), json!({ "cities": [HANDAN] })).await;
 
     // Site checks with and without problems, in two cities.
     let xingtai = report(&stack, XINGTAI, Some("130502"), "甲铸造厂", &["emergency_plan", "coal_boiler"]).await;
@@ -165,6 +169,7 @@ async fn the_campaign_summary_equals_the_events_fed_in() {
     let expected = counted(&stack).await;
     assert_eq!(expected["overdue"], 1, "{expected}");
     assert_eq!(expected["site_checks"], 4, "{expected}");
+    assert_eq!(expected["person_times"], 3 + 3 + 2, "two teams of three and one of two: {expected}");
     // Counted again each time: the verification service may escalate a city itself meanwhile.
     let stats = eventually("the summary to equal the events' counts", WAIT, || async {
         let expected = counted(&stack).await;

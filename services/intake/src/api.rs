@@ -149,12 +149,17 @@ async fn put_round_team(
     let round_cities = store::round_cities(&mut tx, &round)
         .await?
         .ok_or_else(|| ApiError::invalid("round", format!("no round {round}: PUT /v1/rounds/{round} first")))?;
-    let province = store::team_province(&mut tx, &team)
+    let (province, members) = store::team_province_and_members(&mut tx, &team)
         .await?
         .ok_or_else(|| ApiError::invalid("team", format!("no team {team}: PUT /v1/teams/{team} first")))?;
     domain::validate_round_team(&request, &round_cities, &province).finish()?;
     store::upsert_round_team(&mut tx, &round, &team, &request.cities).await?;
-    let event = TeamAssigned { round: round.clone(), team: team.clone(), cities: request.cities.clone() };
+    let event = TeamAssigned {
+        round: round.clone(),
+        team: team.clone(),
+        cities: request.cities.clone(),
+        members: members.max(0) as u32,
+    };
     s.outbox.publish(&mut tx, None, format!("{round}/{team}"), &event).await?;
     s.outbox.commit(tx).await?;
     Ok(Json(json!({ "round": round, "team": team, "cities": request.cities })))

@@ -39,9 +39,12 @@ pub async fn upsert_team(conn: &mut PgConnection, id: &str, team: &TeamRequest) 
     Ok(())
 }
 
-/// A team's home province, if the team exists.
-pub async fn team_province(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT home_province FROM intake.teams WHERE id = $1").bind(id).fetch_optional(conn).await
+/// A team's home province and how many members it has, if the team exists.
+pub async fn team_province_and_members(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<(String, i32)>> {
+    sqlx::query_as("SELECT home_province, jsonb_array_length(members) FROM intake.teams WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn upsert_round_team(

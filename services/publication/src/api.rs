@@ -321,7 +321,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     let checks = store::site_checks(conn, f).await?;
     let public = store::public_counts(conn, f).await?;
     let by_category = store::handed_over_by_category(conn, f).await?;
-    let (rounds, team_rounds) = store::rounds_and_teams(conn, f).await?;
+    let (rounds, team_rounds, person_times) = store::rounds_and_teams(conn, f).await?;
     let (escalations, levels) = store::escalations(conn, f).await?;
 
     let mut groups: BTreeMap<(String, String), Value> = BTreeMap::new();
@@ -420,7 +420,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     let summary = crate::domain::CampaignSummary {
         rounds,
         teams_deployed: team_rounds,
-        person_times: team_rounds * 3,
+        person_times,
         site_checks: total["site_checks"].as_i64().unwrap_or(0),
         problems_found: n("problems_found"),
         handed_over: n("handed_over"),

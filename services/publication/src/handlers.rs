@@ -109,7 +109,7 @@ impl Handle<RoundConfigured> for Handlers {
 impl Handle<TeamAssigned> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<TeamAssigned>]) -> anyhow::Result<()> {
         for e in events {
-            store::team_assigned(conn, &e.data.round, &e.data.team).await?;
+            store::team_assigned(conn, &e.data.round, &e.data.team, e.data.members).await?;
         }
         Ok(())
     }

@@ -55,13 +55,18 @@ pub async fn round_configured(conn: &mut PgConnection, r: &RoundConfigured) -> s
     Ok(())
 }
 
-/// Teams are counted per round (person-times), never shown.
-pub async fn team_assigned(conn: &mut PgConnection, round: &str, team: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO publication.round_teams (round_id, team) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(round)
-        .bind(team)
-        .execute(conn)
-        .await?;
+/// Teams are counted per round with the people they sent (person-times), never shown. A team
+/// assigned again to the same round keeps the members it said last.
+pub async fn team_assigned(conn: &mut PgConnection, round: &str, team: &str, members: u32) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.round_teams (round_id, team, members) VALUES ($1, $2, $3)
+         ON CONFLICT (round_id, team) DO UPDATE SET members = $3",
+    )
+    .bind(round)
+    .bind(team)
+    .bind(members as i32)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -1329,11 +1334,13 @@ pub async fn handed_over_by_category(conn: &mut PgConnection, f: &StatsFilter) -
     .await
 }
 
-/// Rounds and the teams sent (each team is three people).
-pub async fn rounds_and_teams(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<(i64, i64)> {
+/// Rounds, the teams sent, and the people they sent (person-times: each member once per round).
+pub async fn rounds_and_teams(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<(i64, i64, i64)> {
     sqlx::query_as(
         "SELECT (SELECT count(*) FROM publication.rounds WHERE $1::text IS NULL OR round_id = $1),
-                (SELECT count(*) FROM publication.round_teams WHERE $1::text IS NULL OR round_id = $1)",
+                (SELECT count(*) FROM publication.round_teams WHERE $1::text IS NULL OR round_id = $1),
+                (SELECT COALESCE(sum(members), 0)::bigint FROM publication.round_teams
+                 WHERE $1::text IS NULL OR round_id = $1)",
     )
     .bind(&f.round)
     .fetch_one(conn)
