@@ -77,7 +77,11 @@ fn own_team(caller: &Caller, team: &str) -> Result<(), ApiError> {
 
 /// The rounds a team works in, with the cities it covers in each: what the field app keeps on
 /// the device.
-async fn team_rounds(State(s): State<AppState>, caller: Caller, Path(team): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn team_rounds(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     own_team(&caller, &team)?;
     let items = store::team_rounds(&mut *s.pool.acquire().await?, &team).await?;
     Ok(Json(json!({ "team": team, "count": items.len(), "items": items })))
