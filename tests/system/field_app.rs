@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use chromiumoxide::cdp::browser_protocol::browser::{PermissionDescriptor, PermissionSetting, SetPermissionParams};
 use chromiumoxide::cdp::browser_protocol::emulation::SetGeolocationOverrideParams;
+#[allow(deprecated)]
 use chromiumoxide::cdp::browser_protocol::network::EmulateNetworkConditionsParams;
+use chromiumoxide::cdp::browser_protocol::target::SetAutoAttachParams;
 use chromiumoxide::page::Page;
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -32,9 +34,23 @@ async fn check_page(page: &Page, name: &str) {
     browser::screenshot(page, browser::artifacts().join(format!("field-{name}.png"))).await;
 }
 
-/// Cuts or restores the page's network, as the DevTools' "Offline" does.
+/// Cuts or restores the page's network, as the DevTools' "Offline" does (the command the
+/// issue names; its successors split it in two for no gain here).
+#[allow(deprecated)]
 async fn offline(page: &Page, cut: bool) {
     page.execute(EmulateNetworkConditionsParams::new(cut, 0.0, -1.0, -1.0)).await.expect("network emulation");
+}
+
+/// Lets the page's workers run: chromiumoxide attaches to new targets paused (waiting for a
+/// debugger) and does not always resume a service worker, which then never installs.
+async fn let_workers_run(page: &Page) {
+    let attach = SetAutoAttachParams::builder()
+        .auto_attach(false)
+        .wait_for_debugger_on_start(false)
+        .flatten(true)
+        .build()
+        .expect("auto-attach params");
+    page.execute(attach).await.expect("workers run unattended");
 }
 
 /// A small 24-bit BMP, different for each `n`: a photo as the camera would hand it over.
@@ -142,6 +158,7 @@ async fn the_field_app_records_offline_and_syncs_once() {
     // The phone signs in and lands in the app, which keeps the round and the team's cities.
     let phone = Chromium::launch(360).await;
     let page = phone.open(&link).await;
+    let_workers_run(&page).await;
     browser::submit(&page, "#sign-in", "document.body.dataset.ready === 'true'").await;
     assert!(page.url().await.ok().flatten().unwrap_or_default().ends_with("/field/"), "inspectors land in the app");
     browser::until(&page, "document.querySelector('#who').innerText.includes('赵强')", "the inspector named").await;
@@ -209,6 +226,7 @@ async fn the_field_app_records_offline_and_syncs_once() {
     // The app is closed, and opened again with the network still cut: from its service worker.
     page.close().await.expect("close the app");
     let page = phone.open("about:blank").await;
+    let_workers_run(&page).await;
     offline(&page, true).await;
     browser::go(&page, &format!("{origin}/field/")).await;
     browser::until(&page, "document.body.dataset.ready === 'true'", "the app open offline").await;

@@ -464,6 +464,19 @@ mod tests {
     }
 
     #[test]
+    fn a_position_says_how_sure_the_device_was() {
+        let mut inspection = sample();
+        inspection.site.accuracy_m = Some(-1.0);
+        inspection.site.position_flag = Some("guessed".into());
+        assert_eq!(fields(validate_inspection(&inspection)), ["site.accuracy_m", "site.position_flag"]);
+        inspection.site.accuracy_m = Some(150.0);
+        inspection.site.position_flag = Some("low_accuracy".into());
+        assert!(fields(validate_inspection(&inspection)).is_empty());
+        let stored = inspection.site.stored(&inspection.site.to_wgs84());
+        assert_eq!((stored["accuracy_m"].as_f64(), stored["position_flag"].as_str()), (Some(150.0), Some("low_accuracy")));
+    }
+
+    #[test]
     fn teams_never_cover_their_own_province() {
         let round = vec!["130500".to_string(), "370100".to_string()];
         let ok = RoundTeamRequest { cities: vec!["130500".into()] };

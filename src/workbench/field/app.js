@@ -628,7 +628,10 @@ async function renderReports() {
 
 async function start() {
   if ('serviceWorker' in navigator) {
-    navigator.serviceWorker.register('/field/sw.js', { scope: '/field/' }).catch(() => {});
+    // Without it the app still works while open; it only cannot open offline. Said on the page.
+    navigator.serviceWorker.register('/field/sw.js', { scope: '/field/' }).catch((e) => {
+      document.body.dataset.serviceWorker = String(e);
+    });
   }
   session = (await getState('session')) ?? null;
   signedOut = (await getState('signed_out')) ?? null;
