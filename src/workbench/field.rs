@@ -19,7 +19,7 @@ use super::api::Service;
 use super::pages::{LangQuery, State, language};
 
 /// Bumped with every change of the shell's files, so a device's service worker fetches them anew.
-const VERSION: &str = "field-1";
+const VERSION: &str = "field-2";
 
 const APP_JS: &str = include_str!("field/app.js");
 const SERVICE_WORKER_JS: &str = include_str!("field/sw.js");

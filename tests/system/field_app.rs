@@ -164,7 +164,7 @@ async fn the_field_app_records_offline_and_syncs_once() {
     browser::until(&page, "document.querySelector('#who').innerText.includes('赵强')", "the inspector named").await;
     browser::until(&page, "document.querySelectorAll('#city option').length === 2", "the team's two cities").await;
     browser::until(&page, "navigator.serviceWorker.controller !== null", "the service worker in control").await;
-    let cached = "window.__n === 4 || (caches.open('skyledger-field-field-1').then(c => c.keys()).then(k => { window.__n = k.length; }), false)";
+    let cached = "window.__n === 4 || (caches.keys().then(ks => ks.length === 1 && caches.open(ks[0])).then(c => c && c.keys()).then(k => { window.__n = k ? k.length : 0; }), false)";
     browser::until(&page, cached, "the app's files cached").await;
     let manifest = browser::evaluate(&page, "fetch('/field/manifest.webmanifest').then(r => r.json())").await;
     assert_eq!((manifest["start_url"].as_str(), manifest["display"].as_str()), (Some("/field/"), Some("standalone")));

@@ -473,7 +473,10 @@ mod tests {
         inspection.site.position_flag = Some("low_accuracy".into());
         assert!(fields(validate_inspection(&inspection)).is_empty());
         let stored = inspection.site.stored(&inspection.site.to_wgs84());
-        assert_eq!((stored["accuracy_m"].as_f64(), stored["position_flag"].as_str()), (Some(150.0), Some("low_accuracy")));
+        assert_eq!(
+            (stored["accuracy_m"].as_f64(), stored["position_flag"].as_str()),
+            (Some(150.0), Some("low_accuracy"))
+        );
     }
 
     #[test]

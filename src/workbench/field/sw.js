@@ -26,6 +26,8 @@ self.addEventListener('fetch', (event) => {
       if (answer.ok) cache.put(url.pathname, answer.clone());
       return answer;
     });
+    // A language switch (`?lang=`) asks the network first: the cached shell is in the old one.
+    if (cached && url.search) return fresh.catch(() => cached);
     if (cached) {
       event.waitUntil(fresh.catch(() => {}));
       return cached;
