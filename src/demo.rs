@@ -26,8 +26,9 @@ struct DemoPerson {
     email: &'static str,
 }
 
-/// The demo's people: the campaign office, Xingtai's official, a verifier of team T-410.
-const DEMO_PEOPLE: [DemoPerson; 3] = [
+/// The demo's people: the campaign office, Xingtai's official, a verifier of team T-410, an
+/// inspector of team T-370 (who lands in the field app).
+const DEMO_PEOPLE: [DemoPerson; 4] = [
     DemoPerson {
         name: "李明", role: "admin", team: None, jurisdiction: None, email: "office@demo.skyledger.invalid"
     },
@@ -44,6 +45,13 @@ const DEMO_PEOPLE: [DemoPerson; 3] = [
         team: Some("T-410"),
         jurisdiction: None,
         email: "liuyang@demo.skyledger.invalid",
+    },
+    DemoPerson {
+        name: "张伟",
+        role: "inspector",
+        team: Some("T-370"),
+        jurisdiction: None,
+        email: "zhangwei@demo.skyledger.invalid",
     },
 ];
 

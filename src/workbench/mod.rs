@@ -1,7 +1,8 @@
 //! The one origin people use (`skyledger serve workbench`, `http://127.0.0.1:8080/` by default):
 //! every service's API under `/api/<service>/`, routed by a reverse proxy that holds no rules;
 //! the public page and feeds at `/` (publication's); and the workbench, the screens of the
-//! local governments, verifiers and campaign office, at `/workbench`.
+//! local governments, verifiers and campaign office, at `/workbench`; and the inspectors' field
+//! app at `/field/`.
 //!
 //! The screens read and write only through the services' published APIs, with the signed-in
 //! person's own token, so every rule (who may see what, who may act) stays in the service that
@@ -9,6 +10,7 @@
 //! CSRF token derived from it.
 
 mod api;
+mod field;
 mod pages;
 
 use std::time::Duration;
@@ -71,6 +73,13 @@ pub fn router(config: WorkbenchConfig, upstreams: Upstreams) -> anyhow::Result<R
         .route("/sign-in", post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/workbench", get(pages::home))
+        .route("/field", get(field::to_app))
+        .route("/field/", get(field::app))
+        .route("/field/app.js", get(field::script))
+        .route("/field/sw.js", get(field::service_worker))
+        .route("/field/icon.svg", get(field::icon))
+        .route("/field/manifest.webmanifest", get(field::manifest))
+        .route("/field/session", get(field::session))
         .route("/workbench/people", get(pages::people).post(pages::invite))
         .route("/workbench/campaign", get(pages::campaign))
         .route("/workbench/campaign/{what}", post(pages::set_up))

@@ -24,7 +24,7 @@ const LANG_COOKIE: &str = "skyledger_lang";
 
 #[derive(Clone)]
 pub struct State {
-    api: Api,
+    pub(super) api: Api,
     config: WorkbenchConfig,
 }
 
@@ -61,11 +61,11 @@ pub struct Frame {
 
 #[derive(Deserialize, Default)]
 pub struct LangQuery {
-    lang: Option<String>,
+    pub(super) lang: Option<String>,
 }
 
 /// The reader's language: `?lang=` (remembered in a cookie), else the cookie, else Chinese.
-fn language(headers: &HeaderMap, asked: Option<&str>) -> Lang {
+pub(super) fn language(headers: &HeaderMap, asked: Option<&str>) -> Lang {
     Lang::from_query(asked.or_else(|| cookie(headers, LANG_COOKIE)))
 }
 
@@ -210,7 +210,9 @@ pub async fn sign_in(AxumState(s): AxumState<State>, headers: HeaderMap, Form(fo
         Ok(answer) => {
             let token = answer["token"].as_str().unwrap_or_default();
             let max_age = answer["expires_in"].as_i64().unwrap_or(3600);
-            let mut response = Redirect::to("/workbench").into_response();
+            // Inspectors work in the field app; everyone else on the workbench.
+            let home = if answer["person"]["role"] == "inspector" { "/field/" } else { "/workbench" };
+            let mut response = Redirect::to(home).into_response();
             response.headers_mut().append(header::SET_COOKIE, cookie_header(&s.config, token, max_age));
             response
         }
@@ -422,7 +424,10 @@ pub async fn home(AxumState(s): AxumState<State>, headers: HeaderMap, Query(q): 
         _ => Ok(Screen::Message(MessagePage {
             frame: frame(lang, lang.t("检查组", "Inspection team"), Some(&session), "/workbench"),
             message: lang
-                .t("检查组成员请使用外勤应用记录检查。", "Inspectors record their site checks in the field app.")
+                .t(
+                    "检查组成员请使用外勤应用（/field/）记录检查。",
+                    "Inspectors record their site checks in the field app (/field/).",
+                )
                 .into(),
             sign_in_code: None,
         })),

@@ -12,6 +12,7 @@ mod dead_letters;
 mod event_path;
 mod evidence;
 mod faults;
+mod field_app;
 mod field_batches;
 mod fuzz;
 mod import;

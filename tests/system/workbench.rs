@@ -19,7 +19,7 @@ use crate::publication::{report, wait_status};
 use crate::support::*;
 
 /// The sign-in link in the newest e-mail to `address`, read the way a mail client reads it.
-async fn sign_in_link(smtp: &SmtpReceiver, address: &str) -> String {
+pub(crate) async fn sign_in_link(smtp: &SmtpReceiver, address: &str) -> String {
     eventually(&format!("the sign-in e-mail to {address}"), WAIT, || async {
         smtp.mails().into_iter().rev().filter(|m| m.to.iter().any(|t| t.contains(address))).find_map(|mail| {
             let message = mail_parser::MessageParser::default().parse(&mail.data)?;

@@ -37,6 +37,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/rounds", get(list_rounds))
         .route("/v1/teams", get(list_teams))
+        .route("/v1/teams/{team}/rounds", get(team_rounds))
+        .route("/v1/teams/{team}/inspections", get(team_inspections))
         .route("/v1/cities/packages", get(list_packages))
         .route("/v1/rounds/{round}", put(put_round))
         .route("/v1/teams/{team}", put(put_team))
@@ -62,6 +64,44 @@ async fn list_teams(State(s): State<AppState>, caller: Caller) -> Result<Json<Va
     caller.require(Role::Admin)?;
     let items = store::teams(&mut *s.pool.acquire().await?).await?;
     Ok(Json(json!({ "count": items.len(), "items": items })))
+}
+
+/// A team's own business: its inspectors (and verifiers) and the campaign office see it.
+fn own_team(caller: &Caller, team: &str) -> Result<(), ApiError> {
+    match caller.0.role {
+        Role::Admin => Ok(()),
+        Role::Inspector | Role::Verifier if caller.0.team.as_deref() == Some(team) => Ok(()),
+        _ => Err(ApiError::forbidden("team", format!("team {team} is not yours"))),
+    }
+}
+
+/// The rounds a team works in, with the cities it covers in each: what the field app keeps on
+/// the device.
+async fn team_rounds(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    own_team(&caller, &team)?;
+    let items = store::team_rounds(&mut *s.pool.acquire().await?, &team).await?;
+    Ok(Json(json!({ "team": team, "count": items.len(), "items": items })))
+}
+
+#[derive(Deserialize)]
+struct RoundQuery {
+    round: String,
+}
+
+/// A team's site checks of a round, newest first, each with what became of its problems.
+async fn team_inspections(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+    shared::http::QueryParams(query): shared::http::QueryParams<RoundQuery>,
+) -> Result<Json<Value>, ApiError> {
+    own_team(&caller, &team)?;
+    let items = store::team_inspections(&mut *s.pool.acquire().await?, &team, &query.round).await?;
+    Ok(Json(json!({ "team": team, "round": query.round, "count": items.len(), "items": items })))
 }
 
 async fn list_packages(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

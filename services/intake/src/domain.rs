@@ -175,7 +175,15 @@ pub struct SiteInput {
     pub lon: f64,
     #[serde(default)]
     pub coordinate_system: CoordinateSystem,
+    /// How far off the device says the position may be, in metres (the browser's `accuracy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_m: Option<f64>,
+    /// A position to take with care: `low_accuracy` (as the device reported it) or `manual`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_flag: Option<String>,
 }
+
+pub const POSITION_FLAGS: &[&str] = &["low_accuracy", "manual"];
 
 impl SiteInput {
     /// The site as stored and published: WGS 84.
@@ -185,6 +193,19 @@ impl SiteInput {
             CoordinateSystem::Gcj02 => gcj02_to_wgs84(self.lat, self.lon),
         };
         Site { name: self.name.clone(), credit_code: self.credit_code.clone(), address: self.address.clone(), lat, lon }
+    }
+
+    /// The site as the inspection keeps it: WGS 84, with how sure the device was of the
+    /// position (campaign-internal: events and the public record carry the site alone).
+    pub fn stored(&self, site: &Site) -> serde_json::Value {
+        let mut stored = serde_json::to_value(site).expect("a site serialises");
+        if let Some(accuracy) = self.accuracy_m {
+            stored["accuracy_m"] = accuracy.into();
+        }
+        if let Some(flag) = &self.position_flag {
+            stored["position_flag"] = flag.as_str().into();
+        }
+        stored
     }
 }
 
@@ -290,6 +311,16 @@ pub fn validate_inspection(inspection: &InspectionRequest) -> Validator {
     );
     v.check((-90.0..=90.0).contains(&site.lat), "site.lat", "latitude must be between -90 and 90");
     v.check((-180.0..=180.0).contains(&site.lon), "site.lon", "longitude must be between -180 and 180");
+    if let Some(accuracy) = site.accuracy_m {
+        v.check(accuracy.is_finite() && accuracy >= 0.0, "site.accuracy_m", "metres, zero or more");
+    }
+    if let Some(flag) = &site.position_flag {
+        v.check(
+            POSITION_FLAGS.contains(&flag.as_str()),
+            "site.position_flag",
+            format!("one of {}", POSITION_FLAGS.join(", ")),
+        );
+    }
     if let Some(code) = &site.credit_code {
         v.check(
             is_valid_credit_code(code),
@@ -430,6 +461,22 @@ mod tests {
         let mut unknown_city = sample();
         unknown_city.city_code = "999900".into();
         assert_eq!(fields(validate_inspection(&unknown_city)), ["city_code"]);
+    }
+
+    #[test]
+    fn a_position_says_how_sure_the_device_was() {
+        let mut inspection = sample();
+        inspection.site.accuracy_m = Some(-1.0);
+        inspection.site.position_flag = Some("guessed".into());
+        assert_eq!(fields(validate_inspection(&inspection)), ["site.accuracy_m", "site.position_flag"]);
+        inspection.site.accuracy_m = Some(150.0);
+        inspection.site.position_flag = Some("low_accuracy".into());
+        assert!(fields(validate_inspection(&inspection)).is_empty());
+        let stored = inspection.site.stored(&inspection.site.to_wgs84());
+        assert_eq!(
+            (stored["accuracy_m"].as_f64(), stored["position_flag"].as_str()),
+            (Some(150.0), Some("low_accuracy"))
+        );
     }
 
     #[test]

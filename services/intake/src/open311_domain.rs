@@ -658,6 +658,8 @@ pub fn inspection(
             lat: submission.lat.expect("checked above"),
             lon: submission.lon.expect("checked above"),
             coordinate_system: Default::default(),
+            accuracy_m: None,
+            position_flag: None,
         },
         problems: vec![ProblemInput {
             id: Uuid::now_v7(),

@@ -248,7 +248,7 @@ pub async fn record(
             county_code: p.county_code,
             checked_at: p.checked_at,
             site_key: key,
-            site: serde_json::to_value(&site).expect("a site serialises"),
+            site: p.site.stored(&site),
             result: answer.clone(),
         });
         answers[i] = Some(Recorded::Created(answer));

@@ -356,6 +356,38 @@ pub async fn rounds(conn: &mut PgConnection) -> sqlx::Result<Vec<serde_json::Val
     .await
 }
 
+/// The rounds `team` is assigned to, newest first, with the cities it covers in each.
+pub async fn team_rounds(conn: &mut PgConnection, team: &str) -> sqlx::Result<Vec<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('id', r.id, 'starts_on', r.starts_on, 'ends_on', r.ends_on, 'kind', r.kind,
+                                   'cities', t.cities)
+         FROM intake.round_teams t JOIN intake.rounds r ON r.id = t.round_id
+         WHERE t.team_id = $1 ORDER BY r.starts_on DESC, r.id",
+    )
+    .bind(team)
+    .fetch_all(conn)
+    .await
+}
+
+/// The site checks `team` recorded in `round`, newest first (at most 5,000), with the answer
+/// each got: its problems' outcomes.
+pub async fn team_inspections(
+    conn: &mut PgConnection,
+    team: &str,
+    round: &str,
+) -> sqlx::Result<Vec<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('id', id, 'city_code', city_code, 'county_code', county_code,
+                                   'checked_at', checked_at, 'site', site, 'problems', result->'problems')
+         FROM intake.inspections WHERE team_id = $1 AND round_id = $2
+         ORDER BY checked_at DESC, id LIMIT 5000",
+    )
+    .bind(team)
+    .bind(round)
+    .fetch_all(conn)
+    .await
+}
+
 /// The teams with their home provinces and members.
 pub async fn teams(conn: &mut PgConnection) -> sqlx::Result<Vec<serde_json::Value>> {
     sqlx::query_scalar(
