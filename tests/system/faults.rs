@@ -282,7 +282,8 @@ async fn missing_downstream(stack: &Stack, pool: &sqlx::PgPool) -> String {
     .await
     .unwrap_or_default();
     let intake_log = stack.services.get("intake").map(|s| s.log_text()).unwrap_or_default();
-    let mut out = vec![format!("intake's outbox: {written} events, {unsent} unsent; problems missing downstream, their events:")];
+    let mut out =
+        vec![format!("intake's outbox: {written} events, {unsent} unsent; problems missing downstream, their events:")];
     for (problem, event, subject, sent_at, created_at) in rows {
         let said: Vec<&str> = intake_log.lines().filter(|l| l.contains(&event.to_string())).collect();
         out.push(format!(

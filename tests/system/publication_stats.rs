@@ -192,6 +192,22 @@ async fn the_campaign_summary_equals_the_events_fed_in() {
     .await;
     assert!(summary["text_zh"].as_str().unwrap().contains("排查点位 4 个"), "{summary}");
 
+    // Every figure says its period: the round's days, and when it was counted.
+    let period = &stats["period"];
+    assert_eq!(
+        (&period["from"], &period["to"], &period["rounds"]),
+        (&json!("2019-05-08"), &json!("2019-05-22"), &json!(1))
+    );
+    assert!(period["as_of"].as_str().is_some_and(|t| t.starts_with("20")), "{period}");
+    let page =
+        stack.http.get(format!("{}/?lang=en", stack.url("publication"))).send().await.unwrap().text().await.unwrap();
+    let said = "Period: 2019-05-08 to 2019-05-22 (1 round), as of ";
+    for figure in ["summary", "map-section", "chart-section", "league-table"] {
+        let at = page.find(&format!("id=\"{figure}\"")).unwrap_or_else(|| panic!("no #{figure}"));
+        let end = ["</section>", "</figure>"].iter().filter_map(|t| page[at..].find(t)).min().unwrap() + at;
+        assert!(page[at..end].contains(said), "#{figure} does not say its period");
+    }
+
     // The public record shows what the newer events said.
     let (_, gas_record) = get(&stack, "publication", &format!("/v1/problems/{gas}"), None).await;
     assert_eq!(

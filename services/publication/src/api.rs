@@ -323,6 +323,8 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     let by_category = store::handed_over_by_category(conn, f).await?;
     let (rounds, team_rounds, person_times) = store::rounds_and_teams(conn, f).await?;
     let (escalations, levels) = store::escalations(conn, f).await?;
+    let (from, to) = store::period(conn, f).await?;
+    let as_of = store::last_modified(conn).await?;
 
     let mut groups: BTreeMap<(String, String), Value> = BTreeMap::new();
     for fig in &figures {
@@ -445,6 +447,13 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     totals["by_status"] = json!(by_status);
     Ok(json!({
         "filters": { "round": f.round, "city": f.city, "category": f.category },
+        // Every figure is of these days, counted up to the last change the service applied.
+        "period": {
+            "from": from.map(|d| d.to_string()),
+            "to": to.map(|d| d.to_string()),
+            "rounds": rounds,
+            "as_of": shared::csv::timestamp(as_of),
+        },
         "totals": totals,
         "summary": summary.with_text(),
         "league": league,

@@ -347,6 +347,28 @@ fn number(v: &Value) -> String {
     }
 }
 
+/// The period every figure of a `/v1/stats` document covers, in words.
+fn period_words(period: &Value, lang: Lang) -> String {
+    let as_of = period["as_of"]
+        .as_str()
+        .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .map(beijing_minute)
+        .unwrap_or_default();
+    match (period["from"].as_str(), period["to"].as_str()) {
+        (Some(from), Some(to)) => {
+            let rounds = number(&period["rounds"]);
+            match lang {
+                Lang::Zh => format!("统计期：{from} 至 {to}（{rounds} 轮），截至 {as_of}（北京时间）"),
+                Lang::En => {
+                    let plural = if rounds == "1" { "" } else { "s" };
+                    format!("Period: {from} to {to} ({rounds} round{plural}), as of {as_of} Beijing time")
+                }
+            }
+        }
+        _ => lang.t("统计期：尚无督察轮次。", "Period: no round yet.").to_string(),
+    }
+}
+
 fn percent(v: &Value) -> String {
     v.as_f64().map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "—".into())
 }
@@ -420,6 +442,7 @@ pub fn front_page(v: &FrontPage) -> String {
     let switch_to = if switch.is_empty() { "/".to_string() } else { switch };
     let page = FrontTemplate {
         league_min_checks: number(&v.stats["league_min_checks"]),
+        period: period_words(&v.stats["period"], lang),
         lang,
         title: lang.t("强化监督问题公开 · Skyledger", "Problems disclosed · Skyledger").to_string(),
         switch_to,
@@ -471,6 +494,8 @@ pub fn front_page(v: &FrontPage) -> String {
 struct FrontTemplate<'a> {
     /// Site checks a city needs to be ranked.
     league_min_checks: String,
+    /// The days the figures cover and when they were counted, said under each of them.
+    period: String,
     lang: Lang,
     title: String,
     switch_to: String,

@@ -1334,6 +1334,17 @@ pub async fn handed_over_by_category(conn: &mut PgConnection, f: &StatsFilter) -
     .await
 }
 
+/// The days the figures cover: from the first round's start to the last round's end (of the
+/// round asked for, if any); none before a round is configured.
+pub async fn period(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<(Option<Date>, Option<Date>)> {
+    sqlx::query_as(
+        "SELECT min(starts_on), max(ends_on) FROM publication.rounds WHERE $1::text IS NULL OR round_id = $1",
+    )
+    .bind(&f.round)
+    .fetch_one(conn)
+    .await
+}
+
 /// Rounds, the teams sent, and the people they sent (person-times: each member once per round).
 pub async fn rounds_and_teams(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<(i64, i64, i64)> {
     sqlx::query_as(
