@@ -479,7 +479,8 @@ pub struct ProblemReopened {
     /// `not_rectified` or `fake_rectification`.
     pub result: String,
     pub team: String,
-    /// The new, shorter deadline.
+    /// The deadline in force, unchanged: a refused rectification earns no new time, so past it
+    /// the problem is overdue from the day after it.
     pub deadline: Date,
     #[serde(with = "time::serde::rfc3339")]
     pub verified_at: OffsetDateTime,

@@ -143,7 +143,7 @@ async fn a_city_goes_through_a_round_on_the_simulated_clock() {
         .map(|e| (e["problem_id"].as_str().unwrap().to_string(), e["deadline"].as_str().unwrap().to_string()))
         .collect();
 
-    // Rectified and closed; faked, reopened with a new deadline, then fixed and closed.
+    // Rectified and closed; faked, reopened on the same deadline, then fixed and closed.
     for (id, what) in &fate {
         eventually("verification to know the problem", WAIT, || async {
             let (status, body) = get(&stack, "verification", &format!("/v1/problems/{id}"), Some(&stack.admin())).await;
@@ -157,7 +157,7 @@ async fn a_city_goes_through_a_round_on_the_simulated_clock() {
                 let (_, problem) =
                     get(&stack, "verification", &format!("/v1/problems/{id}"), Some(&stack.admin())).await;
                 assert_eq!(problem["status"], "reopened");
-                assert_ne!(problem["deadline"].as_str().unwrap(), deadline_of[id], "a new deadline");
+                assert_eq!(problem["deadline"].as_str().unwrap(), deadline_of[id], "no new time for a faked fix");
                 verify(&stack, XINGTAI, id, "rectified").await;
             }
             _ => {}
@@ -407,4 +407,78 @@ async fn last_years_ledger_is_imported_for_re_verification_one_by_one() {
     assert_eq!(rechecks.len(), 4, "{tasks}");
     assert!(rechecks.iter().all(|r| r["after_round"] == "2018"));
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Overdue, as DESIGN.md defines it: a rectification reported in time holds the clock while it
+/// waits for its verdict; a verdict that refuses it makes the problem overdue from its original
+/// deadline (no new time is earned by a refused rectification).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_rectification_is_overdue_from_the_original_deadline() {
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), simulated(&[])).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    // Open burning: 3 days by the default policy.
+    let (held_report, held) = report("open_burning", "general", "甲村");
+    let (late_report, late) = report("open_burning", "general", "乙村");
+    batch(&stack, vec![held_report, late_report]).await;
+    let entries = eventually("both on a sheet", WAIT, || async {
+        let items = ledger(&stack, "").await;
+        (items.len() == 2 && items.iter().all(|i| i["handover_no"].is_string())).then_some(items)
+    })
+    .await;
+    let deadline = entries[0]["deadline"].as_str().unwrap().to_string();
+    let admin = stack.admin();
+    for id in [&held, &late] {
+        eventually("verification to know the problem", WAIT, || async {
+            let (_, p) = get(&stack, "verification", &format!("/v1/problems/{id}"), Some(&admin)).await;
+            (p["status"] == "assigned").then_some(())
+        })
+        .await;
+    }
+
+    // Rectification of one reported in time; the clock runs past the deadline.
+    let government = stack.token(Role::LocalGov, None, Some(XINGTAI));
+    let rectification = json!({ "measures": "已清理", "completed_at": "2019-05-10T09:00:00+08:00" });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{held}/rectification"), &government, rectification).await;
+    assert_eq!(status, 201, "{body}");
+    advance_days(&stack, 5).await;
+    eventually("the other one overdue", WAIT, || async {
+        let items = ledger(&stack, "?overdue=true").await;
+        (items.len() == 1 && items[0]["problem_id"] == late.as_str()).then_some(())
+    })
+    .await;
+    let (_, p) = get(&stack, "verification", &format!("/v1/problems/{held}"), Some(&admin)).await;
+    assert!(p["overdue_since"].is_null(), "a rectification reported in time holds the clock: {p}");
+
+    // The verifier refuses it: overdue from the original deadline, not given a new one.
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let (status, body) = post(
+        &stack,
+        "verification",
+        &format!("/v1/problems/{held}/verdict"),
+        &verifier,
+        json!({ "result": "not_rectified", "team": VERIFIER }),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("reopened")), "{body}");
+    assert_eq!(body["deadline"], deadline.as_str(), "a refused rectification earns no new deadline: {body}");
+    let day_after = (time::Date::parse(&deadline, &time::format_description::well_known::Iso8601::DATE).unwrap()
+        + time::Duration::days(1))
+    .to_string();
+    eventually("verification to flag it overdue from the original deadline", WAIT, || async {
+        let (_, p) = get(&stack, "verification", &format!("/v1/problems/{held}"), Some(&admin)).await;
+        (p["overdue_since"] == day_after.as_str()).then_some(())
+    })
+    .await;
+    eventually("the ledger to show both overdue", WAIT, || async {
+        (ledger(&stack, "?overdue=true").await.len() == 2).then_some(())
+    })
+    .await;
+    let events = stream_events(&stack, "verification", &shared::events::PROBLEM_OVERDUE).await;
+    let flagged = events.iter().find(|e| e.data["problem_id"] == held.as_str()).expect("an overdue event");
+    assert_eq!(
+        (flagged.data["deadline"].as_str(), flagged.data["overdue_on"].as_str()),
+        (Some(deadline.as_str()), Some(day_after.as_str()))
+    );
 }
