@@ -118,6 +118,7 @@ kind!(PROBLEM_CLOSED, "verification", "problem", "closed");
 kind!(PROBLEM_REOPENED, "verification", "problem", "reopened");
 kind!(RECTIFICATION_PROGRESSED, "verification", "rectification", "progressed");
 kind!(PROBLEM_OVERDUE, "verification", "problem", "overdue");
+kind!(RECHECK_FAILED, "verification", "recheck", "failed");
 kind!(CITY_ESCALATED, "verification", "city", "escalated");
 kind!(NOTICE_DELIVERED, "notification", "notice", "delivered");
 kind!(NOTICE_FAILED, "notification", "notice", "failed");
@@ -145,6 +146,7 @@ pub const ALL: &[EventKind] = &[
     PROBLEM_REOPENED,
     RECTIFICATION_PROGRESSED,
     PROBLEM_OVERDUE,
+    RECHECK_FAILED,
     CITY_ESCALATED,
     NOTICE_DELIVERED,
     NOTICE_FAILED,
@@ -428,6 +430,34 @@ pub struct ProblemOverdue {
     pub overdue_on: Date,
 }
 
+/// A re-check found a closed problem back (回潮). The closed problem stays closed; intake enters
+/// the rebound as a new ledger entry (`rebound_id`, reported with `rebound_of` = `problem_id`),
+/// which is then handed over, verified and published like any problem.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecheckFailed {
+    /// The closed problem.
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
+    pub recheck_id: Uuid,
+    /// The new entry's id, chosen by verification so that the rebound is entered once.
+    pub rebound_id: Uuid,
+    /// The round the new entry belongs to: the campaign's round on the re-check's day.
+    pub round: String,
+    /// The re-checking team, which found the rebound: internal, never published.
+    pub team: String,
+    pub city_code: String,
+    pub county_code: Option<String>,
+    pub category: String,
+    /// The site's name as verification knows it (last year's problems have no report in intake).
+    pub site_name: Option<String>,
+    /// `not_rectified` or `fake_rectification`.
+    pub result: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub verified_at: OffsetDateTime,
+}
+
 /// A city climbs the escalation ladder: reminder → listed_supervision → summons → special_inspection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CityEscalated {
@@ -546,6 +576,7 @@ payload!(RectificationProgressed, RECTIFICATION_PROGRESSED, one_problem);
 payload!(ProblemClosed, PROBLEM_CLOSED, one_problem);
 payload!(ProblemReopened, PROBLEM_REOPENED, one_problem);
 payload!(ProblemOverdue, PROBLEM_OVERDUE, one_problem);
+payload!(RecheckFailed, RECHECK_FAILED, one_problem);
 payload!(CityEscalated, CITY_ESCALATED);
 payload!(NoticeDelivered, NOTICE_DELIVERED);
 payload!(NoticeFailed, NOTICE_FAILED);

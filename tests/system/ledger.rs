@@ -333,7 +333,7 @@ async fn disputes_reroutes_extensions_progress_and_rechecks() {
     .await;
     assert_eq!(status, 201, "{body}");
 
-    // Closed, then found back on a re-check sweep: a rebound, and the problem is reopened.
+    // Closed, then found back on a re-check sweep: a rebound, entered anew; the closed one stays.
     verify(&stack, "130502", &rechecked, "rectified").await;
     let (status, body) = post(&stack, "verification", "/v1/rechecks/sweep", &admin, json!({ "round": ROUND })).await;
     assert_eq!((status.as_u16(), body["rechecks_opened"].as_i64()), (200, Some(1)), "{body}");
@@ -351,10 +351,11 @@ async fn disputes_reroutes_extensions_progress_and_rechecks() {
         json!({ "result": "not_rectified", "team": VERIFIER, "note": "复查发现反弹" }),
     )
     .await;
-    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("reopened")), "{body}");
-    eventually("the ledger to show it reopened", WAIT, || async {
-        let (_, e) = get(&stack, "assignment", &format!("/v1/problems/{rechecked}"), Some(&admin)).await;
-        (e["entry"]["status"] == "reopened").then_some(())
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("closed")), "{body}");
+    let rebound = body["rebound_id"].as_str().expect("a new entry for the rebound").to_string();
+    eventually("the ledger to show the rebound", WAIT, || async {
+        let (_, e) = get(&stack, "assignment", &format!("/v1/problems/{rebound}"), Some(&admin)).await;
+        (e["entry"]["rebound_of"] == rechecked.as_str()).then_some(())
     })
     .await;
 }
@@ -481,4 +482,99 @@ async fn a_refused_rectification_is_overdue_from_the_original_deadline() {
         (flagged.data["deadline"].as_str(), flagged.data["overdue_on"].as_str()),
         (Some(deadline.as_str()), Some(day_after.as_str()))
     );
+}
+
+/// A failed re-check of a closed problem (回潮): a new ledger entry, a rebound linked to the
+/// closed one, handed over like any problem; the closed one stays closed in its history.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_recheck_makes_a_new_rebound_entry_and_the_closed_one_stays_closed() {
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), simulated(&[])).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let (inspection, closed) = report("vocs", "general", "丙厂");
+    batch(&stack, vec![inspection]).await;
+    eventually("on a sheet", WAIT, || async {
+        let items = ledger(&stack, "").await;
+        (items.len() == 1 && items[0]["handover_no"].is_string()).then_some(())
+    })
+    .await;
+    let admin = stack.admin();
+    eventually("verification to know the problem", WAIT, || async {
+        let (_, p) = get(&stack, "verification", &format!("/v1/problems/{closed}"), Some(&admin)).await;
+        (p["status"] == "assigned").then_some(())
+    })
+    .await;
+    verify(&stack, "130502", &closed, "rectified").await;
+    wait_public_status(&stack, &closed, "closed").await;
+
+    let (status, body) = post(&stack, "verification", "/v1/rechecks/sweep", &admin, json!({ "round": ROUND })).await;
+    assert_eq!((status.as_u16(), body["rechecks_opened"].as_i64()), (200, Some(1)), "{body}");
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let (_, tasks) = get(&stack, "verification", "/v1/tasks", Some(&verifier)).await;
+    let recheck = tasks["rechecks"][0]["id"].as_str().expect("a re-check for the verifier").to_string();
+    let (status, body) = post(
+        &stack,
+        "verification",
+        &format!("/v1/rechecks/{recheck}/verdict"),
+        &verifier,
+        json!({ "result": "not_rectified", "team": VERIFIER, "note": "复查发现反弹" }),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["status"].as_str()),
+        (201, Some("closed")),
+        "the closed one stays closed: {body}"
+    );
+    let rebound = body["rebound_id"].as_str().expect("the new entry's id").to_string();
+
+    // The rebound is a ledger entry of its own, linked to the closed one, handed over again.
+    let entry = eventually("the rebound on a sheet", WAIT, || async {
+        let items = ledger(&stack, "").await;
+        items.into_iter().find(|i| i["problem_id"] == rebound.as_str() && i["handover_no"].is_string())
+    })
+    .await;
+    assert_eq!(entry["rebound_of"], closed.as_str(), "{entry}");
+    assert_eq!(entry["status"], "assigned");
+    let (_, original) = get(&stack, "assignment", &format!("/v1/problems/{closed}"), Some(&admin)).await;
+    assert_eq!(original["entry"]["status"], "closed", "{original}");
+    let public = wait_public_status(&stack, &rebound, "assigned").await;
+    assert_eq!(public["rebound_of"], closed.as_str(), "{public}");
+    let (_, history) = get(&stack, "publication", &format!("/v1/problems/{closed}"), None).await;
+    let steps: Vec<&str> =
+        history["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(steps.last(), Some(&"closed"), "closed in its history: {steps:?}");
+    assert!(!steps.contains(&"reopened"), "{steps:?}");
+    // The rebound counts on the escalation ladder; the government rectifies it like any problem.
+    eventually("verification to know the rebound", WAIT, || async {
+        let (_, p) = get(&stack, "verification", &format!("/v1/problems/{rebound}"), Some(&admin)).await;
+        (p["status"] == "assigned").then_some(())
+    })
+    .await;
+    // The re-checking team found it, so another team gives the verdict.
+    let government = stack.token(Role::LocalGov, None, Some("130502"));
+    let rectification = json!({ "measures": "已再次整改", "completed_at": "2019-05-10T09:00:00+08:00" });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{rebound}/rectification"), &government, rectification)
+            .await;
+    assert_eq!(status, 201, "{body}");
+    let other = stack.token(Role::Verifier, Some(FINDER), None);
+    let by_finder = json!({ "result": "rectified", "team": VERIFIER });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{rebound}/verdict"), &verifier, by_finder).await;
+    assert!(
+        status == 403 && body.to_string().contains("found"),
+        "the team that found the rebound may not verify it: {body}"
+    );
+    let verdict = json!({ "result": "rectified", "team": FINDER });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{rebound}/verdict"), &other, verdict).await;
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("closed")), "{body}");
+}
+
+async fn wait_public_status(stack: &Stack, id: &str, wanted: &str) -> Value {
+    eventually(&format!("problem {id} public and {wanted}"), WAIT, || async {
+        let (status, body) = get(stack, "publication", &format!("/v1/problems/{id}"), None).await;
+        (status == 200 && body["status"] == wanted).then_some(body)
+    })
+    .await
 }

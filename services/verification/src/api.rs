@@ -15,8 +15,8 @@ use shared::auth::{Caller, Role};
 use shared::clock::Clock;
 use shared::error::ApiError;
 use shared::events::{
-    PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECTIFICATION_PROGRESSED, RECTIFICATION_REPORTED,
-    RectificationProgressed, RectificationReported,
+    PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECHECK_FAILED, RECTIFICATION_PROGRESSED,
+    RECTIFICATION_REPORTED, RecheckFailed, RectificationProgressed, RectificationReported,
 };
 use shared::http::{JsonBody, QueryParams, parse_id, parse_value};
 use shared::order;
@@ -245,7 +245,8 @@ async fn post_verdict(
 }
 
 /// A verdict on a re-check: `rectified` confirms the closure; anything else means the problem
-/// is back — a rebound — and it is reopened.
+/// is back — a rebound (回潮). The closed problem stays closed; a new ledger entry linked to it
+/// is made (`recheck.failed`, which intake enters as a report with `rebound_of`).
 async fn post_recheck_verdict(
     State(s): State<AppState>,
     caller: Caller,
@@ -260,21 +261,39 @@ async fn post_recheck_verdict(
     if recheck.result.is_some() {
         return Err(ApiError::conflict("id", "this re-check has its verdict already"));
     }
-    store::record_recheck(&mut tx, id, &request, s.clock.now()).await?;
     let problem = store::problem_for_update(&mut tx, recheck.problem_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("problem {}", recheck.problem_id)))?;
-    let (status, deadline) = if request.result == "rectified" || problem.status != "closed" {
-        (problem.status.clone(), None)
-    } else {
-        store::mark_rebound(&mut tx, problem.problem_id).await?;
-        let (status, deadline) = apply_verdict(&s, &mut tx, &problem, &request.team, "rebound").await?;
-        (status.to_string(), deadline)
-    };
+    let now = s.clock.now();
+    let rebound_id = domain::recheck_finds_rebound(&request.result, &problem.status).then(Uuid::now_v7);
+    store::record_recheck(&mut tx, id, &request, now, rebound_id).await?;
+    if let Some(rebound_id) = rebound_id {
+        let rounds: Vec<(String, time::Date)> =
+            store::rounds(&mut tx).await?.into_iter().map(|r| (r.id, r.starts_on)).collect();
+        let next = order::advance_one(&mut tx, store::PROBLEMS, problem.problem_id, RECHECK_FAILED)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("problem {}", problem.problem_id)))?;
+        let event = RecheckFailed {
+            problem_id: problem.problem_id,
+            problem_seq: next.problem_seq,
+            previous: next.previous,
+            recheck_id: id,
+            rebound_id,
+            round: domain::round_on(&rounds, s.clock.today(), &recheck.after_round),
+            team: request.team.clone(),
+            city_code: problem.city_code.clone(),
+            county_code: problem.county_code.clone(),
+            category: problem.category.clone().unwrap_or_else(|| "other".into()),
+            site_name: store::site_name(&mut tx, problem.problem_id).await?,
+            result: request.result.clone(),
+            verified_at: now,
+        };
+        s.outbox.publish(&mut tx, Some(&problem.city_code), problem.problem_id.to_string(), &event).await?;
+    }
     s.outbox.commit(tx).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id, "problem_id": problem.problem_id, "status": status, "deadline": deadline })),
+        Json(json!({ "id": id, "problem_id": problem.problem_id, "status": problem.status, "rebound_id": rebound_id })),
     ))
 }
 

@@ -127,6 +127,24 @@ pub fn in_sample(problem_id: uuid::Uuid, percent: i64) -> bool {
     (bucket as i64) < percent.clamp(0, 100)
 }
 
+/// What a re-check's verdict does: `rectified` confirms the closure; anything else on a problem
+/// still closed is a rebound (回潮), entered as a new ledger entry linked to it while the closed
+/// one stays closed. On a problem no longer closed it changes nothing.
+pub fn recheck_finds_rebound(result: &str, problem_status: &str) -> bool {
+    result != "rectified" && problem_status == "closed"
+}
+
+/// The round a rebound found on `today` belongs to: the latest round begun by then (rounds as
+/// `(id, starts_on)`), else the earliest one, else `fallback` (the re-check's own round).
+pub fn round_on(rounds: &[(String, Date)], today: Date, fallback: &str) -> String {
+    rounds
+        .iter()
+        .filter(|(_, starts_on)| *starts_on <= today)
+        .max_by_key(|(_, starts_on)| *starts_on)
+        .or_else(|| rounds.iter().min_by_key(|(_, starts_on)| *starts_on))
+        .map_or_else(|| fallback.to_string(), |(id, _)| id.clone())
+}
+
 /// Rounds that end a sweep period: every `every`-th round by start date (1-based).
 pub fn ends_sweep_period(ordinal: i64, every: i64) -> bool {
     every > 0 && ordinal > 0 && ordinal % every == 0
@@ -458,6 +476,23 @@ mod tests {
         assert!(in_sample(id, 100));
         assert!(!in_sample(id, 0));
         assert_eq!(in_sample(id, 50), in_sample(id, 50));
+    }
+
+    #[test]
+    fn a_failed_recheck_of_a_closed_problem_is_a_rebound() {
+        assert!(recheck_finds_rebound("not_rectified", "closed"));
+        assert!(recheck_finds_rebound("fake_rectification", "closed"));
+        assert!(!recheck_finds_rebound("rectified", "closed"));
+        assert!(!recheck_finds_rebound("not_rectified", "withdrawn"), "only a closed problem can come back");
+    }
+
+    #[test]
+    fn a_rebound_belongs_to_the_round_under_way() {
+        let rounds = vec![("R01".to_string(), date!(2019 - 05 - 08)), ("R02".to_string(), date!(2019 - 05 - 23))];
+        assert_eq!(round_on(&rounds, date!(2019 - 05 - 30), "2018"), "R02");
+        assert_eq!(round_on(&rounds, date!(2019 - 05 - 10), "2018"), "R01");
+        assert_eq!(round_on(&rounds, date!(2019 - 01 - 10), "2018"), "R01", "before the campaign: its first round");
+        assert_eq!(round_on(&[], date!(2019 - 01 - 10), "2018"), "2018");
     }
 
     #[test]

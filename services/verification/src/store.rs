@@ -159,13 +159,13 @@ pub async fn set_status(
     order::advance_one(conn, PROBLEMS, problem_id, kind).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-/// A re-check found the problem back: it counts as a rebound.
-pub async fn mark_rebound(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE verification.problems SET rebound = true WHERE problem_id = $1")
+/// The site's name, where verification has it (last year's problems).
+pub async fn site_name(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT site_name FROM verification.problems WHERE problem_id = $1")
         .bind(problem_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+        .fetch_optional(conn)
+        .await?
+        .flatten())
 }
 
 /// Keeps assignment's reroute: a new government, a new deadline.
@@ -432,20 +432,26 @@ pub async fn recheck_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Resu
     .await
 }
 
+/// Records a re-check's verdict, with the new entry it made when it found a rebound.
 pub async fn record_recheck(
     conn: &mut PgConnection,
     id: Uuid,
     v: &VerdictRequest,
     at: OffsetDateTime,
+    rebound_id: Option<Uuid>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE verification.rechecks SET result = $2, team = $3, note = $4, verified_at = $5 WHERE id = $1")
-        .bind(id)
-        .bind(&v.result)
-        .bind(&v.team)
-        .bind(&v.note)
-        .bind(at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE verification.rechecks SET result = $2, team = $3, note = $4, verified_at = $5, rebound_id = $6
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&v.result)
+    .bind(&v.team)
+    .bind(&v.note)
+    .bind(at)
+    .bind(rebound_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
