@@ -241,10 +241,27 @@ pub struct ProblemReported {
     pub checked_at: OffsetDateTime,
     /// Set when the same site and category had a problem that was closed: a rebound.
     pub rebound_of: Option<Uuid>,
-    /// Evidence a producer chose to pass on (`url`, `sha256`, `internal`); the disclosure
-    /// policy decides what of it is shown.
+    /// The photos and documents the inspector attached; the disclosure policy shows only those
+    /// not marked internal. Absent in events from before it was declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub evidence: Vec<serde_json::Value>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// A photo or document attached to a report: where it is, its SHA-256, and whether it is
+/// internal (never published).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Evidence {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Anything but an explicit `false` (or no flag) reads as internal: when in doubt, not public.
+    #[serde(default, deserialize_with = "internal_unless_false")]
+    pub internal: bool,
+}
+
+fn internal_unless_false<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    let flag = serde_json::Value::deserialize(deserializer)?;
+    Ok(!matches!(flag, serde_json::Value::Bool(false) | serde_json::Value::Null))
 }
 
 /// The campaign office withdraws a report entered in error; the ledger entry goes with it.
@@ -615,6 +632,23 @@ mod tests {
         assert_eq!(closed.needs(["problem.closed", "problem.reopened"]), 2);
         assert_eq!(closed.needs(["rectification.reported", "problem.closed"]), 3);
         assert_eq!(closed.needs(["problem.overdue"]), 0);
+    }
+
+    #[test]
+    fn evidence_is_internal_unless_plainly_marked_otherwise_and_old_reports_read_without_it() {
+        let read = |v: serde_json::Value| serde_json::from_value::<Evidence>(v).unwrap().internal;
+        assert!(!read(serde_json::json!({ "url": "u" })));
+        assert!(!read(serde_json::json!({ "url": "u", "internal": false })));
+        assert!(read(serde_json::json!({ "url": "u", "internal": true })));
+        assert!(read(serde_json::json!({ "url": "u", "internal": "yes" })), "unclear is internal");
+        let old = serde_json::json!({
+            "problem_id": Uuid::nil(), "problem_seq": 1, "inspection_id": Uuid::nil(), "round": "R", "team": "T",
+            "city_code": "130500", "county_code": null, "category": "dust", "severity": "general",
+            "description": "d", "checked_at": "2019-05-09T10:20:00+08:00", "rebound_of": null,
+            "site": { "name": "s", "lat": 37.0, "lon": 114.5 },
+        });
+        let reported: ProblemReported = serde_json::from_value(old).unwrap();
+        assert!(reported.evidence.is_empty());
     }
 
     #[test]

@@ -129,15 +129,8 @@ pub struct Correction {
     pub into: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EvidenceItem {
-    pub url: String,
-    #[serde(default)]
-    pub sha256: Option<String>,
-    /// Internal evidence is never published.
-    #[serde(default)]
-    pub internal: bool,
-}
+/// Evidence as the contract declares it: internal evidence is never published.
+pub use shared::events::Evidence as EvidenceItem;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProblemInput {

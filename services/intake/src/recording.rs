@@ -198,7 +198,7 @@ pub async fn record(
                         site: site.clone(),
                         checked_at: p.checked_at,
                         rebound_of,
-                        evidence: Vec::new(),
+                        evidence: q.evidence.clone(),
                     },
                 ));
             } else {
