@@ -578,3 +578,48 @@ async fn wait_public_status(stack: &Stack, id: &str, wanted: &str) -> Value {
     })
     .await
 }
+
+/// Last year's problem, never reported to intake, found back on its re-check: the rebound is
+/// entered all the same, at the site verification knows, and handed over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_recheck_of_last_years_problem_makes_a_rebound_entry_too() {
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), simulated(&[])).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let admin = stack.admin();
+    let legacy = Uuid::now_v7();
+    let (status, body) = post(
+        &stack,
+        "verification",
+        "/v1/legacy-problems/batch",
+        &admin,
+        json!({ "round": "2018",
+        "items": [ { "id": legacy, "city_code": XINGTAI, "county_code": "130502", "category": "coal_boiler",
+                     "site_name": "旧锅炉房", "closed_on": "2018-11-01" } ] }),
+    )
+    .await;
+    assert_eq!((status.as_u16(), &body["results"][0]["status"]), (200, &json!("created")), "{body}");
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let (_, tasks) = get(&stack, "verification", "/v1/tasks", Some(&verifier)).await;
+    let recheck = tasks["rechecks"][0]["id"].as_str().expect("the legacy re-check").to_string();
+    let (status, body) = post(
+        &stack,
+        "verification",
+        &format!("/v1/rechecks/{recheck}/verdict"),
+        &verifier,
+        json!({ "result": "fake_rectification", "team": VERIFIER }),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("closed")), "{body}");
+    let rebound = body["rebound_id"].as_str().expect("a new entry").to_string();
+    let entry = eventually("the rebound on a sheet", WAIT, || async {
+        let (_, e) = get(&stack, "assignment", &format!("/v1/problems/{rebound}"), Some(&admin)).await;
+        e["entry"]["handover_no"].is_string().then(|| e["entry"].clone())
+    })
+    .await;
+    assert_eq!(
+        (&entry["rebound_of"], &entry["site_name"], &entry["jurisdiction"], &entry["round_id"]),
+        (&json!(legacy), &json!("旧锅炉房"), &json!("130502"), &json!(ROUND)),
+        "{entry}"
+    );
+}
