@@ -1,6 +1,7 @@
 //! `skyledger`: the one binary. It runs one service (`serve`), all five in separate processes
 //! (`up`), and the admin commands.
 
+mod deadline_policy;
 mod demo;
 mod import;
 mod setup;
@@ -101,6 +102,18 @@ enum Command {
         url: Option<String>,
         /// An admin token; by default one signed with the deployment's key.
         #[arg(long, env = "SKYLEDGER_TOKEN")]
+        token: Option<String>,
+    },
+    /// The deadline policy (days to rectify by category and severity): show it, or set a new
+    /// version, which applies to handover sheets made from then on (no restart).
+    DeadlinePolicy {
+        #[command(subcommand)]
+        command: deadline_policy::PolicyCommand,
+        /// The assignment service; by default the configured one.
+        #[arg(long, global = true)]
+        url: Option<String>,
+        /// An admin token; by default one signed with the deployment's key.
+        #[arg(long, global = true, env = "SKYLEDGER_TOKEN")]
         token: Option<String>,
     },
     /// Check a publication service's public log: the signed checkpoint, every entry and its
@@ -365,6 +378,17 @@ async fn main() -> anyhow::Result<()> {
                 import::report_path(&file).display()
             );
             Ok(())
+        }
+        Command::DeadlinePolicy { command, url, token } => {
+            let url = match url {
+                Some(url) => url,
+                None => format!("http://{}", assignment::Config::load()?.assignment.listen),
+            };
+            let token = match token {
+                Some(token) => token,
+                None => deployment_token(Role::Admin, None)?,
+            };
+            deadline_policy::run(command, &url, &token).await
         }
         Command::Simulate {
             scale,

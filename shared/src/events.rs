@@ -118,6 +118,7 @@ kind!(PROBLEM_CLOSED, "verification", "problem", "closed");
 kind!(PROBLEM_REOPENED, "verification", "problem", "reopened");
 kind!(RECTIFICATION_PROGRESSED, "verification", "rectification", "progressed");
 kind!(PROBLEM_OVERDUE, "verification", "problem", "overdue");
+kind!(RECHECK_FAILED, "verification", "recheck", "failed");
 kind!(CITY_ESCALATED, "verification", "city", "escalated");
 kind!(NOTICE_DELIVERED, "notification", "notice", "delivered");
 kind!(NOTICE_FAILED, "notification", "notice", "failed");
@@ -145,6 +146,7 @@ pub const ALL: &[EventKind] = &[
     PROBLEM_REOPENED,
     RECTIFICATION_PROGRESSED,
     PROBLEM_OVERDUE,
+    RECHECK_FAILED,
     CITY_ESCALATED,
     NOTICE_DELIVERED,
     NOTICE_FAILED,
@@ -243,10 +245,27 @@ pub struct ProblemReported {
     pub checked_at: OffsetDateTime,
     /// Set when the same site and category had a problem that was closed: a rebound.
     pub rebound_of: Option<Uuid>,
-    /// Evidence a producer chose to pass on (`url`, `sha256`, `internal`); the disclosure
-    /// policy decides what of it is shown.
+    /// The photos and documents the inspector attached; the disclosure policy shows only those
+    /// not marked internal. Absent in events from before it was declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub evidence: Vec<serde_json::Value>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// A photo or document attached to a report: where it is, its SHA-256, and whether it is
+/// internal (never published).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Evidence {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Anything but an explicit `false` (or no flag) reads as internal: when in doubt, not public.
+    #[serde(default, deserialize_with = "internal_unless_false")]
+    pub internal: bool,
+}
+
+fn internal_unless_false<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    let flag = serde_json::Value::deserialize(deserializer)?;
+    Ok(!matches!(flag, serde_json::Value::Bool(false) | serde_json::Value::Null))
 }
 
 /// The campaign office withdraws a report entered in error; the ledger entry goes with it.
@@ -432,6 +451,34 @@ pub struct ProblemOverdue {
     pub overdue_on: Date,
 }
 
+/// A re-check found a closed problem back (回潮). The closed problem stays closed; intake enters
+/// the rebound as a new ledger entry (`rebound_id`, reported with `rebound_of` = `problem_id`),
+/// which is then handed over, verified and published like any problem.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecheckFailed {
+    /// The closed problem.
+    pub problem_id: Uuid,
+    pub problem_seq: i64,
+    #[serde(default)]
+    pub previous: Previous,
+    pub recheck_id: Uuid,
+    /// The new entry's id, chosen by verification so that the rebound is entered once.
+    pub rebound_id: Uuid,
+    /// The round the new entry belongs to: the campaign's round on the re-check's day.
+    pub round: String,
+    /// The re-checking team, which found the rebound: internal, never published.
+    pub team: String,
+    pub city_code: String,
+    pub county_code: Option<String>,
+    pub category: String,
+    /// The site's name as verification knows it (last year's problems have no report in intake).
+    pub site_name: Option<String>,
+    /// `not_rectified` or `fake_rectification`.
+    pub result: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub verified_at: OffsetDateTime,
+}
+
 /// A city climbs the escalation ladder: reminder → listed_supervision → summons → special_inspection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CityEscalated {
@@ -483,7 +530,8 @@ pub struct ProblemReopened {
     /// `not_rectified` or `fake_rectification`.
     pub result: String,
     pub team: String,
-    /// The new, shorter deadline.
+    /// The deadline in force, unchanged: a refused rectification earns no new time, so past it
+    /// the problem is overdue from the day after it.
     pub deadline: Date,
     #[serde(with = "time::serde::rfc3339")]
     pub verified_at: OffsetDateTime,
@@ -549,6 +597,7 @@ payload!(RectificationProgressed, RECTIFICATION_PROGRESSED, one_problem);
 payload!(ProblemClosed, PROBLEM_CLOSED, one_problem);
 payload!(ProblemReopened, PROBLEM_REOPENED, one_problem);
 payload!(ProblemOverdue, PROBLEM_OVERDUE, one_problem);
+payload!(RecheckFailed, RECHECK_FAILED, one_problem);
 payload!(CityEscalated, CITY_ESCALATED);
 payload!(NoticeDelivered, NOTICE_DELIVERED);
 payload!(NoticeFailed, NOTICE_FAILED);
@@ -587,6 +636,23 @@ mod tests {
         assert_eq!(closed.needs(["problem.closed", "problem.reopened"]), 2);
         assert_eq!(closed.needs(["rectification.reported", "problem.closed"]), 3);
         assert_eq!(closed.needs(["problem.overdue"]), 0);
+    }
+
+    #[test]
+    fn evidence_is_internal_unless_plainly_marked_otherwise_and_old_reports_read_without_it() {
+        let read = |v: serde_json::Value| serde_json::from_value::<Evidence>(v).unwrap().internal;
+        assert!(!read(serde_json::json!({ "url": "u" })));
+        assert!(!read(serde_json::json!({ "url": "u", "internal": false })));
+        assert!(read(serde_json::json!({ "url": "u", "internal": true })));
+        assert!(read(serde_json::json!({ "url": "u", "internal": "yes" })), "unclear is internal");
+        let old = serde_json::json!({
+            "problem_id": Uuid::nil(), "problem_seq": 1, "inspection_id": Uuid::nil(), "round": "R", "team": "T",
+            "city_code": "130500", "county_code": null, "category": "dust", "severity": "general",
+            "description": "d", "checked_at": "2019-05-09T10:20:00+08:00", "rebound_of": null,
+            "site": { "name": "s", "lat": 37.0, "lon": 114.5 },
+        });
+        let reported: ProblemReported = serde_json::from_value(old).unwrap();
+        assert!(reported.evidence.is_empty());
     }
 
     #[test]

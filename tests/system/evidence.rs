@@ -128,3 +128,44 @@ async fn evidence_survives_in_the_object_store_and_internal_evidence_needs_a_tok
     assert!(bytes == public);
     assert_eq!(download(&stack, &internal_url, None).await.0, 401);
 }
+
+/// Evidence attached to a reported problem travels in `problem.reported` (a declared field of
+/// the contract): the public record shows the public photo, which anyone can download, and
+/// never the internal one.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_evidence_of_a_reported_problem_reaches_the_public_record() {
+    let mut options = StackOptions::default();
+    options.env.push(("SKYLEDGER__ASSIGNMENT__GATHERING_WINDOW_MILLIS".into(), "300".into()));
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+    let receiver = shared::testing::WebhookReceiver::start(vec![]).await;
+    crate::support::campaign(&stack, &receiver).await;
+    let inspector = crate::support::inspector(&stack);
+    let public = photo(7, 2_000);
+    let (status, stored) = upload(&stack, Some(&inspector), "?visibility=public", "image/jpeg", &public).await;
+    assert_eq!(status, 201, "{stored}");
+    let public_url = stored["url"].as_str().unwrap().to_string();
+    let (status, stored) = upload(&stack, Some(&inspector), "", "image/jpeg", &photo(8, 2_000)).await;
+    assert_eq!(status, 201, "{stored}");
+    let internal_url = stored["url"].as_str().unwrap().to_string();
+
+    let mut report = crate::support::inspection(crate::support::XINGTAI, Some("130502"), "某某铸造厂", &["dust"]);
+    report["problems"][0]["evidence"] = serde_json::json!([
+        { "url": public_url, "sha256": sha256(&public), "internal": false },
+        { "url": internal_url, "internal": true },
+    ]);
+    let id = crate::support::problem_ids(&report)[0].clone();
+    let (status, answer) = crate::support::post(&stack, "intake", "/v1/inspections", &inspector, report).await;
+    assert_eq!(status, 201, "{answer}");
+
+    let record = crate::publication::wait_public(&stack, &id).await;
+    assert_eq!(
+        record["evidence"],
+        serde_json::json!([{ "url": public_url, "sha256": sha256(&public) }]),
+        "the public photo, and only it: {record}"
+    );
+    let (status, _, bytes) = download(&stack, &public_url, None).await;
+    assert_eq!(status, 200);
+    assert!(bytes == public, "anyone downloads what the public record links");
+    let (_, feed) = crate::support::get(&stack, "publication", "/feed.json", None).await;
+    assert!(!feed.to_string().contains(&internal_url), "internal evidence never reaches a public format");
+}

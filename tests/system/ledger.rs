@@ -143,7 +143,7 @@ async fn a_city_goes_through_a_round_on_the_simulated_clock() {
         .map(|e| (e["problem_id"].as_str().unwrap().to_string(), e["deadline"].as_str().unwrap().to_string()))
         .collect();
 
-    // Rectified and closed; faked, reopened with a new deadline, then fixed and closed.
+    // Rectified and closed; faked, reopened on the same deadline, then fixed and closed.
     for (id, what) in &fate {
         eventually("verification to know the problem", WAIT, || async {
             let (status, body) = get(&stack, "verification", &format!("/v1/problems/{id}"), Some(&stack.admin())).await;
@@ -157,7 +157,7 @@ async fn a_city_goes_through_a_round_on_the_simulated_clock() {
                 let (_, problem) =
                     get(&stack, "verification", &format!("/v1/problems/{id}"), Some(&stack.admin())).await;
                 assert_eq!(problem["status"], "reopened");
-                assert_ne!(problem["deadline"].as_str().unwrap(), deadline_of[id], "a new deadline");
+                assert_eq!(problem["deadline"].as_str().unwrap(), deadline_of[id], "no new time for a faked fix");
                 verify(&stack, XINGTAI, id, "rectified").await;
             }
             _ => {}
@@ -333,7 +333,7 @@ async fn disputes_reroutes_extensions_progress_and_rechecks() {
     .await;
     assert_eq!(status, 201, "{body}");
 
-    // Closed, then found back on a re-check sweep: a rebound, and the problem is reopened.
+    // Closed, then found back on a re-check sweep: a rebound, entered anew; the closed one stays.
     verify(&stack, "130502", &rechecked, "rectified").await;
     let (status, body) = post(&stack, "verification", "/v1/rechecks/sweep", &admin, json!({ "round": ROUND })).await;
     assert_eq!((status.as_u16(), body["rechecks_opened"].as_i64()), (200, Some(1)), "{body}");
@@ -351,10 +351,11 @@ async fn disputes_reroutes_extensions_progress_and_rechecks() {
         json!({ "result": "not_rectified", "team": VERIFIER, "note": "复查发现反弹" }),
     )
     .await;
-    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("reopened")), "{body}");
-    eventually("the ledger to show it reopened", WAIT, || async {
-        let (_, e) = get(&stack, "assignment", &format!("/v1/problems/{rechecked}"), Some(&admin)).await;
-        (e["entry"]["status"] == "reopened").then_some(())
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("closed")), "{body}");
+    let rebound = body["rebound_id"].as_str().expect("a new entry for the rebound").to_string();
+    eventually("the ledger to show the rebound", WAIT, || async {
+        let (_, e) = get(&stack, "assignment", &format!("/v1/problems/{rebound}"), Some(&admin)).await;
+        (e["entry"]["rebound_of"] == rechecked.as_str()).then_some(())
     })
     .await;
 }
@@ -407,4 +408,218 @@ async fn last_years_ledger_is_imported_for_re_verification_one_by_one() {
     assert_eq!(rechecks.len(), 4, "{tasks}");
     assert!(rechecks.iter().all(|r| r["after_round"] == "2018"));
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Overdue, as DESIGN.md defines it: a rectification reported in time holds the clock while it
+/// waits for its verdict; a verdict that refuses it makes the problem overdue from its original
+/// deadline (no new time is earned by a refused rectification).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_rectification_is_overdue_from_the_original_deadline() {
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), simulated(&[])).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    // Open burning: 3 days by the default policy.
+    let (held_report, held) = report("open_burning", "general", "甲村");
+    let (late_report, late) = report("open_burning", "general", "乙村");
+    batch(&stack, vec![held_report, late_report]).await;
+    let entries = eventually("both on a sheet", WAIT, || async {
+        let items = ledger(&stack, "").await;
+        (items.len() == 2 && items.iter().all(|i| i["handover_no"].is_string())).then_some(items)
+    })
+    .await;
+    let deadline = entries[0]["deadline"].as_str().unwrap().to_string();
+    let admin = stack.admin();
+    for id in [&held, &late] {
+        eventually("verification to know the problem", WAIT, || async {
+            let (_, p) = get(&stack, "verification", &format!("/v1/problems/{id}"), Some(&admin)).await;
+            (p["status"] == "assigned").then_some(())
+        })
+        .await;
+    }
+
+    // Rectification of one reported in time; the clock runs past the deadline.
+    let government = stack.token(Role::LocalGov, None, Some(XINGTAI));
+    let rectification = json!({ "measures": "已清理", "completed_at": "2019-05-10T09:00:00+08:00" });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{held}/rectification"), &government, rectification).await;
+    assert_eq!(status, 201, "{body}");
+    advance_days(&stack, 5).await;
+    eventually("the other one overdue", WAIT, || async {
+        let items = ledger(&stack, "?overdue=true").await;
+        (items.len() == 1 && items[0]["problem_id"] == late.as_str()).then_some(())
+    })
+    .await;
+    let (_, p) = get(&stack, "verification", &format!("/v1/problems/{held}"), Some(&admin)).await;
+    assert!(p["overdue_since"].is_null(), "a rectification reported in time holds the clock: {p}");
+
+    // The verifier refuses it: overdue from the original deadline, not given a new one.
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let (status, body) = post(
+        &stack,
+        "verification",
+        &format!("/v1/problems/{held}/verdict"),
+        &verifier,
+        json!({ "result": "not_rectified", "team": VERIFIER }),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("reopened")), "{body}");
+    assert_eq!(body["deadline"], deadline.as_str(), "a refused rectification earns no new deadline: {body}");
+    let day_after = (time::Date::parse(&deadline, &time::format_description::well_known::Iso8601::DATE).unwrap()
+        + time::Duration::days(1))
+    .to_string();
+    eventually("verification to flag it overdue from the original deadline", WAIT, || async {
+        let (_, p) = get(&stack, "verification", &format!("/v1/problems/{held}"), Some(&admin)).await;
+        (p["overdue_since"] == day_after.as_str()).then_some(())
+    })
+    .await;
+    eventually("the ledger to show both overdue", WAIT, || async {
+        (ledger(&stack, "?overdue=true").await.len() == 2).then_some(())
+    })
+    .await;
+    let events = stream_events(&stack, "verification", &shared::events::PROBLEM_OVERDUE).await;
+    let flagged = events.iter().find(|e| e.data["problem_id"] == held.as_str()).expect("an overdue event");
+    assert_eq!(
+        (flagged.data["deadline"].as_str(), flagged.data["overdue_on"].as_str()),
+        (Some(deadline.as_str()), Some(day_after.as_str()))
+    );
+}
+
+/// A failed re-check of a closed problem (回潮): a new ledger entry, a rebound linked to the
+/// closed one, handed over like any problem; the closed one stays closed in its history.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_recheck_makes_a_new_rebound_entry_and_the_closed_one_stays_closed() {
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), simulated(&[])).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let (inspection, closed) = report("vocs", "general", "丙厂");
+    batch(&stack, vec![inspection]).await;
+    eventually("on a sheet", WAIT, || async {
+        let items = ledger(&stack, "").await;
+        (items.len() == 1 && items[0]["handover_no"].is_string()).then_some(())
+    })
+    .await;
+    let admin = stack.admin();
+    eventually("verification to know the problem", WAIT, || async {
+        let (_, p) = get(&stack, "verification", &format!("/v1/problems/{closed}"), Some(&admin)).await;
+        (p["status"] == "assigned").then_some(())
+    })
+    .await;
+    verify(&stack, "130502", &closed, "rectified").await;
+    wait_public_status(&stack, &closed, "closed").await;
+
+    let (status, body) = post(&stack, "verification", "/v1/rechecks/sweep", &admin, json!({ "round": ROUND })).await;
+    assert_eq!((status.as_u16(), body["rechecks_opened"].as_i64()), (200, Some(1)), "{body}");
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let (_, tasks) = get(&stack, "verification", "/v1/tasks", Some(&verifier)).await;
+    let recheck = tasks["rechecks"][0]["id"].as_str().expect("a re-check for the verifier").to_string();
+    let (status, body) = post(
+        &stack,
+        "verification",
+        &format!("/v1/rechecks/{recheck}/verdict"),
+        &verifier,
+        json!({ "result": "not_rectified", "team": VERIFIER, "note": "复查发现反弹" }),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["status"].as_str()),
+        (201, Some("closed")),
+        "the closed one stays closed: {body}"
+    );
+    let rebound = body["rebound_id"].as_str().expect("the new entry's id").to_string();
+
+    // The rebound is a ledger entry of its own, linked to the closed one, handed over again.
+    let entry = eventually("the rebound on a sheet", WAIT, || async {
+        let items = ledger(&stack, "").await;
+        items.into_iter().find(|i| i["problem_id"] == rebound.as_str() && i["handover_no"].is_string())
+    })
+    .await;
+    assert_eq!(entry["rebound_of"], closed.as_str(), "{entry}");
+    assert_eq!(entry["status"], "assigned");
+    let (_, original) = get(&stack, "assignment", &format!("/v1/problems/{closed}"), Some(&admin)).await;
+    assert_eq!(original["entry"]["status"], "closed", "{original}");
+    let public = wait_public_status(&stack, &rebound, "assigned").await;
+    assert_eq!(public["rebound_of"], closed.as_str(), "{public}");
+    let (_, history) = get(&stack, "publication", &format!("/v1/problems/{closed}"), None).await;
+    let steps: Vec<&str> =
+        history["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(steps.last(), Some(&"closed"), "closed in its history: {steps:?}");
+    assert!(!steps.contains(&"reopened"), "{steps:?}");
+    // The rebound counts on the escalation ladder; the government rectifies it like any problem.
+    eventually("verification to know the rebound", WAIT, || async {
+        let (_, p) = get(&stack, "verification", &format!("/v1/problems/{rebound}"), Some(&admin)).await;
+        (p["status"] == "assigned").then_some(())
+    })
+    .await;
+    // The re-checking team found it, so another team gives the verdict.
+    let government = stack.token(Role::LocalGov, None, Some("130502"));
+    let rectification = json!({ "measures": "已再次整改", "completed_at": "2019-05-10T09:00:00+08:00" });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{rebound}/rectification"), &government, rectification)
+            .await;
+    assert_eq!(status, 201, "{body}");
+    let other = stack.token(Role::Verifier, Some(FINDER), None);
+    let by_finder = json!({ "result": "rectified", "team": VERIFIER });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{rebound}/verdict"), &verifier, by_finder).await;
+    assert!(
+        status == 403 && body.to_string().contains("found"),
+        "the team that found the rebound may not verify it: {body}"
+    );
+    let verdict = json!({ "result": "rectified", "team": FINDER });
+    let (status, body) =
+        post(&stack, "verification", &format!("/v1/problems/{rebound}/verdict"), &other, verdict).await;
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("closed")), "{body}");
+}
+
+async fn wait_public_status(stack: &Stack, id: &str, wanted: &str) -> Value {
+    eventually(&format!("problem {id} public and {wanted}"), WAIT, || async {
+        let (status, body) = get(stack, "publication", &format!("/v1/problems/{id}"), None).await;
+        (status == 200 && body["status"] == wanted).then_some(body)
+    })
+    .await
+}
+
+/// Last year's problem, never reported to intake, found back on its re-check: the rebound is
+/// entered all the same, at the site verification knows, and handed over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_recheck_of_last_years_problem_makes_a_rebound_entry_too() {
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), simulated(&[])).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    let admin = stack.admin();
+    let legacy = Uuid::now_v7();
+    let (status, body) = post(
+        &stack,
+        "verification",
+        "/v1/legacy-problems/batch",
+        &admin,
+        json!({ "round": "2018",
+        "items": [ { "id": legacy, "city_code": XINGTAI, "county_code": "130502", "category": "coal_boiler",
+                     "site_name": "旧锅炉房", "closed_on": "2018-11-01" } ] }),
+    )
+    .await;
+    assert_eq!((status.as_u16(), &body["results"][0]["status"]), (200, &json!("created")), "{body}");
+    let verifier = stack.token(Role::Verifier, Some(VERIFIER), None);
+    let (_, tasks) = get(&stack, "verification", "/v1/tasks", Some(&verifier)).await;
+    let recheck = tasks["rechecks"][0]["id"].as_str().expect("the legacy re-check").to_string();
+    let (status, body) = post(
+        &stack,
+        "verification",
+        &format!("/v1/rechecks/{recheck}/verdict"),
+        &verifier,
+        json!({ "result": "fake_rectification", "team": VERIFIER }),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body["status"].as_str()), (201, Some("closed")), "{body}");
+    let rebound = body["rebound_id"].as_str().expect("a new entry").to_string();
+    let entry = eventually("the rebound on a sheet", WAIT, || async {
+        let (_, e) = get(&stack, "assignment", &format!("/v1/problems/{rebound}"), Some(&admin)).await;
+        e["entry"]["handover_no"].is_string().then(|| e["entry"].clone())
+    })
+    .await;
+    assert_eq!(
+        (&entry["rebound_of"], &entry["site_name"], &entry["jurisdiction"], &entry["round_id"]),
+        (&json!(legacy), &json!("旧锅炉房"), &json!("130502"), &json!(ROUND)),
+        "{entry}"
+    );
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod crash;
 mod databases;
 mod dead_letters;
+mod deadline_policy;
 mod event_path;
 mod evidence;
 mod faults;

@@ -22,7 +22,6 @@ use shared::reference;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::config::DeadlinePolicy;
 use crate::domain::{self, Decision, DisputeRequest, ExtensionRequest, JurisdictionRequest, RerouteRequest};
 use crate::export;
 use crate::store::{self, LEDGER, LedgerEntry, LedgerFilter};
@@ -32,7 +31,6 @@ pub struct AppState {
     pub pool: PgPool,
     pub outbox: Outbox,
     pub clock: Clock,
-    pub deadlines: DeadlinePolicy,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -53,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/extensions/{id}/refuse", post(refuse_extension))
         .route("/v1/jurisdictions", get(list_jurisdictions))
         .route("/v1/jurisdictions/{code}", put(put_jurisdiction))
+        .route("/v1/deadline-policy", get(get_deadline_policy).put(put_deadline_policy))
+        .route("/v1/deadline-policy/versions", get(list_deadline_policies))
         .with_state(state)
 }
 
@@ -339,7 +339,9 @@ async fn reroute(
         return Err(ApiError::invalid("to", "the problem is already with this jurisdiction"));
     }
     let now = s.clock.now();
-    let deadline = domain::deadline(&s.deadlines, &entry.category, &entry.severity, s.clock.today());
+    // The policy in force today, as for a sheet made now.
+    let policy = store::current_policy(&mut tx).await?;
+    let deadline = domain::deadline(&policy.policy, &entry.category, &entry.severity, s.clock.today());
     let county = (request.to != city).then_some(request.to.as_str());
     let reroute = store::Reroute {
         problem_id: id,
@@ -504,6 +506,36 @@ async fn put_jurisdiction(
     let mut conn = s.pool.acquire().await?;
     store::upsert_jurisdiction(&mut conn, &code, &request.name, &request.city_code).await?;
     Ok(Json(json!({ "code": code, "name": request.name, "city_code": request.city_code })))
+}
+
+/// The deadline policy in force (its version, days and who set it and why): for every campaign
+/// role, since local governments plan by it too.
+async fn get_deadline_policy(State(s): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
+    let policy = store::current_policy(&mut *s.pool.acquire().await?).await?;
+    Ok(Json(policy.to_json()))
+}
+
+/// Every version of the deadline policy, oldest first: what each handover sheet was made under.
+async fn list_deadline_policies(State(s): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
+    let versions = store::policy_versions(&mut *s.pool.acquire().await?).await?;
+    Ok(Json(json!({ "versions": versions.iter().map(store::PolicyVersion::to_json).collect::<Vec<_>>() })))
+}
+
+/// The campaign office sets a new version of the deadline policy. It applies, without a restart,
+/// to the sheets (and reroutes) made from now on; sheets made before keep theirs.
+async fn put_deadline_policy(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<domain::PolicyRequest>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    domain::validate_policy(&request).finish()?;
+    let by = caller.0.name.clone().unwrap_or_else(|| format!("token {}", caller.0.jti));
+    let mut tx = s.pool.begin().await?;
+    let version = store::set_policy(&mut tx, &request.policy(), request.reason.as_deref(), &by, s.clock.now()).await?;
+    tx.commit().await?;
+    tracing::info!(version = version.version, by, "deadline policy set");
+    Ok(Json(version.to_json()))
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,11 @@
 //! Assignment's rules, free of I/O: who is responsible, by when, and how sheets are gathered and
 //! numbered.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use shared::error::Validator;
+use shared::reference;
 use time::{Date, Duration, OffsetDateTime, Time, Weekday};
 
 use crate::config::DeadlinePolicy;
@@ -39,6 +42,64 @@ pub fn deadline(policy: &DeadlinePolicy, category: &str, severity: &str, day: Da
     } else {
         day + Duration::days(days)
     }
+}
+
+/// Severities a policy may name after a category (`dust_serious`).
+pub const SEVERITIES: &[&str] = &["minor", "general", "serious"];
+
+/// The most days a policy may give (a year).
+pub const MAX_DEADLINE_DAYS: i64 = 366;
+
+/// A new version of the deadline policy, as the campaign office sets it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PolicyRequest {
+    pub days: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub working_day_categories: Vec<String>,
+    /// Why the policy changes, for the record.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl PolicyRequest {
+    pub fn policy(&self) -> DeadlinePolicy {
+        DeadlinePolicy { days: self.days.clone(), working_day_categories: self.working_day_categories.clone() }
+    }
+}
+
+/// Whether `key` may key a policy's days: `default`, a category, or a category and severity.
+fn is_policy_key(key: &str) -> bool {
+    key == "default"
+        || reference::category(key).is_some()
+        || SEVERITIES.iter().any(|severity| {
+            key.strip_suffix(severity)
+                .and_then(|rest| rest.strip_suffix('_'))
+                .is_some_and(|category| reference::category(category).is_some())
+        })
+}
+
+/// A policy the office may set: a `default`, known keys, 1 to 366 days each, known categories
+/// counted in working days.
+pub fn validate_policy(request: &PolicyRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(request.days.contains_key("default"), "days.default", "the days for every category not named");
+    for (key, days) in &request.days {
+        let field = format!("days.{key}");
+        if !is_policy_key(key) {
+            v.check(false, field, "`default`, a category (`dust`) or a category and severity (`dust_serious`)");
+        } else {
+            v.check((1..=MAX_DEADLINE_DAYS).contains(days), field, format!("between 1 and {MAX_DEADLINE_DAYS} days"));
+        }
+    }
+    for (i, category) in request.working_day_categories.iter().enumerate() {
+        v.check(
+            reference::category(category).is_some(),
+            format!("working_day_categories[{i}]"),
+            "not a known category",
+        );
+    }
+    v.check(request.reason.as_ref().is_none_or(|r| r.len() <= 2000), "reason", "at most 2000 bytes");
+    v
 }
 
 /// A handover sheet's number: round, city, day (MMDD) and the day's sequence,
@@ -170,6 +231,35 @@ mod tests {
         assert_eq!(deadline(&policy, "vocs", "minor", date!(2019 - 05 - 09)), date!(2019 - 06 - 08));
         // Five working days from Thursday 9 May 2019: Fri, Mon, Tue, Wed, Thu.
         assert_eq!(deadline(&policy, "emergency_plan", "general", date!(2019 - 05 - 09)), date!(2019 - 05 - 16));
+    }
+
+    #[test]
+    fn a_policy_names_known_keys_with_a_default_and_sane_days() {
+        let request = |days: &[(&str, i64)], working: &[&str]| PolicyRequest {
+            days: days.iter().map(|(k, d)| (k.to_string(), *d)).collect(),
+            working_day_categories: working.iter().map(|c| c.to_string()).collect(),
+            reason: None,
+        };
+        let fields = |r: &PolicyRequest| -> Vec<String> {
+            validate_policy(r)
+                .finish()
+                .err()
+                .map(|e| e.field_errors().into_iter().map(|f| f.field).collect())
+                .unwrap_or_default()
+        };
+        let ok =
+            request(&[("default", 30), ("dust", 4), ("dust_serious", 2), ("coal_to_gas", 90)], &["emergency_plan"]);
+        assert!(fields(&ok).is_empty());
+        assert!(fields(&request(&[("default", 30), ("scattered_polluting_minor", 20)], &[])).is_empty());
+        assert_eq!(fields(&request(&[("dust", 4)], &[])), ["days.default"]);
+        assert_eq!(
+            fields(&request(&[("default", 0), ("dust_sevire", 3), ("dust", 400)], &["dusty"])),
+            ["days.default", "days.dust", "days.dust_sevire", "working_day_categories[0]"]
+        );
+        // What the office sets is what sheets then use.
+        let policy = request(&[("default", 30), ("dust", 4)], &[]).policy();
+        assert_eq!(deadline(&policy, "dust", "general", date!(2019 - 05 - 09)), date!(2019 - 05 - 13));
+        assert_eq!(deadline(&policy, "vocs", "general", date!(2019 - 05 - 09)), date!(2019 - 06 - 08));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Runs the assignment service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runtime = Runtime::start("assignment", config.common.clone(), &MIGRATIONS, shutdown).await?;
+    store::seed_policy(&mut *runtime.pool.acquire().await?, &config.assignment.deadlines, runtime.clock.now()).await?;
     // New problems wake the sheet job (a full sheet leaves at once); it sleeps until the next
     // sheet falls due, and looks several times per window besides (the clock may be moved).
     let new_problems = Arc::new(tokio::sync::Notify::new());
@@ -37,11 +38,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let (pool, outbox, clock, settings) = (pool.clone(), outbox.clone(), clock.clone(), settings.clone());
         async move { sheets::issue_due_sheets(&pool, &outbox, &clock, &settings).await.map(|issued| issued.next_due) }
     });
-    let state = api::AppState {
-        pool: runtime.pool.clone(),
-        outbox: runtime.outbox.clone(),
-        clock: runtime.clock.clone(),
-        deadlines: config.assignment.deadlines.clone(),
-    };
+    let state =
+        api::AppState { pool: runtime.pool.clone(), outbox: runtime.outbox.clone(), clock: runtime.clock.clone() };
     runtime.serve(&config.assignment.listen, api::router(state), include_str!("../openapi.json")).await
 }

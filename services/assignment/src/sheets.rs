@@ -66,10 +66,12 @@ pub async fn issue_due_sheets(
         let day = shanghai_date(now);
         let seq = store::next_sheet_seq(&mut tx, &round, &city, day).await?;
         let no = domain::handover_number(&round, &city, day, seq);
-        store::insert_handover(&mut tx, &no, &round, &city, now, problems.len() as i32).await?;
+        // The policy in force now: a change made by the office applies from the next sheet on.
+        let policy = store::current_policy(&mut tx).await?;
+        store::insert_handover(&mut tx, &no, &round, &city, now, problems.len() as i32, policy.version).await?;
         let deadlines: Vec<(Uuid, Date)> = problems
             .iter()
-            .map(|p| (p.problem_id, domain::deadline(&config.deadlines, &p.category, &p.severity, day)))
+            .map(|p| (p.problem_id, domain::deadline(&policy.policy, &p.category, &p.severity, day)))
             .collect();
         store::assign(&mut tx, &no, now, &deadlines).await?;
         // Each problem's assignment, then the sheet, are events about it, in that order.

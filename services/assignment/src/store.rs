@@ -5,6 +5,8 @@ use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::config::DeadlinePolicy;
+
 use shared::events::ProblemReported;
 
 /// One row of the ledger.
@@ -142,15 +144,18 @@ pub async fn insert_handover(
     city: &str,
     issued_at: OffsetDateTime,
     count: i32,
+    deadline_policy_version: i32,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO assignment.handovers (no, round_id, city_code, issued_at, problem_count) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO assignment.handovers (no, round_id, city_code, issued_at, problem_count, deadline_policy_version)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(no)
     .bind(round)
     .bind(city)
     .bind(issued_at)
     .bind(count)
+    .bind(deadline_policy_version)
     .execute(conn)
     .await?;
     Ok(())
@@ -188,13 +193,15 @@ pub struct Handover {
     pub problem_count: i32,
     #[serde(with = "time::serde::rfc3339::option")]
     pub acknowledged_at: Option<OffsetDateTime>,
+    /// The version of the deadline policy the sheet's deadlines came from.
+    pub deadline_policy_version: Option<i32>,
 }
 
 pub async fn handover(conn: &mut PgConnection, no: &str, for_update: bool) -> sqlx::Result<Option<Handover>> {
     let sql = if for_update {
-        "SELECT no, round_id, city_code, issued_at, problem_count, acknowledged_at FROM assignment.handovers WHERE no = $1 FOR UPDATE"
+        "SELECT no, round_id, city_code, issued_at, problem_count, acknowledged_at, deadline_policy_version FROM assignment.handovers WHERE no = $1 FOR UPDATE"
     } else {
-        "SELECT no, round_id, city_code, issued_at, problem_count, acknowledged_at FROM assignment.handovers WHERE no = $1"
+        "SELECT no, round_id, city_code, issued_at, problem_count, acknowledged_at, deadline_policy_version FROM assignment.handovers WHERE no = $1"
     };
     sqlx::query_as(sql).bind(no).fetch_optional(conn).await
 }
@@ -603,7 +610,7 @@ pub async fn handovers(
     acknowledged: Option<bool>,
 ) -> sqlx::Result<Vec<Handover>> {
     sqlx::query_as(
-        "SELECT no, round_id, city_code, issued_at, problem_count, acknowledged_at FROM assignment.handovers
+        "SELECT no, round_id, city_code, issued_at, problem_count, acknowledged_at, deadline_policy_version FROM assignment.handovers
          WHERE ($1::text IS NULL OR round_id = $1) AND ($2::text IS NULL OR city_code = $2)
            AND ($3::boolean IS NULL OR (acknowledged_at IS NOT NULL) = $3)
          ORDER BY issued_at, no",
@@ -612,5 +619,79 @@ pub async fn handovers(
     .bind(city)
     .bind(acknowledged)
     .fetch_all(conn)
+    .await
+}
+
+/// One version of the deadline policy.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PolicyVersion {
+    pub version: i32,
+    pub policy: sqlx::types::Json<DeadlinePolicy>,
+    pub reason: Option<String>,
+    pub set_by: String,
+    pub set_at: OffsetDateTime,
+}
+
+impl PolicyVersion {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": self.version, "days": self.policy.days, "working_day_categories": self.policy.working_day_categories,
+            "reason": self.reason, "set_by": self.set_by,
+            "set_at": self.set_at.format(&time::format_description::well_known::Rfc3339).ok(),
+        })
+    }
+}
+
+/// The configured policy becomes version 1 when there is none yet; later versions are the
+/// campaign office's (a changed configuration does not override them).
+pub async fn seed_policy(conn: &mut PgConnection, configured: &DeadlinePolicy, at: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO assignment.deadline_policies (version, policy, reason, set_by, set_at)
+         VALUES (1, $1, 'configuration', 'configuration', $2) ON CONFLICT (version) DO NOTHING",
+    )
+    .bind(sqlx::types::Json(configured))
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The policy in force: the latest version.
+pub async fn current_policy(conn: &mut PgConnection) -> sqlx::Result<PolicyVersion> {
+    sqlx::query_as(
+        "SELECT version, policy, reason, set_by, set_at FROM assignment.deadline_policies ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn policy_versions(conn: &mut PgConnection) -> sqlx::Result<Vec<PolicyVersion>> {
+    sqlx::query_as("SELECT version, policy, reason, set_by, set_at FROM assignment.deadline_policies ORDER BY version")
+        .fetch_all(conn)
+        .await
+}
+
+/// Records a new version of the policy, in force from now on; answers it.
+pub async fn set_policy(
+    conn: &mut PgConnection,
+    policy: &DeadlinePolicy,
+    reason: Option<&str>,
+    by: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<PolicyVersion> {
+    // One writer at a time, so versions follow one another.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('assignment.deadline_policies', 0))")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(
+        "INSERT INTO assignment.deadline_policies (version, policy, reason, set_by, set_at)
+         SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4 FROM assignment.deadline_policies
+         RETURNING version, policy, reason, set_by, set_at",
+    )
+    .bind(sqlx::types::Json(policy))
+    .bind(reason)
+    .bind(by)
+    .bind(at)
+    .fetch_one(conn)
     .await
 }

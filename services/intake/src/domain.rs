@@ -129,15 +129,8 @@ pub struct Correction {
     pub into: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EvidenceItem {
-    pub url: String,
-    #[serde(default)]
-    pub sha256: Option<String>,
-    /// Internal evidence is never published.
-    #[serde(default)]
-    pub internal: bool,
-}
+/// Evidence as the contract declares it: internal evidence is never published.
+pub use shared::events::Evidence as EvidenceItem;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProblemInput {
@@ -385,6 +378,25 @@ pub fn site_key(site: &Site) -> String {
     }
 }
 
+/// Where a rebound found on a re-check was: the closed problem's site as reported, or, for last
+/// year's problems (never reported to intake), its name at the city's centre.
+pub fn rebound_site(reported: Option<Site>, site_name: Option<&str>, city_code: &str) -> Site {
+    reported.unwrap_or_else(|| {
+        let (lat, lon) = reference::city(city_code).map_or((0.0, 0.0), |c| (c.lat, c.lon));
+        let name = site_name.filter(|n| !n.trim().is_empty()).unwrap_or("复查点位 (re-checked site)").to_string();
+        Site { name, credit_code: None, address: None, lat, lon }
+    })
+}
+
+/// What a rebound's report says: the re-check's finding, then what the closed problem said.
+pub fn rebound_description(result: &str, reported: Option<&str>) -> String {
+    let finding = if result == "fake_rectification" { "复查发现虚假整改" } else { "复查发现问题反弹" };
+    match reported {
+        Some(earlier) => format!("{finding}（回潮）：{earlier}"),
+        None => format!("{finding}（回潮）"),
+    }
+}
+
 /// The latest ledger entry for the same site and category, and whether it is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EarlierEntry {
@@ -414,6 +426,16 @@ pub fn classify(earlier: Option<EarlierEntry>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rebound_is_where_the_closed_problem_was() {
+        let reported = Site { name: "丙厂".into(), credit_code: None, address: None, lat: 37.1, lon: 114.5 };
+        assert_eq!(rebound_site(Some(reported.clone()), Some("other"), "130500"), reported);
+        let legacy = rebound_site(None, Some("某工地"), "130500");
+        assert_eq!(legacy.name, "某工地");
+        assert!(legacy.lat > 30.0 && legacy.lon > 100.0, "at the city's centre: {legacy:?}");
+        assert!(rebound_description("not_rectified", Some("露天堆放")).ends_with("露天堆放"));
+    }
 
     pub fn sample() -> InspectionRequest {
         serde_json::from_value(serde_json::json!({

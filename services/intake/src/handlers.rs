@@ -1,17 +1,30 @@
 //! Intake keeps, from verification's events, whether each ledger entry is closed, which decides
-//! whether a later report of the same site and category is a duplicate or a rebound.
+//! whether a later report of the same site and category is a duplicate or a rebound; and it
+//! enters the rebounds that verification's re-checks find.
 
-use shared::events::{ProblemClosed, ProblemReopened};
+use shared::events::{ProblemClosed, ProblemReopened, RecheckFailed};
+use shared::outbox::Outbox;
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
 
-use crate::store;
+use crate::{recording, store};
 
-pub struct Handlers;
+pub struct Handlers {
+    pub outbox: Outbox,
+}
 
 /// What intake consumes.
-pub fn routes() -> Routes<Handlers> {
-    Routes::new(Handlers).on::<ProblemClosed>().on::<ProblemReopened>()
+pub fn routes(outbox: Outbox) -> Routes<Handlers> {
+    Routes::new(Handlers { outbox }).on::<ProblemClosed>().on::<ProblemReopened>().on::<RecheckFailed>()
+}
+
+impl Handle<RecheckFailed> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<RecheckFailed>]) -> anyhow::Result<()> {
+        for e in events {
+            recording::record_rebound(conn, &self.outbox, &e.data).await?;
+        }
+        Ok(())
+    }
 }
 
 impl Handle<ProblemClosed> for Handlers {

@@ -26,7 +26,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Runs the intake service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let runtime = Runtime::start("intake", config.common.clone(), &MIGRATIONS, shutdown).await?;
-    runtime.consume(handlers::routes());
+    runtime.consume(handlers::routes(runtime.outbox.clone()));
     let (pool, retention) = (runtime.pool.clone(), config.intake.retention.clone());
     runtime.every("complainant retention", Duration::from_secs(retention.check_interval_secs.max(1)), move || {
         let pool = pool.clone();

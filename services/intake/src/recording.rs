@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 use shared::error::ApiError;
-use shared::events::{CheckRecorded, InspectionsRecorded, Previous, ProblemReported};
+use shared::events::{CheckRecorded, InspectionsRecorded, Previous, ProblemReported, RecheckFailed};
 use shared::outbox::{Outbox, Outgoing};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -198,7 +198,7 @@ pub async fn record(
                         site: site.clone(),
                         checked_at: p.checked_at,
                         rebound_of,
-                        evidence: Vec::new(),
+                        evidence: q.evidence.clone(),
                     },
                 ));
             } else {
@@ -279,4 +279,79 @@ pub async fn record(
         });
     }
     Ok(answers.into_iter().map(|a| a.expect("every item is answered")).collect())
+}
+
+/// Enters a rebound found on a re-check (回潮) as a new ledger entry: a site check by the
+/// re-checking team at the closed problem's site, with one problem linked to the closed one
+/// (`rebound_of`), reported like any other. Entered once, under the id verification chose.
+pub async fn record_rebound(conn: &mut PgConnection, outbox: &Outbox, failed: &RecheckFailed) -> anyhow::Result<()> {
+    if store::problem_known(conn, failed.rebound_id).await? {
+        return Ok(());
+    }
+    let reported = store::reported(conn, failed.problem_id).await?;
+    let site = domain::rebound_site(
+        reported.as_ref().map(|(site, _, _)| site.0.clone()),
+        failed.site_name.as_deref(),
+        &failed.city_code,
+    );
+    let severity = reported.as_ref().map_or("general", |(_, severity, _)| severity.as_str()).to_string();
+    let description = domain::rebound_description(&failed.result, reported.as_ref().map(|(_, _, d)| d.as_str()));
+    let key = domain::site_key(&site);
+    // As a report of the same site and category would: one entry at a time.
+    store::lock_site_categories(conn, &[(key.clone(), failed.category.clone())]).await?;
+    let answer = json!({ "id": failed.recheck_id, "status": "created", "recheck": true,
+                         "problems": [ { "id": failed.rebound_id, "outcome": "rebound", "rebound_of": failed.problem_id } ] });
+    store::insert_inspections(
+        conn,
+        &[InspectionRow {
+            id: failed.recheck_id,
+            round_id: failed.round.clone(),
+            team_id: failed.team.clone(),
+            city_code: failed.city_code.clone(),
+            county_code: failed.county_code.clone(),
+            checked_at: failed.verified_at,
+            site_key: key.clone(),
+            site: serde_json::to_value(&site)?,
+            result: answer,
+        }],
+    )
+    .await?;
+    store::insert_problems(
+        conn,
+        &[ProblemRow {
+            id: failed.rebound_id,
+            inspection_id: failed.recheck_id,
+            round_id: failed.round.clone(),
+            team_id: failed.team.clone(),
+            city_code: failed.city_code.clone(),
+            county_code: failed.county_code.clone(),
+            site_key: key,
+            category: failed.category.clone(),
+            severity: severity.clone(),
+            description: description.clone(),
+            evidence: json!([]),
+            duplicate_of: None,
+            rebound_of: Some(failed.problem_id),
+        }],
+    )
+    .await?;
+    let event = ProblemReported {
+        problem_id: failed.rebound_id,
+        problem_seq: 1,
+        previous: Previous::default(),
+        inspection_id: failed.recheck_id,
+        round: failed.round.clone(),
+        team: failed.team.clone(),
+        city_code: failed.city_code.clone(),
+        county_code: failed.county_code.clone(),
+        category: failed.category.clone(),
+        severity,
+        description,
+        site,
+        checked_at: failed.verified_at,
+        rebound_of: Some(failed.problem_id),
+        evidence: Vec::new(),
+    };
+    outbox.publish(conn, Some(&failed.city_code), failed.rebound_id.to_string(), &event).await?;
+    Ok(())
 }

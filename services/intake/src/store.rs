@@ -425,3 +425,24 @@ pub async fn problem(conn: &mut PgConnection, id: uuid::Uuid) -> sqlx::Result<Op
     .fetch_optional(conn)
     .await
 }
+
+/// A reported problem's site (as stored, WGS 84), severity and description.
+pub async fn reported(
+    conn: &mut PgConnection,
+    problem_id: Uuid,
+) -> sqlx::Result<Option<(sqlx::types::Json<shared::events::Site>, String, String)>> {
+    sqlx::query_as(
+        "SELECT i.site, p.severity, p.description FROM intake.problems p
+         JOIN intake.inspections i ON i.id = p.inspection_id WHERE p.id = $1",
+    )
+    .bind(problem_id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn problem_known(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM intake.problems WHERE id = $1)")
+        .bind(problem_id)
+        .fetch_one(conn)
+        .await
+}

@@ -8,8 +8,7 @@
 //! internal, the enterprise's credit code and street address.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use shared::events::ProblemReported;
+use shared::events::{Evidence, ProblemReported};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -85,9 +84,9 @@ pub struct ReportedFacts {
     pub evidence: Vec<PublicEvidence>,
 }
 
-/// The public part of a `problem.reported` event. `data` is the event's whole data, so that
-/// fields the contract adds later (evidence, a complainant) are decided here too: evidence only
-/// when not marked internal, anything else not at all.
+/// The public part of a `problem.reported` event: its declared fields only (anything else a
+/// producer adds, a complainant say, never reaches the public), and evidence only when not
+/// marked internal.
 pub fn reported(p: &ProblemReported) -> ReportedFacts {
     ReportedFacts {
         problem_id: p.problem_id,
@@ -106,18 +105,12 @@ pub fn reported(p: &ProblemReported) -> ReportedFacts {
     }
 }
 
-/// Evidence items of an event's data that are not marked internal (an unreadable `internal`
-/// flag counts as internal), with only their URL and hash.
-pub fn public_evidence(items: &[Value]) -> Vec<PublicEvidence> {
+/// The evidence not marked internal, with only its URL and hash.
+pub fn public_evidence(items: &[Evidence]) -> Vec<PublicEvidence> {
     items
         .iter()
-        .filter(|e| matches!(e.get("internal"), None | Some(Value::Bool(false))))
-        .filter_map(|e| {
-            Some(PublicEvidence {
-                url: e.get("url")?.as_str()?.to_string(),
-                sha256: e.get("sha256").and_then(Value::as_str).map(str::to_string),
-            })
-        })
+        .filter(|e| !e.internal)
+        .map(|e| PublicEvidence { url: e.url.clone(), sha256: e.sha256.clone() })
         .collect()
 }
 

@@ -15,8 +15,8 @@ use shared::auth::{Caller, Role};
 use shared::clock::Clock;
 use shared::error::ApiError;
 use shared::events::{
-    PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECTIFICATION_PROGRESSED, RECTIFICATION_REPORTED,
-    RectificationProgressed, RectificationReported,
+    PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECHECK_FAILED, RECTIFICATION_PROGRESSED,
+    RECTIFICATION_REPORTED, RecheckFailed, RectificationProgressed, RectificationReported,
 };
 use shared::http::{JsonBody, QueryParams, parse_id, parse_value};
 use shared::order;
@@ -37,7 +37,6 @@ pub struct AppState {
     pub pool: PgPool,
     pub outbox: Outbox,
     pub clock: Clock,
-    pub reopened_deadline_days: i64,
     pub recheck_sample_percent: i64,
 }
 
@@ -113,7 +112,7 @@ async fn post_progress(
     let problem = own_rectifiable(&mut tx, &caller, id).await?;
     let now = s.clock.now();
     let progress_id = store::insert_progress(&mut tx, id, &request, caller.jurisdiction()?, now).await?;
-    let next = store::set_status(&mut tx, id, &problem.status, None, now, RECTIFICATION_PROGRESSED).await?;
+    let next = store::set_status(&mut tx, id, &problem.status, now, RECTIFICATION_PROGRESSED).await?;
     let event = RectificationProgressed {
         problem_id: id,
         problem_seq: next.problem_seq,
@@ -140,7 +139,7 @@ async fn post_rectification(
     let mut tx = s.pool.begin().await?;
     let problem = own_rectifiable(&mut tx, &caller, id).await?;
     let rectification_id = store::insert_rectification(&mut tx, id, &request, caller.jurisdiction()?, now).await?;
-    let next = store::set_status(&mut tx, id, "rectification_reported", None, now, RECTIFICATION_REPORTED).await?;
+    let next = store::set_status(&mut tx, id, "rectification_reported", now, RECTIFICATION_REPORTED).await?;
     let event = RectificationReported {
         problem_id: id,
         problem_seq: next.problem_seq,
@@ -177,7 +176,8 @@ async fn check_verifier(
     domain::may_verify(&request.team, &province, finder, city)
 }
 
-/// Closes the problem, or reopens it with a new, shorter deadline; publishes which.
+/// Closes the problem, or reopens it on the deadline it had (a refused rectification earns no
+/// new time); publishes which.
 async fn apply_verdict(
     s: &AppState,
     conn: &mut PgConnection,
@@ -186,38 +186,36 @@ async fn apply_verdict(
     result: &str,
 ) -> Result<(&'static str, Option<time::Date>), ApiError> {
     let now = s.clock.now();
-    let (status, deadline) = domain::after_verdict(result, s.clock.today(), s.reopened_deadline_days);
+    let status = domain::after_verdict(result);
     let id = problem.problem_id;
-    let kind = if deadline.is_none() { PROBLEM_CLOSED } else { PROBLEM_REOPENED };
-    let next = store::set_status(conn, id, status, deadline, now, kind).await?;
+    let kind = if status == "closed" { PROBLEM_CLOSED } else { PROBLEM_REOPENED };
+    let next = store::set_status(conn, id, status, now, kind).await?;
     let city = Some(problem.city_code.as_str());
-    match deadline {
-        None => {
-            let event = ProblemClosed {
-                problem_id: id,
-                problem_seq: next.problem_seq,
-                previous: next.previous,
-                city_code: problem.city_code.clone(),
-                team: team.into(),
-                verified_at: now,
-            };
-            s.outbox.publish(conn, city, id.to_string(), &event).await?;
-        }
-        Some(deadline) => {
-            let event = ProblemReopened {
-                problem_id: id,
-                problem_seq: next.problem_seq,
-                previous: next.previous,
-                city_code: problem.city_code.clone(),
-                result: result.to_string(),
-                team: team.into(),
-                deadline,
-                verified_at: now,
-            };
-            s.outbox.publish(conn, city, id.to_string(), &event).await?;
-        }
+    if status == "closed" {
+        let event = ProblemClosed {
+            problem_id: id,
+            problem_seq: next.problem_seq,
+            previous: next.previous,
+            city_code: problem.city_code.clone(),
+            team: team.into(),
+            verified_at: now,
+        };
+        s.outbox.publish(conn, city, id.to_string(), &event).await?;
+        return Ok((status, None));
     }
-    Ok((status, deadline))
+    let deadline = problem.deadline.unwrap_or_else(|| s.clock.today());
+    let event = ProblemReopened {
+        problem_id: id,
+        problem_seq: next.problem_seq,
+        previous: next.previous,
+        city_code: problem.city_code.clone(),
+        result: result.to_string(),
+        team: team.into(),
+        deadline,
+        verified_at: now,
+    };
+    s.outbox.publish(conn, city, id.to_string(), &event).await?;
+    Ok((status, Some(deadline)))
 }
 
 async fn post_verdict(
@@ -247,7 +245,8 @@ async fn post_verdict(
 }
 
 /// A verdict on a re-check: `rectified` confirms the closure; anything else means the problem
-/// is back — a rebound — and it is reopened.
+/// is back — a rebound (回潮). The closed problem stays closed; a new ledger entry linked to it
+/// is made (`recheck.failed`, which intake enters as a report with `rebound_of`).
 async fn post_recheck_verdict(
     State(s): State<AppState>,
     caller: Caller,
@@ -262,21 +261,39 @@ async fn post_recheck_verdict(
     if recheck.result.is_some() {
         return Err(ApiError::conflict("id", "this re-check has its verdict already"));
     }
-    store::record_recheck(&mut tx, id, &request, s.clock.now()).await?;
     let problem = store::problem_for_update(&mut tx, recheck.problem_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("problem {}", recheck.problem_id)))?;
-    let (status, deadline) = if request.result == "rectified" || problem.status != "closed" {
-        (problem.status.clone(), None)
-    } else {
-        store::mark_rebound(&mut tx, problem.problem_id).await?;
-        let (status, deadline) = apply_verdict(&s, &mut tx, &problem, &request.team, "rebound").await?;
-        (status.to_string(), deadline)
-    };
+    let now = s.clock.now();
+    let rebound_id = domain::recheck_finds_rebound(&request.result, &problem.status).then(Uuid::now_v7);
+    store::record_recheck(&mut tx, id, &request, now, rebound_id).await?;
+    if let Some(rebound_id) = rebound_id {
+        let rounds: Vec<(String, time::Date)> =
+            store::rounds(&mut tx).await?.into_iter().map(|r| (r.id, r.starts_on)).collect();
+        let next = order::advance_one(&mut tx, store::PROBLEMS, problem.problem_id, RECHECK_FAILED)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("problem {}", problem.problem_id)))?;
+        let event = RecheckFailed {
+            problem_id: problem.problem_id,
+            problem_seq: next.problem_seq,
+            previous: next.previous,
+            recheck_id: id,
+            rebound_id,
+            round: domain::round_on(&rounds, s.clock.today(), &recheck.after_round),
+            team: request.team.clone(),
+            city_code: problem.city_code.clone(),
+            county_code: problem.county_code.clone(),
+            category: problem.category.clone().unwrap_or_else(|| "other".into()),
+            site_name: store::site_name(&mut tx, problem.problem_id).await?,
+            result: request.result.clone(),
+            verified_at: now,
+        };
+        s.outbox.publish(&mut tx, Some(&problem.city_code), problem.problem_id.to_string(), &event).await?;
+    }
     s.outbox.commit(tx).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id, "problem_id": problem.problem_id, "status": status, "deadline": deadline })),
+        Json(json!({ "id": id, "problem_id": problem.problem_id, "status": problem.status, "rebound_id": rebound_id })),
     ))
 }
 
@@ -434,27 +451,28 @@ fn read_items<T: DeserializeOwned>(items: Vec<Value>) -> Result<ReadItems<T>, Ap
         .unzip())
 }
 
-/// The problems a batch is about, locked (one statement), as the batch's rules judge them.
+/// The problems a batch is about, locked (one statement), as the batch's rules judge them, and
+/// each one's deadline.
 async fn lock_standings<T: FieldItem>(
     conn: &mut PgConnection,
     items: &[Result<T, ApiError>],
-) -> Result<HashMap<Uuid, Standing>, ApiError> {
+) -> Result<(HashMap<Uuid, Standing>, HashMap<Uuid, Option<time::Date>>), ApiError> {
     let mut ids: Vec<Uuid> = items.iter().flatten().map(FieldItem::problem_id).collect();
     ids.sort();
     ids.dedup();
-    Ok(store::problems_for_update(conn, &ids)
-        .await?
-        .into_iter()
-        .map(|p| {
-            let standing = Standing {
-                city_code: p.city_code,
-                jurisdiction: p.jurisdiction,
-                finder_team: p.finder_team,
-                status: p.status,
-            };
-            (p.problem_id, standing)
-        })
-        .collect())
+    let mut standings = HashMap::new();
+    let mut deadlines = HashMap::new();
+    for p in store::problems_for_update(conn, &ids).await? {
+        deadlines.insert(p.problem_id, p.deadline);
+        let standing = Standing {
+            city_code: p.city_code,
+            jurisdiction: p.jurisdiction,
+            finder_team: p.finder_team,
+            status: p.status,
+        };
+        standings.insert(p.problem_id, standing);
+    }
+    Ok((standings, deadlines))
 }
 
 /// The client ids a batch names.
@@ -500,7 +518,7 @@ async fn post_rectification_batch(
     let (answer_ids, items) = read_items::<RectificationItem>(batch.items)?;
     let now = s.clock.now();
     let mut tx = s.pool.begin().await?;
-    let mut problems = lock_standings(&mut tx, &items).await?;
+    let (mut problems, _) = lock_standings(&mut tx, &items).await?;
     let stored = earlier(store::rectifications_by_id(&mut tx, &client_ids(&items)).await?);
     let judged = domain::judge_batch(&items, &mut problems, &stored, &jurisdiction, |item, problem| {
         domain::judge_rectification(item, problem, &jurisdiction, now)
@@ -525,8 +543,7 @@ async fn post_rectification_batch(
     if store::insert_rectifications(&mut tx, &rows, &jurisdiction, now).await? < rows.len() {
         return Err(taken_meanwhile());
     }
-    let changes: Vec<(Uuid, &str, Option<time::Date>)> =
-        rows.iter().map(|(_, item)| (item.problem_id, "rectification_reported", None)).collect();
+    let changes: Vec<(Uuid, &str)> = rows.iter().map(|(_, item)| (item.problem_id, "rectification_reported")).collect();
     store::set_statuses(&mut tx, &changes, now).await?;
     let moved: Vec<Uuid> = rows.iter().map(|(_, item)| item.problem_id).collect();
     let mut next = order::advance(&mut tx, store::PROBLEMS, &moved, RECTIFICATION_REPORTED).await?;
@@ -571,7 +588,7 @@ async fn post_verdict_batch(
     let (answer_ids, items) = read_items::<VerdictItem>(batch.items)?;
     let (now, today) = (s.clock.now(), s.clock.today());
     let mut tx = s.pool.begin().await?;
-    let mut problems = lock_standings(&mut tx, &items).await?;
+    let (mut problems, deadlines) = lock_standings(&mut tx, &items).await?;
     let stored = earlier(store::verdicts_by_id(&mut tx, &client_ids(&items)).await?);
     let province = store::team_province(&mut tx, &team).await?;
     let judged = domain::judge_batch(&items, &mut problems, &stored, &team, |item, problem| {
@@ -581,15 +598,18 @@ async fn post_verdict_batch(
     // What is recorded; a problem gets at most one verdict in a batch (the first counts).
     let mut records: Vec<Value> = vec![json!({}); items.len()];
     let mut rows: Vec<(Uuid, &VerdictItem)> = Vec::new();
-    let mut changes: Vec<(Uuid, &str, Option<time::Date>)> = Vec::new();
+    let mut changes: Vec<(Uuid, &str)> = Vec::new();
     for (i, (item, judgement)) in items.iter().zip(&judged).enumerate() {
         let Ok(item) = item else { continue };
         match judgement {
             Judgement::Create(_) => {
                 let id = item.id.unwrap_or_else(Uuid::now_v7);
-                let (status, deadline) = domain::after_verdict(&item.result, today, s.reopened_deadline_days);
+                let status = domain::after_verdict(&item.result);
+                // Reopened on the deadline it had: a refused rectification earns no new time.
+                let deadline =
+                    (status == "reopened").then(|| deadlines.get(&item.problem_id).copied().flatten().unwrap_or(today));
                 rows.push((id, item));
-                changes.push((item.problem_id, status, deadline));
+                changes.push((item.problem_id, status));
                 records[i] = json!({ "verdict_id": id, "problem_status": status, "deadline": deadline });
             }
             Judgement::AlreadyHad => records[i] = json!({ "verdict_id": item.id }),
@@ -604,36 +624,34 @@ async fn post_verdict_batch(
     let mut closed = order::advance(&mut tx, store::PROBLEMS, &of("closed"), PROBLEM_CLOSED).await?;
     let mut reopened = order::advance(&mut tx, store::PROBLEMS, &of("reopened"), PROBLEM_REOPENED).await?;
     let mut events = Vec::with_capacity(rows.len());
-    for ((_, item), (problem_id, _, deadline)) in rows.iter().zip(&changes) {
+    for ((_, item), (problem_id, status)) in rows.iter().zip(&changes) {
         let city = &problems[problem_id].city_code;
         let subject = problem_id.to_string();
-        match deadline {
-            None => {
-                let place = closed.remove(problem_id).expect("a problem closed has its row");
-                let event = ProblemClosed {
-                    problem_id: *problem_id,
-                    problem_seq: place.problem_seq,
-                    previous: place.previous,
-                    city_code: city.clone(),
-                    team: item.team.clone(),
-                    verified_at: now,
-                };
-                events.push(Outgoing::new(Some(city), subject, &event));
-            }
-            Some(deadline) => {
-                let place = reopened.remove(problem_id).expect("a problem reopened has its row");
-                let event = ProblemReopened {
-                    problem_id: *problem_id,
-                    problem_seq: place.problem_seq,
-                    previous: place.previous,
-                    city_code: city.clone(),
-                    result: item.result.clone(),
-                    team: item.team.clone(),
-                    deadline: *deadline,
-                    verified_at: now,
-                };
-                events.push(Outgoing::new(Some(city), subject, &event));
-            }
+        if *status == "closed" {
+            let place = closed.remove(problem_id).expect("a problem closed has its row");
+            let event = ProblemClosed {
+                problem_id: *problem_id,
+                problem_seq: place.problem_seq,
+                previous: place.previous,
+                city_code: city.clone(),
+                team: item.team.clone(),
+                verified_at: now,
+            };
+            events.push(Outgoing::new(Some(city), subject, &event));
+        } else {
+            let deadline = deadlines.get(problem_id).copied().flatten().unwrap_or(today);
+            let place = reopened.remove(problem_id).expect("a problem reopened has its row");
+            let event = ProblemReopened {
+                problem_id: *problem_id,
+                problem_seq: place.problem_seq,
+                previous: place.previous,
+                city_code: city.clone(),
+                result: item.result.clone(),
+                team: item.team.clone(),
+                deadline,
+                verified_at: now,
+            };
+            events.push(Outgoing::new(Some(city), subject, &event));
         }
     }
     s.outbox.publish_many(&mut tx, events).await?;

@@ -6,8 +6,6 @@ use shared::config::CommonConfig;
 #[serde(default)]
 pub struct VerificationConfig {
     pub listen: String,
-    /// Days a reopened problem gets for its next rectification (shorter than the first).
-    pub reopened_deadline_days: i64,
     /// How often deadlines and the escalation ladder are checked.
     pub check_interval_millis: u64,
     pub escalation: EscalationLadder,
@@ -55,7 +53,6 @@ impl Default for VerificationConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8083".into(),
-            reopened_deadline_days: 7,
             check_interval_millis: 1000,
             escalation: EscalationLadder::default(),
             recheck_every_rounds: 2,

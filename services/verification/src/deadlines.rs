@@ -6,30 +6,33 @@ use shared::clock::Clock;
 use shared::events::{CityEscalated, ProblemOverdue};
 use shared::outbox::{Outbox, Outgoing};
 use sqlx::PgPool;
-use time::Duration;
+use time::Date;
+use uuid::Uuid;
 
 use crate::config::EscalationLadder;
 use crate::{domain, store};
 
-/// Flags every problem that went past its deadline; returns how many.
+/// Flags every problem that went past its deadline and is overdue by the rules
+/// ([`domain::overdue_since`]); returns how many.
 pub async fn flag_overdue(pool: &PgPool, outbox: &Outbox, clock: &Clock) -> anyhow::Result<usize> {
+    const PAGE: i64 = 500;
     let today = clock.today();
     let mut flagged = 0;
+    // Pages in id order, so problems whose clock is held are read once per pass, not forever.
+    let mut after = Uuid::nil();
     loop {
         let mut tx = pool.begin().await?;
-        let due = store::newly_overdue(&mut tx, today, 500).await?;
-        if due.is_empty() {
-            return Ok(flagged);
-        }
-        let overdue: Vec<_> = due
+        let candidates = store::past_deadline(&mut tx, today, after, PAGE).await?;
+        let Some(last) = candidates.last() else { return Ok(flagged) };
+        after = last.problem_id;
+        let due: Vec<(&store::Problem, Date)> = candidates
             .iter()
-            .filter_map(|p| p.deadline.map(|deadline| (p.problem_id, deadline + Duration::days(1))))
+            .filter_map(|p| domain::overdue_since(&p.status, p.deadline, p.rectified_on, today).map(|on| (p, on)))
             .collect();
+        let overdue: Vec<(Uuid, Date)> = due.iter().map(|(p, on)| (p.problem_id, *on)).collect();
         let mut order = store::mark_overdue(&mut tx, &overdue).await?;
-        let mut events = Vec::with_capacity(overdue.len());
-        for problem in &due {
-            let Some(deadline) = problem.deadline else { continue };
-            let overdue_on = deadline + Duration::days(1);
+        let mut events = Vec::with_capacity(due.len());
+        for (problem, overdue_on) in &due {
             let next = order.remove(&problem.problem_id).expect("a problem flagged has its row");
             let event = ProblemOverdue {
                 problem_id: problem.problem_id,
@@ -37,14 +40,17 @@ pub async fn flag_overdue(pool: &PgPool, outbox: &Outbox, clock: &Clock) -> anyh
                 previous: next.previous,
                 city_code: problem.city_code.clone(),
                 jurisdiction: problem.jurisdiction.clone().unwrap_or_else(|| problem.city_code.clone()),
-                deadline,
-                overdue_on,
+                deadline: problem.deadline.expect("a problem past its deadline has one"),
+                overdue_on: *overdue_on,
             };
             events.push(Outgoing::new(Some(&problem.city_code), problem.problem_id.to_string(), &event));
         }
         outbox.publish_many(&mut tx, events).await?;
         outbox.commit(tx).await?;
         flagged += due.len();
+        if (candidates.len() as i64) < PAGE {
+            return Ok(flagged);
+        }
     }
 }
 

@@ -76,13 +76,10 @@ pub fn may_verify(team: &str, team_province: &str, finder_team: Option<&str>, ci
     Ok(())
 }
 
-/// What a verdict leaves the problem as: closed, or reopened with a new, shorter deadline.
-pub fn after_verdict(result: &str, today: Date, reopened_deadline_days: i64) -> (&'static str, Option<Date>) {
-    if result == "rectified" {
-        ("closed", None)
-    } else {
-        ("reopened", Some(today + Duration::days(reopened_deadline_days.max(1))))
-    }
+/// What a verdict leaves the problem as: closed, or reopened. A reopened problem keeps its
+/// deadline: a refused rectification earns no new time (see [`overdue_since`]).
+pub fn after_verdict(result: &str) -> &'static str {
+    if result == "rectified" { "closed" } else { "reopened" }
 }
 
 /// What a city's record looks like to the escalation ladder.
@@ -107,10 +104,20 @@ pub fn ladder_rank(counts: CityCounts, ladder: &EscalationLadder) -> Option<usiz
     steps.iter().rposition(|t| reached(counts, *t)).map(|i| i + 1)
 }
 
-/// Whether a problem in `status` with `deadline` is overdue on `today`: past its deadline
-/// while still with its government (a rectification reported in time stops the clock).
-pub fn is_overdue(status: &str, deadline: Option<Date>, today: Date) -> bool {
-    RECTIFIABLE.contains(&status) && deadline.is_some_and(|d| d < today)
+/// Statuses of a problem not yet closed (nor taken out): with its government, or with a
+/// rectification waiting for its verdict.
+pub const OPEN: &[&str] = &["assigned", "acknowledged", "reopened", "rectification_reported"];
+
+/// The first day a problem is overdue, if it is overdue on `today` (DESIGN.md, "Overdue,
+/// precisely"): the day after its deadline, while no rectification has been accepted. A
+/// rectification reported on or before the deadline (`rectified_on`, the day the one waiting
+/// for its verdict was reported) holds the clock; one reported late does not. A verdict that
+/// refuses it reopens the problem on the same deadline, so it is overdue from that original
+/// deadline.
+pub fn overdue_since(status: &str, deadline: Option<Date>, rectified_on: Option<Date>, today: Date) -> Option<Date> {
+    let deadline = deadline.filter(|d| *d < today)?;
+    let held = status == "rectification_reported" && rectified_on.is_some_and(|day| day <= deadline);
+    (OPEN.contains(&status) && !held).then(|| deadline + Duration::days(1))
 }
 
 /// Whether a re-check sweep visits a closed problem: a stable sample by the problem's id, so a
@@ -118,6 +125,24 @@ pub fn is_overdue(status: &str, deadline: Option<Date>, today: Date) -> bool {
 pub fn in_sample(problem_id: uuid::Uuid, percent: i64) -> bool {
     let bucket = problem_id.as_u128() % 100;
     (bucket as i64) < percent.clamp(0, 100)
+}
+
+/// What a re-check's verdict does: `rectified` confirms the closure; anything else on a problem
+/// still closed is a rebound (回潮), entered as a new ledger entry linked to it while the closed
+/// one stays closed. On a problem no longer closed it changes nothing.
+pub fn recheck_finds_rebound(result: &str, problem_status: &str) -> bool {
+    result != "rectified" && problem_status == "closed"
+}
+
+/// The round a rebound found on `today` belongs to: the latest round begun by then (rounds as
+/// `(id, starts_on)`), else the earliest one, else `fallback` (the re-check's own round).
+pub fn round_on(rounds: &[(String, Date)], today: Date, fallback: &str) -> String {
+    rounds
+        .iter()
+        .filter(|(_, starts_on)| *starts_on <= today)
+        .max_by_key(|(_, starts_on)| *starts_on)
+        .or_else(|| rounds.iter().min_by_key(|(_, starts_on)| *starts_on))
+        .map_or_else(|| fallback.to_string(), |(id, _)| id.clone())
 }
 
 /// Rounds that end a sweep period: every `every`-th round by start date (1-based).
@@ -398,7 +423,7 @@ pub fn judge_verdict(
             format!("the problem is {}; a verdict needs a reported rectification", problem.status),
         ));
     }
-    Ok(if item.result == "rectified" { "closed" } else { "reopened" })
+    Ok(after_verdict(&item.result))
 }
 
 #[cfg(test)]
@@ -421,13 +446,25 @@ mod tests {
     }
 
     #[test]
-    fn a_problem_is_overdue_past_its_deadline_until_rectification_is_reported() {
-        let today = date!(2019 - 06 - 02);
-        assert!(is_overdue("assigned", Some(date!(2019 - 06 - 01)), today));
-        assert!(is_overdue("reopened", Some(date!(2019 - 06 - 01)), today));
-        assert!(!is_overdue("assigned", Some(date!(2019 - 06 - 02)), today), "the deadline day itself is in time");
-        assert!(!is_overdue("rectification_reported", Some(date!(2019 - 06 - 01)), today));
-        assert!(!is_overdue("closed", Some(date!(2019 - 06 - 01)), today));
+    fn a_problem_is_overdue_past_its_deadline_unless_a_rectification_reported_in_time_holds_the_clock() {
+        let (deadline, today) = (Some(date!(2019 - 06 - 01)), date!(2019 - 06 - 10));
+        let since = Some(date!(2019 - 06 - 02));
+        assert_eq!(overdue_since("assigned", deadline, None, today), since);
+        assert_eq!(overdue_since("acknowledged", deadline, None, today), since);
+        assert_eq!(
+            overdue_since("assigned", deadline, None, date!(2019 - 06 - 01)),
+            None,
+            "the deadline day is in time"
+        );
+        assert_eq!(overdue_since("assigned", None, None, today), None, "not handed over yet");
+        // Reported on the deadline day: held while it waits for the verdict, however long.
+        assert_eq!(overdue_since("rectification_reported", deadline, Some(date!(2019 - 06 - 01)), today), None);
+        // Reported late: the clock was not held.
+        assert_eq!(overdue_since("rectification_reported", deadline, Some(date!(2019 - 06 - 03)), today), since);
+        // Refused: reopened on the same deadline, overdue from it, not from the verdict's day.
+        assert_eq!(overdue_since("reopened", deadline, Some(date!(2019 - 05 - 30)), today), since);
+        assert_eq!(overdue_since("closed", deadline, None, today), None);
+        assert_eq!(overdue_since("withdrawn", deadline, None, today), None);
     }
 
     #[test]
@@ -442,6 +479,23 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_recheck_of_a_closed_problem_is_a_rebound() {
+        assert!(recheck_finds_rebound("not_rectified", "closed"));
+        assert!(recheck_finds_rebound("fake_rectification", "closed"));
+        assert!(!recheck_finds_rebound("rectified", "closed"));
+        assert!(!recheck_finds_rebound("not_rectified", "withdrawn"), "only a closed problem can come back");
+    }
+
+    #[test]
+    fn a_rebound_belongs_to_the_round_under_way() {
+        let rounds = vec![("R01".to_string(), date!(2019 - 05 - 08)), ("R02".to_string(), date!(2019 - 05 - 23))];
+        assert_eq!(round_on(&rounds, date!(2019 - 05 - 30), "2018"), "R02");
+        assert_eq!(round_on(&rounds, date!(2019 - 05 - 10), "2018"), "R01");
+        assert_eq!(round_on(&rounds, date!(2019 - 01 - 10), "2018"), "R01", "before the campaign: its first round");
+        assert_eq!(round_on(&[], date!(2019 - 01 - 10), "2018"), "2018");
+    }
+
+    #[test]
     fn the_finder_and_teams_of_the_citys_province_may_not_verify() {
         assert!(may_verify("T-201", "410000", Some("T-130"), "130500").is_ok());
         assert!(may_verify("T-130", "370000", Some("T-130"), "130500").is_err());
@@ -449,12 +503,10 @@ mod tests {
     }
 
     #[test]
-    fn rectified_closes_and_anything_else_reopens_with_a_shorter_deadline() {
-        assert_eq!(after_verdict("rectified", date!(2019 - 06 - 01), 7), ("closed", None));
-        assert_eq!(
-            after_verdict("fake_rectification", date!(2019 - 06 - 01), 7),
-            ("reopened", Some(date!(2019 - 06 - 08)))
-        );
+    fn rectified_closes_and_anything_else_reopens() {
+        assert_eq!(after_verdict("rectified"), "closed");
+        assert_eq!(after_verdict("not_rectified"), "reopened");
+        assert_eq!(after_verdict("fake_rectification"), "reopened");
     }
 
     mod batches {

@@ -49,7 +49,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         pool: runtime.pool.clone(),
         outbox: runtime.outbox.clone(),
         clock: runtime.clock.clone(),
-        reopened_deadline_days: config.verification.reopened_deadline_days,
         recheck_sample_percent: config.verification.recheck_sample_percent,
     };
     runtime.serve(&config.verification.listen, api::router(state), include_str!("../openapi.json")).await

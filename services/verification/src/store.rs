@@ -116,12 +116,17 @@ pub struct Problem {
     pub handover_no: Option<String>,
     pub deadline: Option<Date>,
     pub status: String,
+    /// The day the rectification waiting for its verdict was reported.
+    pub rectified_on: Option<Date>,
+    /// The first day the problem is overdue, once flagged.
+    pub overdue_since: Option<Date>,
 }
 
 /// A problem, locked for the rest of the transaction, so the first verdict is the one that counts.
 pub async fn problem_for_update(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Option<Problem>> {
     sqlx::query_as(
-        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status,
+                rectified_on, overdue_since
          FROM verification.problems WHERE problem_id = $1 FOR UPDATE",
     )
     .bind(problem_id)
@@ -131,7 +136,8 @@ pub async fn problem_for_update(conn: &mut PgConnection, problem_id: Uuid) -> sq
 
 pub async fn problem(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Option<Problem>> {
     sqlx::query_as(
-        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status,
+                rectified_on, overdue_since
          FROM verification.problems WHERE problem_id = $1",
     )
     .bind(problem_id)
@@ -139,40 +145,27 @@ pub async fn problem(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<
     .await
 }
 
-/// Moves a problem to `status` (a reopening with its new deadline, which clears the overdue
-/// flag; a closing with its time) by an event of `kind`; returns its place in verification's
-/// order for that event.
+/// Moves a problem to `status` (a closing with its time, a rectification with its day) by an
+/// event of `kind`; returns its place in verification's order for that event. The deadline and
+/// the overdue flag stay: a refused rectification earns no new time.
 pub async fn set_status(
     conn: &mut PgConnection,
     problem_id: Uuid,
     status: &str,
-    deadline: Option<Date>,
     at: OffsetDateTime,
     kind: EventKind,
 ) -> sqlx::Result<order::Next> {
-    sqlx::query(
-        "UPDATE verification.problems SET status = $2, deadline = coalesce($3, deadline),
-                overdue_since = CASE WHEN $3::date IS NULL THEN overdue_since END,
-                reopened_count = reopened_count + CASE WHEN $2 = 'reopened' THEN 1 ELSE 0 END,
-                closed_at = CASE WHEN $2 = 'closed' THEN $4 ELSE closed_at END, updated_at = now()
-         WHERE problem_id = $1",
-    )
-    .bind(problem_id)
-    .bind(status)
-    .bind(deadline)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    set_statuses(&mut *conn, &[(problem_id, status)], at).await?;
     order::advance_one(conn, PROBLEMS, problem_id, kind).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-/// A re-check found the problem back: it counts as a rebound.
-pub async fn mark_rebound(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE verification.problems SET rebound = true WHERE problem_id = $1")
+/// The site's name, where verification has it (last year's problems).
+pub async fn site_name(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT site_name FROM verification.problems WHERE problem_id = $1")
         .bind(problem_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+        .fetch_optional(conn)
+        .await?
+        .flatten())
 }
 
 /// Keeps assignment's reroute: a new government, a new deadline.
@@ -201,15 +194,24 @@ pub async fn problem_extended(conn: &mut PgConnection, problem_id: Uuid, deadlin
     Ok(())
 }
 
-/// Problems past their deadline on `today` and not yet flagged, locked for flagging.
-pub async fn newly_overdue(conn: &mut PgConnection, today: Date, limit: i64) -> sqlx::Result<Vec<Problem>> {
+/// Problems still open, past their deadline on `today` and not yet flagged, in id order after
+/// `after`, locked for flagging; whether each is overdue is `domain::overdue_since`'s to say.
+pub async fn past_deadline(
+    conn: &mut PgConnection,
+    today: Date,
+    after: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<Problem>> {
     sqlx::query_as(
-        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status,
+                rectified_on, overdue_since
          FROM verification.problems
-         WHERE overdue_since IS NULL AND deadline < $1 AND status IN ('assigned', 'acknowledged', 'reopened')
-         ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+         WHERE overdue_since IS NULL AND deadline < $1 AND status = ANY($2) AND problem_id > $3
+         ORDER BY problem_id LIMIT $4 FOR UPDATE SKIP LOCKED",
     )
     .bind(today)
+    .bind(crate::domain::OPEN)
+    .bind(after)
     .bind(limit)
     .fetch_all(conn)
     .await
@@ -236,11 +238,12 @@ pub async fn mark_overdue(
 pub async fn city_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, CityCounts)>> {
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT city_code,
-                count(*) FILTER (WHERE overdue_since IS NOT NULL AND status IN ('assigned', 'acknowledged', 'reopened')),
+                count(*) FILTER (WHERE overdue_since IS NOT NULL AND status = ANY($1)),
                 coalesce(sum(reopened_count), 0)::bigint,
                 count(*) FILTER (WHERE rebound)
          FROM verification.problems GROUP BY city_code",
     )
+    .bind(crate::domain::OPEN)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -429,27 +432,34 @@ pub async fn recheck_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Resu
     .await
 }
 
+/// Records a re-check's verdict, with the new entry it made when it found a rebound.
 pub async fn record_recheck(
     conn: &mut PgConnection,
     id: Uuid,
     v: &VerdictRequest,
     at: OffsetDateTime,
+    rebound_id: Option<Uuid>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE verification.rechecks SET result = $2, team = $3, note = $4, verified_at = $5 WHERE id = $1")
-        .bind(id)
-        .bind(&v.result)
-        .bind(&v.team)
-        .bind(&v.note)
-        .bind(at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE verification.rechecks SET result = $2, team = $3, note = $4, verified_at = $5, rebound_id = $6
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&v.result)
+    .bind(&v.team)
+    .bind(&v.note)
+    .bind(at)
+    .bind(rebound_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Problems whose rectification waits for a verdict.
 pub async fn awaiting_verdict(conn: &mut PgConnection) -> sqlx::Result<Vec<Problem>> {
     sqlx::query_as(
-        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status,
+                rectified_on, overdue_since
          FROM verification.problems WHERE status = 'rectification_reported' ORDER BY updated_at",
     )
     .fetch_all(conn)
@@ -549,7 +559,8 @@ pub async fn take_out(conn: &mut PgConnection, problems: &[Uuid], status: &str) 
 /// never wait on each other crosswise); those verification does not know are left out.
 pub async fn problems_for_update(conn: &mut PgConnection, problem_ids: &[Uuid]) -> sqlx::Result<Vec<Problem>> {
     sqlx::query_as(
-        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status
+        "SELECT problem_id, round_id, city_code, county_code, category, finder_team, jurisdiction, handover_no, deadline, status,
+                rectified_on, overdue_since
          FROM verification.problems WHERE problem_id = ANY($1) ORDER BY problem_id FOR UPDATE",
     )
     .bind(problem_ids)
@@ -645,32 +656,29 @@ pub async fn insert_verdicts(
     Ok(done.rows_affected() as usize)
 }
 
-/// [`set_status`] for many problems in one statement (each at most once): each moves to its
-/// status, a reopening with its new deadline. The caller advances their order, one call per
-/// kind of event.
-pub async fn set_statuses(
-    conn: &mut PgConnection,
-    changes: &[(Uuid, &str, Option<Date>)],
-    at: OffsetDateTime,
-) -> sqlx::Result<()> {
+/// [`set_status`] for many problems in one statement (each at most once). The caller advances
+/// their order, one call per kind of event.
+pub async fn set_statuses(conn: &mut PgConnection, changes: &[(Uuid, &str)], at: OffsetDateTime) -> sqlx::Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
     let ids: Vec<Uuid> = changes.iter().map(|c| c.0).collect();
     let statuses: Vec<&str> = changes.iter().map(|c| c.1).collect();
-    let deadlines: Vec<Option<Date>> = changes.iter().map(|c| c.2).collect();
+    // Days are counted in Asia/Shanghai.
+    let day = at.to_offset(shared::clock::SHANGHAI).date();
     sqlx::query(
-        "UPDATE verification.problems p SET status = c.status, deadline = coalesce(c.deadline, p.deadline),
-                overdue_since = CASE WHEN c.deadline IS NULL THEN p.overdue_since END,
+        "UPDATE verification.problems p SET status = c.status,
                 reopened_count = p.reopened_count + CASE WHEN c.status = 'reopened' THEN 1 ELSE 0 END,
-                closed_at = CASE WHEN c.status = 'closed' THEN $4 ELSE p.closed_at END, updated_at = now()
-         FROM unnest($1::uuid[], $2::text[], $3::date[]) AS c(id, status, deadline)
+                rectified_on = CASE WHEN c.status = 'rectification_reported' AND p.status <> c.status THEN $4
+                                    ELSE p.rectified_on END,
+                closed_at = CASE WHEN c.status = 'closed' THEN $3 ELSE p.closed_at END, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[]) AS c(id, status)
          WHERE p.problem_id = c.id",
     )
     .bind(&ids)
     .bind(&statuses)
-    .bind(&deadlines)
     .bind(at)
+    .bind(day)
     .execute(conn)
     .await?;
     Ok(())
