@@ -223,6 +223,10 @@ pub struct CheckRecorded {
     /// Problems that became ledger entries, and those that duplicated an open one.
     pub problems_reported: u32,
     pub duplicates: u32,
+    /// The alert level, when this was an emergency-plan check: a site on its city's emergency
+    /// list, checked while an alert was declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_alert: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

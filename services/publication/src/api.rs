@@ -335,8 +335,10 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     let empty = || serde_json::to_value(store::Figures::empty()).expect("figures serialise");
     // Checks have no category: with a category filter they are not counted.
     if f.category.is_none() {
-        for (dimension, key, n) in &checks {
-            groups.entry((dimension.clone(), key.clone())).or_insert_with(empty)["site_checks"] = json!(n);
+        for (dimension, key, n, emergency) in &checks {
+            let group = groups.entry((dimension.clone(), key.clone())).or_insert_with(empty);
+            group["site_checks"] = json!(n);
+            group["emergency_plan_checks"] = json!(emergency);
         }
     }
     let total = groups.get(&("total".into(), String::new())).cloned().unwrap_or_else(empty);
@@ -424,6 +426,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
         teams_deployed: team_rounds,
         person_times,
         site_checks: total["site_checks"].as_i64().unwrap_or(0),
+        emergency_plan_checks: total["emergency_plan_checks"].as_i64().unwrap_or(0),
         problems_found: n("problems_found"),
         handed_over: n("handed_over"),
         closed: n("closed"),

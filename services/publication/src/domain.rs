@@ -189,9 +189,11 @@ pub struct CampaignSummary {
     pub rounds: i64,
     /// Teams sent, counted once per round.
     pub teams_deployed: i64,
-    /// Three people a team, once per round.
+    /// Each team's members, once per round it was sent.
     pub person_times: i64,
     pub site_checks: i64,
+    /// Site checks of enterprises on their city's emergency list while an alert was declared.
+    pub emergency_plan_checks: i64,
     pub problems_found: i64,
     pub handed_over: i64,
     pub closed: i64,

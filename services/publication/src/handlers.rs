@@ -79,18 +79,16 @@ async fn record(conn: &mut PgConnection, lines: Vec<HistoryLine<'_>>) -> anyhow:
 impl Handle<InspectionsRecorded> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<InspectionsRecorded>]) -> anyhow::Result<()> {
         // Summed per round and city first: one row each in one statement.
-        let mut counts: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        let mut counts: BTreeMap<(&str, &str), store::CheckCounts> = BTreeMap::new();
         for e in events {
             for check in &e.data.checks {
                 let count = counts.entry((check.round.as_str(), e.data.city_code.as_str())).or_default();
-                count.0 += 1;
-                count.1 += i64::from(check.duplicates);
+                count.checks += 1;
+                count.duplicates += i64::from(check.duplicates);
+                count.emergency_checks += i64::from(check.emergency_alert.is_some());
             }
         }
-        let counts: Vec<_> = counts
-            .into_iter()
-            .map(|((round, city), (checks, dups))| (round.into(), city.into(), checks, dups))
-            .collect();
+        let counts: Vec<_> = counts.into_iter().map(|((round, city), n)| (round.into(), city.into(), n)).collect();
         Ok(store::count_inspections(conn, &counts).await?)
     }
 }
