@@ -185,6 +185,20 @@ pub async fn emergency_list(path: &Path, url: &str, token: &str) -> anyhow::Resu
     send(path, url, token, items, |items| json!({ "items": items }), vec![]).await
 }
 
+/// A city's clean-up register (columns `id`, `name`, `county_code`, `state`).
+pub async fn register(path: &Path, url: &str, token: &str) -> anyhow::Result<Summary> {
+    let rows = read_rows(path)?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            let item = json!({ "id": row.get("id"), "name": row.get("name"), "county_code": row.get("county_code"),
+                               "state": row.get("state") });
+            (row.line, item)
+        })
+        .collect();
+    send(path, url, token, items, |items| json!({ "items": items }), vec![]).await
+}
+
 /// Site checks from a team's spreadsheet, one row a check with at most one problem: columns
 /// `id`, `round`, `city_code`, `county_code`, `checked_at`, `site_name`, `credit_code`,
 /// `address`, `lat`, `lon`, `coordinate_system`, `problem_id`, `category`, `severity`,

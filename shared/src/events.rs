@@ -106,6 +106,7 @@ kind!(INSPECTIONS_RECORDED, "intake", "inspections", "recorded");
 kind!(PROBLEM_REPORTED, "intake", "problem", "reported");
 kind!(PROBLEM_WITHDRAWN, "intake", "problem", "withdrawn");
 kind!(PROBLEM_MERGED, "intake", "problem", "merged");
+kind!(REGISTER_UPDATED, "intake", "register", "updated");
 kind!(PROBLEM_ASSIGNED, "assignment", "problem", "assigned");
 kind!(HANDOVER_ISSUED, "assignment", "handover", "issued");
 kind!(HANDOVER_ACKNOWLEDGED, "assignment", "handover", "acknowledged");
@@ -134,6 +135,7 @@ pub const ALL: &[EventKind] = &[
     PROBLEM_REPORTED,
     PROBLEM_WITHDRAWN,
     PROBLEM_MERGED,
+    REGISTER_UPDATED,
     PROBLEM_ASSIGNED,
     HANDOVER_ISSUED,
     HANDOVER_ACKNOWLEDGED,
@@ -210,6 +212,22 @@ pub struct Site {
 pub struct InspectionsRecorded {
     pub city_code: String,
     pub checks: Vec<CheckRecorded>,
+}
+
+/// Items of one of a city's clean-up registers as they now stand: the "两散" registers
+/// (`scattered_enterprises`, `coal_boilers`) and the coal-to-gas villages
+/// (`coal_to_gas_villages`). Each item's latest state wins.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegisterUpdated {
+    pub city_code: String,
+    pub register: String,
+    pub items: Vec<RegisterItemState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegisterItemState {
+    pub id: String,
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -588,6 +606,7 @@ payload!(TeamRegistered, TEAM_REGISTERED);
 payload!(TeamAssigned, TEAM_ASSIGNED);
 payload!(CityPackageConfigured, CITY_PACKAGE_CONFIGURED);
 payload!(InspectionsRecorded, INSPECTIONS_RECORDED);
+payload!(RegisterUpdated, REGISTER_UPDATED);
 payload!(ProblemReported, PROBLEM_REPORTED, one_problem);
 payload!(ProblemWithdrawn, PROBLEM_WITHDRAWN, one_problem);
 payload!(ProblemMerged, PROBLEM_MERGED, one_problem);

@@ -129,3 +129,92 @@ async fn an_emergency_list_is_imported_an_alert_declared_and_checks_during_it_ar
     assert_eq!(stats["summary"]["emergency_plan_checks"], 2, "{}", stats["summary"]);
     assert_eq!(stats["cities"][XINGTAI]["emergency_plan_checks"], 2, "{}", stats["cities"][XINGTAI]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scattered_enterprises_register_reaches_zero_in_the_public_statistics() {
+    let stack = start().await;
+    let admin = stack.admin();
+    let dir = std::env::temp_dir().join(format!("skyledger-register-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let import = |file: &std::path::Path, city: &str, register: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyledger"))
+            .args(["import-register", file.to_str().unwrap(), "--city", city, "--register", register])
+            .args(["--url", &stack.url("intake"), "--token", &admin])
+            .output()
+            .expect("run skyledger import-register");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+
+    // Xingtai's five scattered polluting enterprises, three still to deal with, and a bad line.
+    let scattered = dir.join("scattered.csv");
+    std::fs::write(
+        &scattered,
+        "id,name,county_code,state\nS-1,甲小作坊,130502,pending\nS-2,乙小作坊,,pending\nS-3,丙小作坊,,pending\n\
+         S-4,丁小作坊,,shut_down\nS-5,戊小作坊,,upgraded\nS-6,己小作坊,130402,pending\nS-7,庚小作坊,,cleaned\n",
+    )
+    .unwrap();
+    let said = import(&scattered, XINGTAI, "scattered_enterprises");
+    assert!(said.contains("5 created, 0 already had, 2 refused"), "{said}");
+    let report = std::fs::read_to_string(dir.join("scattered.errors.csv")).unwrap();
+    assert!(report.contains("7,county_code,") && report.contains("8,state,"), "{report}");
+    // Handan's coal-to-gas villages, one lagging.
+    let villages = dir.join("villages.csv");
+    std::fs::write(&villages, "id,name,county_code,state\nV-1,东村,,supplied\nV-2,西村,,lagging\nV-3,南村,,building\n")
+        .unwrap();
+    assert!(import(&villages, HANDAN, "coal_to_gas_villages").contains("3 created"));
+
+    let registers = |expected_outstanding: i64| {
+        let stack = &stack;
+        async move {
+            eventually("the registers counted", WAIT, || async {
+                let (_, stats) = get(stack, "publication", "/v1/stats", None).await;
+                let r = &stats["registers"];
+                (r["scattered_enterprises"]["cities"][XINGTAI]["outstanding"] == expected_outstanding
+                    && r["coal_to_gas_villages"]["total"] == 3)
+                    .then(|| r.clone())
+            })
+            .await
+        }
+    };
+    let r = registers(3).await;
+    assert_eq!(r["scattered_enterprises"]["cities"][XINGTAI]["total"], 5, "{r}");
+    assert_eq!(
+        (&r["coal_to_gas_villages"]["lagging"], &r["coal_to_gas_villages"]["outstanding"]),
+        (&json!(1), &json!(2)),
+        "{r}"
+    );
+    assert_eq!(r["coal_boilers"]["total"], 0, "an empty register is shown at zero: {r}");
+
+    // The three cleaned up: Xingtai's register is at zero, by API and on the public page.
+    let (status, answer) = post(
+        &stack,
+        "intake",
+        &format!("/v1/cities/{XINGTAI}/registers/scattered_enterprises"),
+        &admin,
+        json!({
+        "items": [
+            { "id": "S-1", "name": "甲小作坊", "county_code": "130502", "state": "shut_down" },
+            { "id": "S-2", "name": "乙小作坊", "state": "relocated" },
+            { "id": "S-3", "name": "丙小作坊", "state": "upgraded" } ] }),
+    )
+    .await;
+    assert!(status.is_success(), "{answer}");
+    assert_eq!(answer["results"][0]["status"], "already_had", "{answer}");
+    let r = registers(0).await;
+    assert_eq!(r["scattered_enterprises"]["by_state"]["pending"], serde_json::Value::Null, "{r}");
+    let (_, held) =
+        get(&stack, "intake", &format!("/v1/cities/{XINGTAI}/registers/scattered_enterprises"), Some(&admin)).await;
+    assert_eq!((&held["total"], &held["outstanding"]), (&json!(5), &json!(0)), "{held}");
+    let page =
+        stack.http.get(format!("{}/?lang=en", stack.url("publication"))).send().await.unwrap().text().await.unwrap();
+    let row_of = |city: &str| {
+        let at = page.find(&format!("<tr data-city=\"{city}\"><td>"))?;
+        page[at..].split("</tr>").next()
+    };
+    let row = row_of(XINGTAI);
+    assert!(row.is_some_and(|row| row.contains("<td class=\"n\">0 / 5</td>")), "{row:?}");
+    let handan = row_of(HANDAN);
+    assert!(handan.is_some_and(|row| row.contains("<td class=\"n\">2 / 3</td><td class=\"n\">1</td>")), "{handan:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

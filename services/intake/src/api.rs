@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
             get(registers::get_emergency_list).post(registers::post_emergency_list),
         )
         .route("/v1/cities/{city}/alerts", get(registers::list_alerts))
+        .route("/v1/cities/{city}/registers/{register}", get(registers::get_register).post(registers::post_register))
         .route("/v1/cities/{city}/alerts/{alert}", put(registers::put_alert))
         .route("/v1/rounds/{round}/quality", get(get_quality))
         .route("/v1/problems/{id}", get(get_problem))

@@ -393,6 +393,32 @@ pub fn validate_alert(id: &str, alert: &AlertRequest) -> Validator {
     v
 }
 
+/// An item of a city's clean-up register, as the office sends it: its id in the register, its
+/// name, the county, and its state now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterItem {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub county_code: Option<String>,
+    pub state: String,
+}
+
+pub fn validate_register_item(register: &reference::Register, city: &str, item: &RegisterItem) -> Validator {
+    let mut v = Validator::new();
+    v.check(!item.id.trim().is_empty() && item.id.len() <= 64, "id", "an item needs an id (at most 64 bytes)");
+    v.check(!item.name.trim().is_empty() && item.name.len() <= 200, "name", "an item needs a name (at most 200 bytes)");
+    if let Some(county) = &item.county_code {
+        v.check(
+            reference::city_of_county(county).is_some_and(|c| c.code == city),
+            "county_code",
+            format!("not a county of {city}"),
+        );
+    }
+    v.check(register.states.contains(&item.state.as_str()), "state", format!("one of {}", register.states.join(", ")));
+    v
+}
+
 /// The alert a site check was made under, when it is an emergency-plan check: the site is on
 /// its city's emergency list and one or more alerts covered the moment of the check (the
 /// highest of them).

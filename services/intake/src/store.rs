@@ -559,3 +559,45 @@ pub async fn emergency_facts(
     }
     Ok(facts)
 }
+
+/// Enters or updates items of one of `city`'s clean-up registers (each id once); answers the ids
+/// that were new.
+pub async fn upsert_register_items(
+    conn: &mut PgConnection,
+    city: &str,
+    register: &str,
+    items: &[crate::domain::RegisterItem],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    if items.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "INSERT INTO intake.register_items (city_code, register, item_id, name, county_code, state)
+         SELECT $1, $2, id, name, county, state FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
+                AS i(id, name, county, state)
+         ON CONFLICT (city_code, register, item_id)
+         DO UPDATE SET name = EXCLUDED.name, county_code = EXCLUDED.county_code, state = EXCLUDED.state, updated_at = now()
+         RETURNING item_id, xmax = 0",
+    )
+    .bind(city)
+    .bind(register)
+    .bind(items.iter().map(|i| i.id.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.name.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.county_code.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.state.clone()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().filter(|(_, new)| *new).map(|(id, _)| id).collect())
+}
+
+/// How many items one of `city`'s registers holds in each state.
+pub async fn register_counts(conn: &mut PgConnection, city: &str, register: &str) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT state, count(*) FROM intake.register_items WHERE city_code = $1 AND register = $2
+         GROUP BY state ORDER BY state",
+    )
+    .bind(city)
+    .bind(register)
+    .fetch_all(conn)
+    .await
+}

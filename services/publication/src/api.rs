@@ -324,6 +324,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     let (rounds, team_rounds, person_times) = store::rounds_and_teams(conn, f).await?;
     let (escalations, levels) = store::escalations(conn, f).await?;
     let (from, to) = store::period(conn, f).await?;
+    let register_counts = store::register_counts(conn, f).await?;
     let as_of = store::last_modified(conn).await?;
 
     let mut groups: BTreeMap<(String, String), Value> = BTreeMap::new();
@@ -461,11 +462,25 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
         "summary": summary.with_text(),
         "league": league,
         "league_min_checks": league_min_checks,
+        "registers": registers_json(&register_counts),
         "cities": cities,
         "provinces": provinces,
         "rounds": rounds_figures,
         "categories": categories,
     }))
+}
+
+/// Each clean-up register's figures, overall and per city (`registers` in `/v1/stats`).
+fn registers_json(counts: &[(String, String, String, i64)]) -> Value {
+    let figures: serde_json::Map<String, Value> = crate::domain::register_figures(counts)
+        .into_iter()
+        .map(|(code, (overall, cities))| {
+            let mut v = serde_json::to_value(&overall).expect("figures serialise");
+            v["cities"] = serde_json::to_value(&cities).expect("figures serialise");
+            (code.to_string(), v)
+        })
+        .collect();
+    Value::Object(figures)
 }
 
 async fn stats(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use shared::events::{
     CityEscalated, HandoverAcknowledged, InspectionsRecorded, ProblemAssigned, ProblemClosed, ProblemExtended,
     ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RectificationProgressed, RectificationReported,
-    RoundConfigured, TeamAssigned,
+    RegisterUpdated, RoundConfigured, TeamAssigned,
 };
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
@@ -43,6 +43,7 @@ pub fn routes(handlers: Handlers) -> Routes<Handlers> {
         .on::<ProblemReopened>()
         .on::<ProblemOverdue>()
         .on::<CityEscalated>()
+        .on::<RegisterUpdated>()
         .after_commit(move || publisher.wake())
 }
 
@@ -108,6 +109,16 @@ impl Handle<TeamAssigned> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<TeamAssigned>]) -> anyhow::Result<()> {
         for e in events {
             store::team_assigned(conn, &e.data.round, &e.data.team, e.data.members).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Handle<RegisterUpdated> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<RegisterUpdated>]) -> anyhow::Result<()> {
+        // In stream order, so an item's latest state is the one that stays.
+        for e in events {
+            store::register_updated(conn, &e.data).await?;
         }
         Ok(())
     }

@@ -1238,6 +1238,7 @@ pub async fn last_modified(conn: &mut PgConnection) -> sqlx::Result<OffsetDateTi
         "SELECT greatest(
             (SELECT max(updated_at) FROM publication.problems),
             (SELECT max(updated_at) FROM publication.inspection_counts),
+            (SELECT max(updated_at) FROM publication.register_items),
             (SELECT max(made_at) FROM publication.checkpoints),
             (SELECT max(coalesce(withdrawn_at, published_at)) FROM publication.log_entries),
             (SELECT max(escalated_at) FROM publication.escalations),
@@ -1447,4 +1448,35 @@ pub async fn public_counts(
 
 pub async fn log_size(conn: &mut PgConnection) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM publication.log_entries").fetch_one(conn).await
+}
+
+/// An item's latest state in a city's clean-up register.
+pub async fn register_updated(conn: &mut PgConnection, r: &shared::events::RegisterUpdated) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.register_items (city_code, register, item_id, state)
+         SELECT $1, $2, id, state FROM unnest($3::text[], $4::text[]) AS i(id, state)
+         ON CONFLICT (city_code, register, item_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+    )
+    .bind(&r.city_code)
+    .bind(&r.register)
+    .bind(r.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>())
+    .bind(r.items.iter().map(|i| i.state.clone()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The clean-up registers' items per register, city and state (of one city, if asked).
+pub async fn register_counts(
+    conn: &mut PgConnection,
+    f: &StatsFilter,
+) -> sqlx::Result<Vec<(String, String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT register, city_code, state, count(*) FROM publication.register_items
+         WHERE $1::text IS NULL OR city_code = $1
+         GROUP BY register, city_code, state ORDER BY register, city_code, state",
+    )
+    .bind(&f.city)
+    .fetch_all(conn)
+    .await
 }
