@@ -14,8 +14,13 @@
 //! reports (the services answer "already had"); the rounds and teams are named after the seed
 //! so a run never mixes with other data on the stack.
 //!
-//! At the end the run waits until the public statistics of its rounds agree with what it sent,
-//! and prints both.
+//! Each city's clean-up registers (the "两散": scattered polluting enterprises, coal boilers;
+//! and the coal-to-gas villages) are entered before the first round and cleaned up round by
+//! round: most items are dealt with in a round drawn from the seed, every third city clears its
+//! "两散" completely, and the villages never supplied are marked lagging at the year's end.
+//!
+//! At the end the run waits until the public statistics of its rounds (and the registers'
+//! figures, less what they held before the run) agree with what it sent, and prints both.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -59,6 +64,21 @@ const CATEGORY_MIX: [(&str, u32); 14] = [
     ("special_emission_limit", 2_000),
     ("small_thermal_power", 248),
 ];
+
+/// Register items per city at scale 1 (the "两散" registers were worked down city by city; 24,500
+/// coal-to-gas villages were visited, 1,444 lagging) and the share of items dealt with in the
+/// year.
+const REGISTER_SIZES: [(&str, f64, f64); 3] =
+    [("scattered_enterprises", 3_000.0, 0.85), ("coal_boilers", 500.0, 0.9), ("coal_to_gas_villages", 628.0, 0.94)];
+
+/// The state an item of `register` ends in once dealt with (the `i`th item: varied).
+fn done_state(register: &str, i: usize) -> &'static str {
+    match register {
+        "scattered_enterprises" => ["shut_down", "relocated", "upgraded"][i % 3],
+        "coal_boilers" => ["removed", "converted"][i % 2],
+        _ => "supplied",
+    }
+}
 
 /// Provinces teams come from: every province takes part, the campaign's own ones included
 /// (they inspect the others).
@@ -125,6 +145,11 @@ pub struct Totals {
     pub closed: i64,
     pub reopened: i64,
     pub overdue: i64,
+    /// The clean-up registers, all three together: items, those still outstanding at the
+    /// year's end, and the lagging villages.
+    pub register_items: i64,
+    pub register_outstanding: i64,
+    pub lagging_villages: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -213,6 +238,14 @@ struct Team {
     home_province: &'static str,
 }
 
+/// One city's clean-up register: each item's id and the round it is dealt with in (none: not
+/// in the year).
+struct RegisterPlan {
+    city: String,
+    register: &'static str,
+    items: Vec<(String, Option<usize>)>,
+}
+
 /// The whole year, drawn from the seed before anything is sent.
 struct Campaign {
     prefix: String,
@@ -223,6 +256,7 @@ struct Campaign {
     checks: Vec<Vec<Value>>,
     /// Per round: the problems in those checks.
     problems: Vec<Vec<Problem>>,
+    registers: Vec<RegisterPlan>,
 }
 
 fn split(total: usize, parts: usize, i: usize) -> usize {
@@ -314,7 +348,21 @@ impl Campaign {
             checks.push(round_inspections);
             problems.push(round_found);
         }
-        Self { prefix, teams, coverage, checks, problems }
+        let mut registers = Vec::new();
+        for (c, city) in cities.iter().enumerate() {
+            for (register, size, done_share) in REGISTER_SIZES {
+                // Every third city clears its "两散" in the year.
+                let clears = c % 3 == 0 && register != "coal_to_gas_villages";
+                let items = (0..((size * scale).round() as usize).max(1))
+                    .map(|i| {
+                        let done = clears || rng.unit() < done_share;
+                        (format!("{prefix}-{}-{}-{i:05}", city.code, &register[..4]), done.then(|| rng.below(ROUNDS)))
+                    })
+                    .collect();
+                registers.push(RegisterPlan { city: city.code.clone(), register, items });
+            }
+        }
+        Self { prefix, teams, coverage, checks, problems, registers }
     }
 
     fn round_id(&self, r: usize) -> String {
@@ -333,6 +381,15 @@ impl Campaign {
             closed: count(&|p| p.fate != Fate::Unresolved),
             reopened: count(&|p| matches!(p.fate, Fate::FixFailed(_))),
             overdue: if simulated_clock { count(&|p| matches!(p.fate, Fate::FixedLate | Fate::Unresolved)) } else { 0 },
+            register_items: self.registers.iter().map(|r| r.items.len() as i64).sum(),
+            register_outstanding: self.registers.iter().flat_map(|r| &r.items).filter(|i| i.1.is_none()).count() as i64,
+            lagging_villages: self
+                .registers
+                .iter()
+                .filter(|r| r.register == "coal_to_gas_villages")
+                .flat_map(|r| &r.items)
+                .filter(|i| i.1.is_none())
+                .count() as i64,
         }
     }
 }
@@ -533,6 +590,8 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
 
     let since = Instant::now();
     set_up_teams(&client, &campaign).await?;
+    let registers_before = register_figures(&client).await?;
+    send_registers(&client, &campaign, |_| true, |register, _| first_state(register)).await?;
     phase("set-up", since);
 
     let checks_bar = bar(expected.site_checks as usize, "site checks");
@@ -554,6 +613,9 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
         set_up_round(&client, &campaign, r, day_zero).await?;
         sync_checks(&client, &campaign, r, options.concurrency, &checks_bar).await?;
         phase("site checks", since);
+        let since = Instant::now();
+        send_registers(&client, &campaign, |done| done == Some(r), done_state).await?;
+        phase("registers", since);
 
         let since = Instant::now();
         sheets += acknowledge_sheets(&client, &campaign, r, simulated.then_some(options.gathering)).await?;
@@ -594,13 +656,25 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
         phase("clock", since);
     }
     let since = Instant::now();
+    // The villages not supplied in the year are behind their schedule.
+    send_registers(
+        &client,
+        &campaign,
+        |done| done.is_none(),
+        |register, _| {
+            if register == "coal_to_gas_villages" { "lagging" } else { first_state(register) }
+        },
+    )
+    .await?;
+    phase("registers", since);
+    let since = Instant::now();
     rectify_and_verify(&client, &campaign, &late, options.concurrency, &problems_bar).await?;
     checks_bar.finish();
     problems_bar.finish();
     phase("fixes and verdicts", since);
 
     let since = Instant::now();
-    let published = settle(&client, &campaign, &expected, options.settle).await?;
+    let published = settle(&client, &campaign, &expected, &registers_before, options.settle).await?;
     phase("publication", since);
     Ok(Report {
         seed: options.seed,
@@ -629,6 +703,61 @@ async fn set_up_teams(client: &Client, campaign: &Campaign) -> anyhow::Result<()
         .try_collect::<Vec<()>>()
         .await
         .map(drop)
+}
+
+/// The state a register's items are entered in.
+fn first_state(register: &str) -> &'static str {
+    if register == "coal_to_gas_villages" { "planned" } else { "pending" }
+}
+
+/// Sends the register items `which` picks (by the round each is dealt with in) in the state
+/// `state` gives, a batch per city and register.
+async fn send_registers(
+    client: &Client,
+    campaign: &Campaign,
+    which: impl Fn(Option<usize>) -> bool,
+    state: impl Fn(&str, usize) -> &'static str,
+) -> anyhow::Result<()> {
+    let batches: Vec<(&RegisterPlan, Vec<Value>)> = campaign
+        .registers
+        .iter()
+        .map(|plan| {
+            let items = plan
+                .items
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, done))| which(*done))
+                .map(|(i, (id, _))| json!({ "id": id, "name": format!("模拟清单 {id}"), "state": state(plan.register, i) }))
+                .collect();
+            (plan, items)
+        })
+        .filter(|(_, items): &(_, Vec<Value>)| !items.is_empty())
+        .collect();
+    stream::iter(batches)
+        .map(|(plan, items)| async move {
+            let url = format!("{}/v1/cities/{}/registers/{}", client.services.intake, plan.city, plan.register);
+            for chunk in items.chunks(BATCH) {
+                let answer =
+                    client.send(Method::POST, &url, &client.admin, Some(&json!({ "items": chunk })), &[]).await?;
+                let refused = answer["results"].as_array().into_iter().flatten().find(|r| r["status"] == "refused");
+                ensure!(refused.is_none(), "intake refused a simulated register item: {}", refused.unwrap());
+            }
+            Ok(())
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// The public figures of the three registers together: items, outstanding, lagging villages.
+async fn register_figures(client: &Client) -> anyhow::Result<(i64, i64, i64)> {
+    let stats = client
+        .send(Method::GET, &format!("{}/v1/stats", client.services.publication), &client.admin, None, &[])
+        .await?;
+    let registers = stats["registers"].as_object().cloned().unwrap_or_default();
+    let sum = |k: &str| registers.values().map(|r| r[k].as_i64().unwrap_or(0)).sum::<i64>();
+    Ok((sum("total"), sum("outstanding"), sum("lagging")))
 }
 
 /// Every fourth round is a special one, through the campaign's special kinds in turn.
@@ -899,9 +1028,16 @@ async fn wait_for_overdue(
 
 /// The public statistics of the run's rounds, summed, once they agree with `expected` (or
 /// when `settle` has passed).
-async fn settle(client: &Client, campaign: &Campaign, expected: &Totals, settle: Duration) -> anyhow::Result<Totals> {
+async fn settle(
+    client: &Client,
+    campaign: &Campaign,
+    expected: &Totals,
+    registers_before: &(i64, i64, i64),
+    settle: Duration,
+) -> anyhow::Result<Totals> {
     let started = Instant::now();
     loop {
+        let registers = register_figures(client).await?;
         let stats = client
             .send(Method::GET, &format!("{}/v1/stats", client.services.publication), &client.admin, None, &[])
             .await?;
@@ -917,6 +1053,9 @@ async fn settle(client: &Client, campaign: &Campaign, expected: &Totals, settle:
             published.reopened += n("reopened");
             published.overdue += n("overdue");
         }
+        published.register_items = registers.0 - registers_before.0;
+        published.register_outstanding = registers.1 - registers_before.1;
+        published.lagging_villages = registers.2 - registers_before.2;
         if &published == expected || started.elapsed() > settle {
             return Ok(published);
         }

@@ -52,6 +52,25 @@ async fn a_simulated_year_at_one_percent_matches_the_public_statistics() {
         assert_eq!(summary[field], sent[field], "{field}: the public summary {summary} against what was sent {sent}");
     }
     assert_eq!(summary["teams_deployed"], report["teams_deployed"]);
+    assert_eq!(summary["person_times"], report["teams_deployed"].as_i64().unwrap() * 3, "teams of three");
+
+    // The clean-up registers: every third city clears its "两散" in the year, and the villages
+    // not supplied are lagging.
+    let registers = &stats["registers"];
+    let all = |k: &str| registers.as_object().unwrap().values().map(|r| r[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(
+        (all("total"), all("outstanding"), all("lagging")),
+        (
+            sent["register_items"].as_i64().unwrap(),
+            sent["register_outstanding"].as_i64().unwrap(),
+            sent["lagging_villages"].as_i64().unwrap()
+        ),
+        "{registers}"
+    );
+    assert!(sent["lagging_villages"].as_i64().unwrap() > 0, "{sent}");
+    let scattered = &registers["scattered_enterprises"]["cities"];
+    let cleared = scattered.as_object().unwrap().values().filter(|c| c["outstanding"] == 0).count();
+    assert!(cleared >= 13, "every third of the 39 cities clears its scattered enterprises: {cleared}");
     let emergency = summary["emergency_plan_problems"].as_i64().unwrap_or(0);
     assert!((40..=90).contains(&emergency), "about 12% of the problems are emergency-plan ones: {emergency}");
 }
