@@ -147,6 +147,7 @@ pub struct Totals {
     pub overdue: i64,
     /// The clean-up registers, all three together: items, those still outstanding at the
     /// year's end, and the lagging villages.
+    pub emergency_plan_checks: i64,
     pub register_items: i64,
     pub register_outstanding: i64,
     pub lagging_villages: i64,
@@ -257,6 +258,9 @@ struct Campaign {
     /// Per round: the problems in those checks.
     problems: Vec<Vec<Problem>>,
     registers: Vec<RegisterPlan>,
+    /// Per city: the enterprises on its emergency list (credit codes), each checked once during
+    /// an emergency-response round, under the alert the city declares for it.
+    emergency_lists: BTreeMap<String, Vec<String>>,
 }
 
 fn split(total: usize, parts: usize, i: usize) -> usize {
@@ -292,6 +296,7 @@ impl Campaign {
         let mix_total: u32 = CATEGORY_MIX.iter().map(|(_, n)| n).sum();
         let mut checks = Vec::with_capacity(ROUNDS);
         let mut problems = Vec::with_capacity(ROUNDS);
+        let mut emergency_lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (r, covered) in coverage.iter().enumerate() {
             let round_checks = split(year_checks, ROUNDS, r);
             let round_problems = split(year_problems, ROUNDS, r);
@@ -336,12 +341,24 @@ impl Campaign {
                     time::Time::from_hms(8 + (i % 10) as u8, (i % 60) as u8, 0).expect("a time of day"),
                     shared::clock::SHANGHAI,
                 );
+                let mut site = json!({ "name": format!("模拟点位 {}-{:02}-{i:06}", prefix, r + 1),
+                                       "lat": city.lat + (rng.unit() - 0.5) * 0.3, "lon": city.lon + (rng.unit() - 0.5) * 0.3 });
+                // In an emergency-response round, every fifth check is of a listed enterprise.
+                if round_kind(r) == "emergency_response" && i % 5 == 0 {
+                    let code = intake::domain::with_check_character(&format!(
+                        "91{}{:09}",
+                        city.code,
+                        (seed % 1000) * 1_000_000 + i as u64
+                    ))
+                    .expect("digits make a credit code");
+                    site["credit_code"] = json!(code);
+                    emergency_lists.entry(city.code.clone()).or_default().push(code);
+                }
                 round_inspections.push(json!({
                     "id": rng.uuid(), "round": format!("{prefix}-R{:02}", r + 1), "team": teams[t].id,
                     "city_code": city.code,
                     "checked_at": shared::csv::timestamp(checked_at),
-                    "site": { "name": format!("模拟点位 {}-{:02}-{i:06}", prefix, r + 1),
-                              "lat": city.lat + (rng.unit() - 0.5) * 0.3, "lon": city.lon + (rng.unit() - 0.5) * 0.3 },
+                    "site": site,
                     "problems": found,
                 }));
             }
@@ -362,7 +379,7 @@ impl Campaign {
                 registers.push(RegisterPlan { city: city.code.clone(), register, items });
             }
         }
-        Self { prefix, teams, coverage, checks, problems, registers }
+        Self { prefix, teams, coverage, checks, problems, registers, emergency_lists }
     }
 
     fn round_id(&self, r: usize) -> String {
@@ -381,6 +398,7 @@ impl Campaign {
             closed: count(&|p| p.fate != Fate::Unresolved),
             reopened: count(&|p| matches!(p.fate, Fate::FixFailed(_))),
             overdue: if simulated_clock { count(&|p| matches!(p.fate, Fate::FixedLate | Fate::Unresolved)) } else { 0 },
+            emergency_plan_checks: self.emergency_lists.values().map(|l| l.len() as i64).sum(),
             register_items: self.registers.iter().map(|r| r.items.len() as i64).sum(),
             register_outstanding: self.registers.iter().flat_map(|r| &r.items).filter(|i| i.1.is_none()).count() as i64,
             lagging_villages: self
@@ -592,6 +610,7 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
     set_up_teams(&client, &campaign).await?;
     let registers_before = register_figures(&client).await?;
     send_registers(&client, &campaign, |_| true, |register, _| first_state(register)).await?;
+    send_emergency_lists(&client, &campaign).await?;
     phase("set-up", since);
 
     let checks_bar = bar(expected.site_checks as usize, "site checks");
@@ -611,6 +630,9 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
         }
         let since = Instant::now();
         set_up_round(&client, &campaign, r, day_zero).await?;
+        if round_kind(r) == "emergency_response" {
+            declare_alerts(&client, &campaign, r, round_start).await?;
+        }
         sync_checks(&client, &campaign, r, options.concurrency, &checks_bar).await?;
         phase("site checks", since);
         let since = Instant::now();
@@ -743,6 +765,54 @@ async fn send_registers(
                 ensure!(refused.is_none(), "intake refused a simulated register item: {}", refused.unwrap());
             }
             Ok(())
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// Each city's emergency list, as the office would import it.
+async fn send_emergency_lists(client: &Client, campaign: &Campaign) -> anyhow::Result<()> {
+    stream::iter(&campaign.emergency_lists)
+        .map(|(city, codes)| async move {
+            let url = format!("{}/v1/cities/{city}/emergency-list", client.services.intake);
+            for chunk in codes.chunks(BATCH) {
+                let items: Vec<Value> = chunk
+                    .iter()
+                    .map(|code| {
+                        json!({ "credit_code": code, "name": format!("模拟应急减排企业 {code}"),
+                                        "measures": { "orange": "限产 30%", "red": "停产" } })
+                    })
+                    .collect();
+                let answer =
+                    client.send(Method::POST, &url, &client.admin, Some(&json!({ "items": items })), &[]).await?;
+                let refused = answer["results"].as_array().into_iter().flatten().find(|r| r["status"] == "refused");
+                ensure!(refused.is_none(), "intake refused a simulated emergency list entry: {}", refused.unwrap());
+            }
+            Ok(())
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// An orange alert over round `r` in every city with an emergency list: the round's checks of
+/// listed enterprises are emergency-plan checks.
+async fn declare_alerts(
+    client: &Client,
+    campaign: &Campaign,
+    r: usize,
+    round_start: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let day = round_start.replace_time(time::Time::MIDNIGHT);
+    let alert = json!({ "level": "orange", "from": shared::csv::timestamp(day),
+                        "to": shared::csv::timestamp(day + time::Duration::days(ROUND_DAYS)) });
+    stream::iter(campaign.emergency_lists.keys())
+        .map(|city| {
+            let url = format!("{}/v1/cities/{city}/alerts/{}", client.services.intake, campaign.round_id(r));
+            client.put(url, alert.clone())
         })
         .buffer_unordered(8)
         .try_collect::<Vec<()>>()
@@ -1052,6 +1122,7 @@ async fn settle(
             published.closed += n("closed");
             published.reopened += n("reopened");
             published.overdue += n("overdue");
+            published.emergency_plan_checks += n("emergency_plan_checks");
         }
         published.register_items = registers.0 - registers_before.0;
         published.register_outstanding = registers.1 - registers_before.1;

@@ -52,6 +52,9 @@ async fn a_simulated_year_at_one_percent_matches_the_public_statistics() {
         assert_eq!(summary[field], sent[field], "{field}: the public summary {summary} against what was sent {sent}");
     }
     assert_eq!(summary["teams_deployed"], report["teams_deployed"]);
+    // The emergency-response round checked listed enterprises under a declared alert.
+    assert!(sent["emergency_plan_checks"].as_i64().unwrap_or(0) > 0, "{sent}");
+    assert_eq!(summary["emergency_plan_checks"], sent["emergency_plan_checks"], "{summary}");
     assert_eq!(summary["person_times"], report["teams_deployed"].as_i64().unwrap() * 3, "teams of three");
 
     // The clean-up registers: every third city clears its "两散" in the year, and the villages

@@ -425,6 +425,7 @@ pub fn front_page(v: &FrontPage) -> String {
     let s = &v.stats["summary"];
     let figures = [
         ("site_checks", "排查点位", "site checks"),
+        ("emergency_plan_checks", "应急减排检查", "emergency-plan checks"),
         ("problems_found", "发现问题", "problems found"),
         ("handed_over", "交办", "handed over"),
         ("closed", "已销号", "closed"),
