@@ -112,7 +112,7 @@ const FEED_TITLE: &str = "Skyledger 强化监督问题公开 / Supervision probl
 
 /// An Atom feed (RFC 4287): one entry per problem, updated whenever the problem moves; paged
 /// newest first with `first` and `next` links (RFC 5005).
-pub fn atom(problems: &[PublicProblem], links: &FeedLinks) -> String {
+pub fn atom(problems: &[PublicProblem], acts: &[ActEntry], links: &FeedLinks) -> String {
     let base = &links.base;
     let updated = problems
         .iter()
@@ -158,12 +158,22 @@ pub fn atom(problems: &[PublicProblem], links: &FeedLinks) -> String {
             xml_escape(&summary(p)),
         ));
     }
+    for a in acts {
+        out.push_str(&format!(
+            "  <entry>\n    <id>urn:uuid:{}</id>\n    <title>{}</title>\n    <updated>{}</updated>\n    <link rel=\"alternate\" type=\"text/html\" href=\"{base}/#{}\"/>\n    <summary>{}</summary>\n  </entry>\n",
+            xml_escape(&a.id),
+            xml_escape(&a.title),
+            xml_escape(&a.at),
+            xml_escape(&a.anchor),
+            xml_escape(&a.summary),
+        ));
+    }
     out.push_str("</feed>\n");
     out
 }
 
 /// A JSON Feed 1.1, paged with `next_url`.
-pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
+pub fn json_feed(problems: &[PublicProblem], acts: &[ActEntry], links: &FeedLinks) -> Value {
     let base = &links.base;
     let mut feed = json!({
         "version": "https://jsonfeed.org/version/1.1",
@@ -172,7 +182,10 @@ pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
         "feed_url": links.this,
         "language": "zh-CN",
         "authors": [{ "name": "Skyledger" }],
-        "items": problems.iter().map(|p| json_feed_item(p, base)).collect::<Vec<_>>(),
+        "items": problems.iter().map(|p| json_feed_item(p, base)).chain(acts.iter().map(|a| json!({
+            "id": a.id, "url": format!("{base}/#{}", a.anchor), "title": a.title, "content_text": a.summary,
+            "date_published": a.at,
+        }))).collect::<Vec<_>>(),
     });
     if let Some(next) = &links.next {
         feed["next_url"] = json!(next);
@@ -318,6 +331,154 @@ pub fn csv(problems: &[PublicProblem]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The campaign office's acts: summonses (约谈) and special inspections (专项督察)
+
+struct SummonsView {
+    id: String,
+    city: String,
+    held_on: String,
+    place: String,
+    officials: String,
+    reasons: String,
+    commitments: Vec<CommitmentView>,
+}
+
+struct CommitmentView {
+    text: String,
+    follow_up_on: String,
+    result: &'static str,
+    unkept: bool,
+}
+
+struct InspectionView {
+    id: String,
+    city: String,
+    scope: String,
+    opened_on: String,
+    concluded_on: String,
+    conclusion: String,
+    linked: String,
+    reported: String,
+    problems: Vec<String>,
+}
+
+fn text_of(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+fn commitment_result(result: Option<&str>, lang: Lang) -> &'static str {
+    match result {
+        Some("kept") => lang.t("已兑现", "kept"),
+        Some(_) => lang.t("未兑现", "not kept"),
+        None => lang.t("待核查", "to be verified"),
+    }
+}
+
+fn summons_view(v: &Value, lang: Lang) -> SummonsView {
+    let officials = v["officials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| format!("{}（{}）", text_of(&o["name"]), text_of(&o["post"])))
+        .collect::<Vec<_>>()
+        .join(lang.t("、", ", "));
+    SummonsView {
+        id: text_of(&v["id"]),
+        city: city_name(v["city_code"].as_str(), lang),
+        held_on: text_of(&v["held_on"]),
+        place: text_of(&v["place"]),
+        officials,
+        reasons: text_of(&v["reasons"]),
+        commitments: v["commitments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| CommitmentView {
+                text: text_of(&c["text"]),
+                follow_up_on: text_of(&c["follow_up_on"]),
+                result: commitment_result(c["result"].as_str(), lang),
+                unkept: c["result"] == "not_kept",
+            })
+            .collect(),
+    }
+}
+
+/// A special inspection's scope in words: its days, and its categories and counties when narrowed.
+fn scope_words(scope: &Value, lang: Lang) -> String {
+    let mut words = format!("{} – {}", text_of(&scope["from"]), text_of(&scope["to"]));
+    let list = |key: &str| scope[key].as_array().cloned().unwrap_or_default();
+    let categories: Vec<String> = list("categories").iter().map(|c| category_name(c.as_str(), lang)).collect();
+    if !categories.is_empty() {
+        words.push_str(&format!("；{}", categories.join(lang.t("、", ", "))));
+    }
+    let counties: Vec<String> = list("counties").iter().map(text_of).collect();
+    if !counties.is_empty() {
+        words.push_str(&format!("；{}{}", lang.t("区县 ", "counties "), counties.join(lang.t("、", ", "))));
+    }
+    words
+}
+
+fn inspection_view(v: &Value, lang: Lang) -> InspectionView {
+    InspectionView {
+        id: text_of(&v["id"]),
+        city: city_name(v["city_code"].as_str(), lang),
+        scope: scope_words(&v["scope"], lang),
+        opened_on: text_of(&v["opened_on"]),
+        concluded_on: text_of(&v["concluded_on"]),
+        conclusion: text_of(&v["conclusion"]),
+        linked: number(&v["findings"]["linked"]),
+        reported: number(&v["findings"]["reported"]),
+        problems: v["problems"].as_array().into_iter().flatten().map(text_of).collect(),
+    }
+}
+
+/// A held summons or a concluded special inspection as a feed entry.
+pub struct ActEntry {
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    pub at: String,
+    pub anchor: String,
+}
+
+/// Feed entries for the acts, in Chinese like the rest of the feed.
+pub fn act_entries(summonses: &[Value], inspections: &[Value]) -> Vec<ActEntry> {
+    let summons = summonses.iter().map(|v| {
+        let view = summons_view(v, Lang::Zh);
+        let commitments: Vec<String> =
+            view.commitments.iter().map(|c| format!("{}（{}前，{}）", c.text, c.follow_up_on, c.result)).collect();
+        ActEntry {
+            id: view.id.clone(),
+            title: format!("约谈 · {} · {}", view.city, view.held_on),
+            summary: format!(
+                "{}于{}约谈{}。{} 承诺：{}",
+                view.city,
+                view.held_on,
+                view.officials,
+                view.reasons,
+                commitments.join("；")
+            ),
+            at: text_of(&v["held_at"]),
+            anchor: format!("summons-{}", view.id),
+        }
+    });
+    let cases = inspections.iter().map(|v| {
+        let view = inspection_view(v, Lang::Zh);
+        ActEntry {
+            id: view.id.clone(),
+            title: format!("专项督察 · {} · {}", view.city, view.concluded_on),
+            summary: format!(
+                "范围：{}。关联问题 {} 个，新发现问题 {} 个。结论：{}",
+                view.scope, view.linked, view.reported, view.conclusion
+            ),
+            at: text_of(&v["received_at"]),
+            anchor: format!("special-inspection-{}", view.id),
+        }
+    });
+    summons.chain(cases).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTML
 
 /// What the front page shows.
@@ -332,6 +493,10 @@ pub struct FrontPage<'a> {
     pub q: Option<&'a str>,
     /// Who cosigned the latest checkpoint; `None` where the deployment names no witnesses.
     pub witnessed: Option<&'a Witnessed>,
+    /// Held summonses and concluded special inspections, as `/v1/summonses` and
+    /// `/v1/special-inspections` give them.
+    pub summonses: &'a [Value],
+    pub inspections: &'a [Value],
 }
 
 /// The latest checkpoint's size and the witnesses who cosigned it, with when.
@@ -479,6 +644,8 @@ pub fn front_page(v: &FrontPage) -> String {
                 deadline: p.deadline.map(|d| d.to_string()).unwrap_or_default(),
             })
             .collect(),
+        summonses: v.summonses.iter().map(|x| summons_view(x, lang)).collect(),
+        inspections: v.inspections.iter().map(|x| inspection_view(x, lang)).collect(),
         witnessed: v.witnessed.map(|w| WitnessedView {
             tree_size: w.tree_size,
             by: w.by.iter().map(|(name, at)| (name.clone(), beijing_minute(*at))).collect(),
@@ -511,6 +678,8 @@ struct FrontTemplate<'a> {
     english: bool,
     heading: &'a str,
     problems: Vec<ProblemRow>,
+    summonses: Vec<SummonsView>,
+    inspections: Vec<InspectionView>,
     witnessed: Option<WitnessedView>,
 }
 
