@@ -1170,6 +1170,16 @@ mod tests {
             description: "未苫盖".into(),
             rerouted_at: time::macros::datetime!(2019-06-01 09:00 +08:00),
         };
+        let summons = shared::events::SummonsScheduled {
+            summons_id: Uuid::nil(),
+            city_code: "130500".into(),
+            officials: vec![shared::events::Official { name: "张某某".into(), post: "市长".into() }],
+            date: date!(2019 - 06 - 20),
+            place: "约谈室".into(),
+            reasons: "逾期问题 12 个".into(),
+            problems: vec![Uuid::nil()],
+            scheduled_at: time::macros::datetime!(2019-06-13 09:00 +08:00),
+        };
         let notices = [
             handover_notice(&sheet(), &r),
             deadline_reminder("130502", std::slice::from_ref(&facts), &r),
@@ -1178,6 +1188,7 @@ mod tests {
             reroute_notice(&rerouted, &r),
             escalation_notice(&escalated, &r),
             unacknowledged_notice(Uuid::nil(), &handover_notice(&sheet(), &r).payload, "130500", &r),
+            summons_notice(&summons, &r),
         ];
         for notice in &notices {
             for language in LANGUAGES {
@@ -1194,6 +1205,9 @@ mod tests {
         assert_eq!(notices[4].jurisdiction, "130402", "a reroute goes to the new owner");
         assert_eq!(notices[4].city_code, "130400");
         assert!(Kind::Escalation.urgent() && Kind::Overdue.urgent() && !Kind::Handover.urgent());
+        let summoned = render(&notices[7].payload, "zh-CN", "邢台市人民政府");
+        assert!(summoned.text.contains("张某某 (市长)") && summoned.text.contains("约谈室"), "{}", summoned.text);
+        assert_eq!(Kind::Summons.audience(), Audience::OwnerAndUnits, "the package units are told too");
     }
 
     #[test]
