@@ -22,7 +22,7 @@ const INTERNAL: &[&str] =
     &["内部备注-安排", "内部备注-举行", "内部备注-督察", "未举行的约谈地点", "赵未举行", CASE_TEAM];
 
 fn options() -> StackOptions {
-    let mut options = StackOptions::default();
+    let mut options = StackOptions { workbench: true, ..StackOptions::default() };
     let mut env = |k: &str, v: &str| options.env.push((k.into(), v.into()));
     env("SKYLEDGER__CLOCK__SIMULATED", "true");
     env("SKYLEDGER__VERIFICATION__CHECK_INTERVAL_MILLIS", "200");
@@ -338,6 +338,20 @@ async fn a_city_up_the_ladder_is_summoned_held_to_its_commitments_and_specially_
             assert!(!body.contains(secret), "{path} shows {secret}");
         }
     }
+    // The office's workbench: the acts on its home screen, and the case's own page.
+    let page = |path: String| {
+        let request = stack.http.get(format!("{}{path}", stack.origin()));
+        request.header("cookie", format!("{}={admin}", shared::auth::SESSION_COOKIE)).send()
+    };
+    let home = page("/workbench?lang=zh-CN".into()).await.unwrap().text().await.unwrap();
+    assert!(home.contains(&format!("/workbench/special-inspections/{case}")), "the office's home links the case");
+    let response = page(format!("/workbench/special-inspections/{case}")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    for shown in ["责成限期整改", CASE_TEAM, "内部备注-督察", &new_problem[..8], &late[0][..8]] {
+        assert!(body.contains(shown), "the case's page shows {shown}");
+    }
+
     // The office still sees its notes.
     let (_, own) = get(&stack, "verification", &format!("/v1/summonses/{summons_id}"), Some(&admin)).await;
     assert_eq!(own["status"], "held");
