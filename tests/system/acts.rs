@@ -355,5 +355,7 @@ async fn a_city_up_the_ladder_is_summoned_held_to_its_commitments_and_specially_
     // The office still sees its notes.
     let (_, own) = get(&stack, "verification", &format!("/v1/summonses/{summons_id}"), Some(&admin)).await;
     assert_eq!(own["status"], "held");
+    let overdue: Vec<&Value> = own["commitments"].as_array().unwrap().iter().map(|c| &c["overdue"]).collect();
+    assert_eq!(overdue, [&json!(false), &json!(true)], "the unkept commitment is overdue");
     assert!(own["note"].as_str().unwrap().contains("内部备注-安排"));
 }

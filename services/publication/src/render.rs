@@ -1004,6 +1004,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_held_summons_and_a_concluded_case_read_in_words_and_make_feed_entries() {
+        let summons = json!({
+            "id": "s1", "city_code": "130500", "held_on": "2019-06-20", "held_at": "2019-06-20T01:00:00Z",
+            "place": "约谈室", "reasons": "逾期 <3> 个",
+            "officials": [ { "name": "张某某", "post": "市长" } ],
+            "commitments": [ { "text": "整治", "follow_up_on": "2019-07-20", "result": "not_kept" },
+                             { "text": "监控", "follow_up_on": "2019-08-20", "result": null } ] });
+        let view = summons_view(&summons, Lang::En);
+        assert_eq!(view.officials, "张某某（市长）");
+        let results: Vec<_> = view.commitments.iter().map(|c| (c.result, c.unkept)).collect();
+        assert_eq!(results, [("not kept", true), ("to be verified", false)]);
+        let case = json!({
+            "id": "c1", "city_code": "130500", "received_at": "2019-07-05T01:00:00Z", "concluded_on": "2019-07-05",
+            "scope": { "categories": ["dust"], "counties": [], "from": "2019-06-21", "to": "2019-07-05" },
+            "findings": { "linked": 3, "reported": 1 }, "conclusion": "责成整改", "problems": [] });
+        let entries = act_entries(&[summons], &[case]);
+        assert_eq!(entries.len(), 2);
+        assert!(entries[1].summary.contains("关联问题 3 个，新发现问题 1 个"), "{}", entries[1].summary);
+        let links = FeedLinks {
+            base: "https://x".into(),
+            this: "https://x/feed.atom".into(),
+            first: "https://x/feed.atom".into(),
+            next: None,
+            title_suffix: String::new(),
+        };
+        let atom = atom(&[], &entries, &links);
+        assert!(atom.contains("逾期 &lt;3&gt; 个") && atom.contains("href=\"https://x/#summons-s1\""), "{atom}");
+    }
+
+    #[test]
     fn escaping_keeps_markup_out() {
         assert_eq!(xml_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }

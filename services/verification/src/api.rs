@@ -697,6 +697,19 @@ fn acts_city(caller: &Caller, asked: Option<String>) -> Result<Option<String>, A
     }
 }
 
+/// Marks each commitment `overdue` when it is unkept today ([`domain::commitment_unkept`]): what
+/// counts on the city's ladder.
+fn with_overdue_commitments(mut summonses: Vec<Value>, today: time::Date) -> Vec<Value> {
+    for summons in &mut summonses {
+        for c in summons["commitments"].as_array_mut().into_iter().flatten() {
+            let follow_up_on = serde_json::from_value::<time::Date>(c["follow_up_on"].clone()).ok();
+            let unkept = follow_up_on.is_some_and(|on| domain::commitment_unkept(c["result"].as_str(), on, today));
+            c["overdue"] = Value::Bool(unkept);
+        }
+    }
+    summonses
+}
+
 fn officials_of(value: &Value) -> Vec<Official> {
     serde_json::from_value(value.clone()).unwrap_or_default()
 }
@@ -743,7 +756,7 @@ async fn list_summonses(
 ) -> Result<Json<Value>, ApiError> {
     let city = acts_city(&caller, q.city)?;
     let items = store::summonses(&mut *s.pool.acquire().await?, city.as_deref(), None).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(json!({ "items": with_overdue_commitments(items, s.clock.today()) })))
 }
 
 async fn get_summons(
@@ -753,7 +766,8 @@ async fn get_summons(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let city = acts_city(&caller, None)?;
-    let item = store::summonses(&mut *s.pool.acquire().await?, city.as_deref(), Some(id)).await?.pop();
+    let items = store::summonses(&mut *s.pool.acquire().await?, city.as_deref(), Some(id)).await?;
+    let item = with_overdue_commitments(items, s.clock.today()).pop();
     Ok(Json(item.ok_or_else(|| ApiError::not_found(format!("summons {id}")))?))
 }
 
