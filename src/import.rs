@@ -168,6 +168,37 @@ pub async fn legacy_ledger(path: &Path, round: &str, url: &str, token: &str) -> 
     send(path, url, token, items, move |items| json!({ "round": round, "items": items }), vec![]).await
 }
 
+/// A city's emergency list (columns `credit_code`, `name`, and the measures at each alert level
+/// in `yellow`, `orange`, `red`, any of them empty).
+pub async fn emergency_list(path: &Path, url: &str, token: &str) -> anyhow::Result<Summary> {
+    let rows = read_rows(path)?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            let measures: serde_json::Map<String, Value> = ["yellow", "orange", "red"]
+                .into_iter()
+                .filter_map(|level| row.get(level).map(|m| (level.to_string(), json!(m))))
+                .collect();
+            (row.line, json!({ "credit_code": row.get("credit_code"), "name": row.get("name"), "measures": measures }))
+        })
+        .collect();
+    send(path, url, token, items, |items| json!({ "items": items }), vec![]).await
+}
+
+/// A city's clean-up register (columns `id`, `name`, `county_code`, `state`).
+pub async fn register(path: &Path, url: &str, token: &str) -> anyhow::Result<Summary> {
+    let rows = read_rows(path)?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            let item = json!({ "id": row.get("id"), "name": row.get("name"), "county_code": row.get("county_code"),
+                               "state": row.get("state") });
+            (row.line, item)
+        })
+        .collect();
+    send(path, url, token, items, |items| json!({ "items": items }), vec![]).await
+}
+
 /// Site checks from a team's spreadsheet, one row a check with at most one problem: columns
 /// `id`, `round`, `city_code`, `county_code`, `checked_at`, `site_name`, `credit_code`,
 /// `address`, `lat`, `lon`, `coordinate_system`, `problem_id`, `category`, `severity`,

@@ -104,6 +104,38 @@ enum Command {
         #[arg(long, env = "SKYLEDGER_TOKEN")]
         token: Option<String>,
     },
+    /// Import a city's heavy-pollution emergency list (CSV or XLSX: credit_code, name, and the
+    /// measures at each alert level in columns yellow, orange, red), with a progress bar and a
+    /// per-line report of refused rows beside the file; safe to run again (rows are updated).
+    ImportEmergencyList {
+        file: PathBuf,
+        /// The city whose list it is (its 6-digit code).
+        #[arg(long)]
+        city: String,
+        /// The intake service; by default the configured one.
+        #[arg(long)]
+        url: Option<String>,
+        /// An admin token; by default one signed with the deployment's key.
+        #[arg(long, env = "SKYLEDGER_TOKEN")]
+        token: Option<String>,
+    },
+    /// Import a city's clean-up register (CSV or XLSX: id, name, county_code, state): the "两散"
+    /// (`scattered_enterprises`, `coal_boilers`) or the `coal_to_gas_villages`, with a progress
+    /// bar and a per-line report of refused rows; safe to run again (states are updated).
+    ImportRegister {
+        file: PathBuf,
+        #[arg(long)]
+        city: String,
+        /// scattered_enterprises, coal_boilers or coal_to_gas_villages.
+        #[arg(long)]
+        register: String,
+        /// The intake service; by default the configured one.
+        #[arg(long)]
+        url: Option<String>,
+        /// An admin token; by default one signed with the deployment's key.
+        #[arg(long, env = "SKYLEDGER_TOKEN")]
+        token: Option<String>,
+    },
     /// The deadline policy (days to rectify by category and severity): show it, or set a new
     /// version, which applies to handover sheets made from then on (no restart).
     DeadlinePolicy {
@@ -290,6 +322,20 @@ async fn serve(service: &str) -> anyhow::Result<()> {
     result
 }
 
+/// Intake's URL (the configured one unless given) and an admin token (the deployment's unless
+/// given), for the register imports.
+fn intake_admin(url: Option<String>, token: Option<String>) -> anyhow::Result<(String, String)> {
+    let url = match url {
+        Some(url) => url,
+        None => format!("http://{}", intake::Config::load()?.intake.listen),
+    };
+    let token = match token {
+        Some(token) => token,
+        None => deployment_token(Role::Admin, None)?,
+    };
+    Ok((url, token))
+}
+
 /// An hour's token signed with the deployment's key, for the admin commands.
 fn deployment_token(role: Role, team: Option<String>) -> anyhow::Result<String> {
     let (common, ()) = shared::config::load::<()>("token")?;
@@ -356,6 +402,20 @@ async fn main() -> anyhow::Result<()> {
                 None => deployment_token(Role::Inspector, Some(team.clone()))?,
             };
             let summary = import::inspections(&file, &team, &format!("{url}/v1/inspections/batch"), &token).await?;
+            print_summary(&summary, &file);
+            Ok(())
+        }
+        Command::ImportEmergencyList { file, city, url, token } => {
+            let (url, token) = intake_admin(url, token)?;
+            let summary =
+                import::emergency_list(&file, &format!("{url}/v1/cities/{city}/emergency-list"), &token).await?;
+            print_summary(&summary, &file);
+            Ok(())
+        }
+        Command::ImportRegister { file, city, register, url, token } => {
+            let (url, token) = intake_admin(url, token)?;
+            let summary =
+                import::register(&file, &format!("{url}/v1/cities/{city}/registers/{register}"), &token).await?;
             print_summary(&summary, &file);
             Ok(())
         }

@@ -106,6 +106,7 @@ kind!(INSPECTIONS_RECORDED, "intake", "inspections", "recorded");
 kind!(PROBLEM_REPORTED, "intake", "problem", "reported");
 kind!(PROBLEM_WITHDRAWN, "intake", "problem", "withdrawn");
 kind!(PROBLEM_MERGED, "intake", "problem", "merged");
+kind!(REGISTER_UPDATED, "intake", "register", "updated");
 kind!(PROBLEM_ASSIGNED, "assignment", "problem", "assigned");
 kind!(HANDOVER_ISSUED, "assignment", "handover", "issued");
 kind!(HANDOVER_ACKNOWLEDGED, "assignment", "handover", "acknowledged");
@@ -139,6 +140,7 @@ pub const ALL: &[EventKind] = &[
     PROBLEM_REPORTED,
     PROBLEM_WITHDRAWN,
     PROBLEM_MERGED,
+    REGISTER_UPDATED,
     PROBLEM_ASSIGNED,
     HANDOVER_ISSUED,
     HANDOVER_ACKNOWLEDGED,
@@ -222,6 +224,22 @@ pub struct InspectionsRecorded {
     pub checks: Vec<CheckRecorded>,
 }
 
+/// Items of one of a city's clean-up registers as they now stand: the "两散" registers
+/// (`scattered_enterprises`, `coal_boilers`) and the coal-to-gas villages
+/// (`coal_to_gas_villages`). Each item's latest state wins.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegisterUpdated {
+    pub city_code: String,
+    pub register: String,
+    pub items: Vec<RegisterItemState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegisterItemState {
+    pub id: String,
+    pub state: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CheckRecorded {
     pub inspection_id: Uuid,
@@ -233,6 +251,10 @@ pub struct CheckRecorded {
     /// Problems that became ledger entries, and those that duplicated an open one.
     pub problems_reported: u32,
     pub duplicates: u32,
+    /// The alert level, when this was an emergency-plan check: a site on its city's emergency
+    /// list, checked while an alert was declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_alert: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -692,6 +714,7 @@ payload!(TeamRegistered, TEAM_REGISTERED);
 payload!(TeamAssigned, TEAM_ASSIGNED);
 payload!(CityPackageConfigured, CITY_PACKAGE_CONFIGURED);
 payload!(InspectionsRecorded, INSPECTIONS_RECORDED);
+payload!(RegisterUpdated, REGISTER_UPDATED);
 payload!(ProblemReported, PROBLEM_REPORTED, one_problem);
 payload!(ProblemWithdrawn, PROBLEM_WITHDRAWN, one_problem);
 payload!(ProblemMerged, PROBLEM_MERGED, one_problem);

@@ -101,6 +101,46 @@ pub fn is_jurisdiction(code: &str) -> bool {
     city(code).is_some() || city_of_county(code).is_some()
 }
 
+/// A clean-up register the rounds checked against, and the states its items may be in.
+pub struct Register {
+    pub code: &'static str,
+    pub name_zh: &'static str,
+    pub name_en: &'static str,
+    pub states: &'static [&'static str],
+    /// The states of an item still to be dealt with: the register is at zero when none is.
+    pub outstanding: &'static [&'static str],
+}
+
+/// The "两散" registers (scattered polluting enterprises, coal boilers) and the coal-to-gas
+/// villages, where `lagging` marks a project behind its schedule.
+pub const REGISTERS: &[Register] = &[
+    Register {
+        code: "scattered_enterprises",
+        name_zh: "“散乱污”企业",
+        name_en: "Scattered polluting enterprises",
+        states: &["pending", "shut_down", "relocated", "upgraded"],
+        outstanding: &["pending"],
+    },
+    Register {
+        code: "coal_boilers",
+        name_zh: "燃煤锅炉",
+        name_en: "Coal boilers",
+        states: &["pending", "removed", "converted"],
+        outstanding: &["pending"],
+    },
+    Register {
+        code: "coal_to_gas_villages",
+        name_zh: "煤改气村庄",
+        name_en: "Coal-to-gas villages",
+        states: &["planned", "building", "lagging", "supplied"],
+        outstanding: &["planned", "building", "lagging"],
+    },
+];
+
+pub fn register(code: &str) -> Option<&'static Register> {
+    REGISTERS.iter().find(|r| r.code == code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ mod publication;
 mod publication_browser;
 mod publication_chain;
 mod publication_stats;
+mod registers;
 mod roles;
 mod scale_out;
 mod schemas;

@@ -23,6 +23,7 @@ use crate::domain::{
     self, CityPackageRequest, Correction, InspectionRequest, RoundRequest, RoundTeamRequest, TeamRequest,
 };
 use crate::recording::{self, Recorded};
+use crate::registers;
 use crate::store;
 
 #[derive(Clone)]
@@ -46,6 +47,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/inspections", post(post_inspection))
         .route("/v1/inspections/batch", post(post_batch))
         .route("/v1/cities/{city}/package", put(put_package))
+        .route(
+            "/v1/cities/{city}/emergency-list",
+            get(registers::get_emergency_list).post(registers::post_emergency_list),
+        )
+        .route("/v1/cities/{city}/alerts", get(registers::list_alerts))
+        .route("/v1/cities/{city}/registers/{register}", get(registers::get_register).post(registers::post_register))
+        .route("/v1/cities/{city}/alerts/{alert}", put(registers::put_alert))
         .route("/v1/rounds/{round}/quality", get(get_quality))
         .route("/v1/problems/{id}", get(get_problem))
         .route("/v1/problems/{id}/withdraw", post(withdraw_problem))
@@ -278,7 +286,11 @@ async fn post_batch(
         .zip(&rounds)
         .map(|((recorded, id), round)| match recorded {
             Recorded::Created(answer) | Recorded::AlreadyHad(answer) => {
-                json!({ "id": id, "status": answer["status"], "problems": answer["problems"] })
+                let mut result = json!({ "id": id, "status": answer["status"], "problems": answer["problems"] });
+                if let Some(level) = answer.get("emergency_alert") {
+                    result["emergency_alert"] = level.clone();
+                }
+                result
             }
             Recorded::Refused(e) => {
                 *refused.entry(round.as_str()).or_default() += 1;

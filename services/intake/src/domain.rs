@@ -135,6 +135,9 @@ pub use shared::events::Evidence as EvidenceItem;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProblemInput {
     pub id: Uuid,
+    /// May be left out at a site check of a listed enterprise during an alert: it is then an
+    /// emergency-plan problem ([`category_at`]).
+    #[serde(default)]
     pub category: String,
     #[serde(default = "general")]
     pub severity: String,
@@ -322,8 +325,9 @@ pub fn validate_inspection(inspection: &InspectionRequest) -> Validator {
         );
     }
     for (i, problem) in inspection.problems.iter().enumerate() {
+        // Left out, it is settled once the emergency lists are read (`category_at`).
         v.check(
-            reference::category(&problem.category).is_some(),
+            problem.category.is_empty() || reference::category(&problem.category).is_some(),
             format!("problems[{i}].category"),
             format!("{:?} is not a known category", problem.category),
         );
@@ -342,6 +346,112 @@ pub fn validate_inspection(inspection: &InspectionRequest) -> Validator {
         }
     }
     v
+}
+
+/// Alert levels of the heavy-pollution emergency plans (预警), lowest first.
+pub const ALERT_LEVELS: &[&str] = &["yellow", "orange", "red"];
+
+/// An enterprise on a city's emergency list (应急减排清单): the measures it must take at each
+/// alert level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmergencyEnterprise {
+    pub credit_code: String,
+    pub name: String,
+    #[serde(default)]
+    pub measures: std::collections::BTreeMap<String, String>,
+}
+
+pub fn validate_emergency_enterprise(e: &EmergencyEnterprise) -> Validator {
+    let mut v = Validator::new();
+    v.check(
+        is_valid_credit_code(&e.credit_code),
+        "credit_code",
+        "not a valid unified social credit code (GB 32100-2015)",
+    );
+    v.check(!e.name.trim().is_empty() && e.name.len() <= 200, "name", "an enterprise needs a name (at most 200 bytes)");
+    for level in e.measures.keys() {
+        v.check(ALERT_LEVELS.contains(&level.as_str()), format!("measures.{level}"), "one of yellow, orange, red");
+    }
+    v
+}
+
+/// An alert period a city declares (预警): its level, from and to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertRequest {
+    pub level: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+}
+
+pub fn validate_alert(id: &str, alert: &AlertRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(is_valid_id(id), "alert", "letters, digits and '-' only");
+    v.check(ALERT_LEVELS.contains(&alert.level.as_str()), "level", "one of yellow, orange, red");
+    v.check(alert.from < alert.to, "to", "an alert ends after it starts");
+    v
+}
+
+/// An item of a city's clean-up register, as the office sends it: its id in the register, its
+/// name, the county, and its state now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterItem {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub county_code: Option<String>,
+    pub state: String,
+}
+
+pub fn validate_register_item(register: &reference::Register, city: &str, item: &RegisterItem) -> Validator {
+    let mut v = Validator::new();
+    v.check(!item.id.trim().is_empty() && item.id.len() <= 64, "id", "an item needs an id (at most 64 bytes)");
+    v.check(!item.name.trim().is_empty() && item.name.len() <= 200, "name", "an item needs a name (at most 200 bytes)");
+    if let Some(county) = &item.county_code {
+        v.check(
+            reference::city_of_county(county).is_some_and(|c| c.code == city),
+            "county_code",
+            format!("not a county of {city}"),
+        );
+    }
+    v.check(register.states.contains(&item.state.as_str()), "state", format!("one of {}", register.states.join(", ")));
+    v
+}
+
+/// The alert a site check was made under, when it is an emergency-plan check: the site is on
+/// its city's emergency list and one or more alerts covered the moment of the check (the
+/// highest of them).
+pub fn emergency_alert<'a>(listed: bool, alerts_then: &[&'a str]) -> Option<&'a str> {
+    if !listed {
+        return None;
+    }
+    alerts_then.iter().copied().max_by_key(|level| ALERT_LEVELS.iter().position(|l| l == level))
+}
+
+/// A problem's category: as reported, or, left out at an emergency-plan check, `emergency_plan`;
+/// left out anywhere else, none (the report is refused).
+pub fn category_at(reported: &str, emergency_alert: Option<&str>) -> Option<String> {
+    match (reported, emergency_alert) {
+        ("", Some(_)) => Some("emergency_plan".into()),
+        ("", None) => None,
+        (category, _) => Some(category.into()),
+    }
+}
+
+/// A unified social credit code made whole from its first 17 characters (its check character
+/// added), or none when they are not 17 of its alphabet.
+pub fn with_check_character(first17: &str) -> Option<String> {
+    let bytes = first17.as_bytes();
+    if bytes.len() != 17 {
+        return None;
+    }
+    let mut sum = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        sum += CREDIT_CODE_CHARS.iter().position(|&c| c == b)? as u32 * CREDIT_CODE_WEIGHTS[i];
+    }
+    let check = CREDIT_CODE_CHARS[((31 - sum % 31) % 31) as usize] as char;
+    Some(format!("{first17}{check}"))
 }
 
 /// The characters of a unified social credit code, in the order of their values.
@@ -453,6 +563,19 @@ mod tests {
             Ok(()) => vec![],
             Err(e) => e.field_errors().into_iter().map(|f| f.field).collect(),
         }
+    }
+
+    #[test]
+    fn an_emergency_plan_check_is_a_listed_site_during_an_alert_and_its_problems_default_to_the_plan() {
+        assert_eq!(emergency_alert(true, &["yellow", "red", "orange"]), Some("red"));
+        assert_eq!(emergency_alert(true, &[]), None, "listed, but no alert then");
+        assert_eq!(emergency_alert(false, &["red"]), None, "an alert, but not a listed site");
+        assert_eq!(category_at("", Some("orange")).as_deref(), Some("emergency_plan"));
+        assert_eq!(category_at("dust", Some("orange")).as_deref(), Some("dust"), "what the inspector said stands");
+        assert_eq!(category_at("", None), None);
+        let code = with_check_character("91130500MA0A1B2C3").unwrap();
+        assert!(is_valid_credit_code(&code), "{code}");
+        assert_eq!(with_check_character("91130500MA0A1B2C"), None);
     }
 
     #[test]

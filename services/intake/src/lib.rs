@@ -10,6 +10,7 @@ pub mod open311;
 pub mod open311_domain;
 pub mod open311_store;
 pub mod recording;
+pub mod registers;
 pub mod store;
 
 use std::sync::Arc;

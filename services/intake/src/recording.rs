@@ -139,6 +139,40 @@ pub async fn record(
         }
     });
 
+    // Emergency-plan checks: a site on its city's emergency list, checked during an alert. A
+    // problem reported there without a category is an emergency-plan problem; elsewhere it
+    // needs one.
+    let moments: Vec<(String, String, time::OffsetDateTime)> = pending
+        .iter()
+        .map(|(_, p)| (p.city_code.clone(), p.site.credit_code.clone().unwrap_or_default(), p.checked_at))
+        .collect();
+    let facts = store::emergency_facts(conn, &moments).await?;
+    let mut alerts: HashMap<Uuid, String> = HashMap::new();
+    let mut judged = Vec::with_capacity(pending.len());
+    for ((i, mut p), (listed, levels)) in pending.into_iter().zip(facts) {
+        let levels: Vec<&str> = levels.iter().map(String::as_str).collect();
+        let alert = domain::emergency_alert(listed, &levels);
+        let mut missing = None;
+        for (j, q) in p.problems.iter_mut().enumerate() {
+            match domain::category_at(&q.category, alert) {
+                Some(category) => q.category = category,
+                None => missing = missing.or(Some(j)),
+            }
+        }
+        if let Some(j) = missing {
+            answers[i] = Some(Recorded::Refused(ApiError::invalid(
+                format!("problems[{j}].category"),
+                "required (it may be left out only at an emergency-plan check: a listed enterprise during an alert)",
+            )));
+            continue;
+        }
+        if let Some(level) = alert {
+            alerts.insert(p.id, level.to_string());
+        }
+        judged.push((i, p));
+    }
+    let pending = judged;
+
     // Duplicates and rebounds: the latest entry of each site and category, locked so that a
     // concurrent batch cannot make a second entry of the same one.
     let sites: Vec<(shared::events::Site, String)> = pending
@@ -238,8 +272,12 @@ pub async fn record(
             checked_at: p.checked_at,
             problems_reported: p.problems.len() as u32 - duplicates,
             duplicates,
+            emergency_alert: alerts.get(&p.id).cloned(),
         });
-        let answer = json!({ "id": p.id, "status": "created", "problems": results });
+        let mut answer = json!({ "id": p.id, "status": "created", "problems": results });
+        if let Some(level) = alerts.get(&p.id) {
+            answer["emergency_alert"] = json!(level);
+        }
         inspections.push(InspectionRow {
             id: p.id,
             round_id: p.round,

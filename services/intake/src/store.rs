@@ -446,3 +446,158 @@ pub async fn problem_known(conn: &mut PgConnection, problem_id: Uuid) -> sqlx::R
         .fetch_one(conn)
         .await
 }
+
+/// Enters or updates enterprises on `city`'s emergency list (each credit code once); answers
+/// the credit codes that were new.
+pub async fn upsert_emergency_enterprises(
+    conn: &mut PgConnection,
+    city: &str,
+    enterprises: &[crate::domain::EmergencyEnterprise],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    if enterprises.is_empty() {
+        return Ok(Default::default());
+    }
+    // `xmax = 0` marks a row this statement inserted rather than updated.
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "INSERT INTO intake.emergency_enterprises (city_code, credit_code, name, measures)
+         SELECT $1, code, name, measures FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS e(code, name, measures)
+         ON CONFLICT (city_code, credit_code)
+         DO UPDATE SET name = EXCLUDED.name, measures = EXCLUDED.measures, updated_at = now()
+         RETURNING credit_code, xmax = 0",
+    )
+    .bind(city)
+    .bind(enterprises.iter().map(|e| e.credit_code.clone()).collect::<Vec<_>>())
+    .bind(enterprises.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
+    .bind(
+        enterprises.iter().map(|e| serde_json::to_value(&e.measures).expect("measures serialise")).collect::<Vec<_>>(),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().filter(|(_, new)| *new).map(|(code, _)| code).collect())
+}
+
+/// How many enterprises `city`'s emergency list holds, and a page of them.
+pub async fn emergency_list(
+    conn: &mut PgConnection,
+    city: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(i64, Vec<(String, String, Value)>)> {
+    let count = sqlx::query_scalar("SELECT count(*) FROM intake.emergency_enterprises WHERE city_code = $1")
+        .bind(city)
+        .fetch_one(&mut *conn)
+        .await?;
+    let items = sqlx::query_as(
+        "SELECT credit_code, name, measures FROM intake.emergency_enterprises WHERE city_code = $1
+         ORDER BY credit_code LIMIT $2 OFFSET $3",
+    )
+    .bind(city)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    Ok((count, items))
+}
+
+pub async fn upsert_alert(
+    conn: &mut PgConnection,
+    city: &str,
+    id: &str,
+    alert: &crate::domain::AlertRequest,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO intake.alerts (city_code, id, level, starts_at, ends_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (city_code, id) DO UPDATE SET level = $3, starts_at = $4, ends_at = $5, updated_at = now()",
+    )
+    .bind(city)
+    .bind(id)
+    .bind(&alert.level)
+    .bind(alert.from)
+    .bind(alert.to)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `city`'s alerts, latest first: id, level, from, to.
+pub async fn alerts(
+    conn: &mut PgConnection,
+    city: &str,
+) -> sqlx::Result<Vec<(String, String, time::OffsetDateTime, time::OffsetDateTime)>> {
+    sqlx::query_as(
+        "SELECT id, level, starts_at, ends_at FROM intake.alerts WHERE city_code = $1 ORDER BY starts_at DESC, id",
+    )
+    .bind(city)
+    .fetch_all(conn)
+    .await
+}
+
+/// For each site check (its city, credit code and moment, by position): whether the site is on
+/// its city's emergency list, and the levels of the alerts that covered that moment.
+pub async fn emergency_facts(
+    conn: &mut PgConnection,
+    checks: &[(String, String, time::OffsetDateTime)],
+) -> sqlx::Result<Vec<(bool, Vec<String>)>> {
+    let mut facts = vec![(false, Vec::new()); checks.len()];
+    if checks.is_empty() {
+        return Ok(facts);
+    }
+    let rows: Vec<(i64, Vec<String>)> = sqlx::query_as(
+        "SELECT c.n, array_remove(array_agg(a.level), NULL)
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS c(city, code, at, n)
+         JOIN intake.emergency_enterprises e ON e.city_code = c.city AND e.credit_code = c.code
+         LEFT JOIN intake.alerts a ON a.city_code = c.city AND c.at >= a.starts_at AND c.at < a.ends_at
+         GROUP BY c.n",
+    )
+    .bind(checks.iter().map(|c| c.0.clone()).collect::<Vec<_>>())
+    .bind(checks.iter().map(|c| c.1.clone()).collect::<Vec<_>>())
+    .bind(checks.iter().map(|c| c.2).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    for (n, levels) in rows {
+        facts[(n - 1) as usize] = (true, levels);
+    }
+    Ok(facts)
+}
+
+/// Enters or updates items of one of `city`'s clean-up registers (each id once); answers the ids
+/// that were new.
+pub async fn upsert_register_items(
+    conn: &mut PgConnection,
+    city: &str,
+    register: &str,
+    items: &[crate::domain::RegisterItem],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    if items.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "INSERT INTO intake.register_items (city_code, register, item_id, name, county_code, state)
+         SELECT $1, $2, id, name, county, state FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
+                AS i(id, name, county, state)
+         ON CONFLICT (city_code, register, item_id)
+         DO UPDATE SET name = EXCLUDED.name, county_code = EXCLUDED.county_code, state = EXCLUDED.state, updated_at = now()
+         RETURNING item_id, xmax = 0",
+    )
+    .bind(city)
+    .bind(register)
+    .bind(items.iter().map(|i| i.id.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.name.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.county_code.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.state.clone()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().filter(|(_, new)| *new).map(|(id, _)| id).collect())
+}
+
+/// How many items one of `city`'s registers holds in each state.
+pub async fn register_counts(conn: &mut PgConnection, city: &str, register: &str) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT state, count(*) FROM intake.register_items WHERE city_code = $1 AND register = $2
+         GROUP BY state ORDER BY state",
+    )
+    .bind(city)
+    .bind(register)
+    .fetch_all(conn)
+    .await
+}

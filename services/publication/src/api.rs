@@ -326,6 +326,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     let (rounds, team_rounds, person_times) = store::rounds_and_teams(conn, f).await?;
     let (escalations, levels) = store::escalations(conn, f).await?;
     let (from, to) = store::period(conn, f).await?;
+    let register_counts = store::register_counts(conn, f).await?;
     let as_of = store::last_modified(conn).await?;
 
     let mut groups: BTreeMap<(String, String), Value> = BTreeMap::new();
@@ -337,8 +338,10 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
     let empty = || serde_json::to_value(store::Figures::empty()).expect("figures serialise");
     // Checks have no category: with a category filter they are not counted.
     if f.category.is_none() {
-        for (dimension, key, n) in &checks {
-            groups.entry((dimension.clone(), key.clone())).or_insert_with(empty)["site_checks"] = json!(n);
+        for (dimension, key, n, emergency) in &checks {
+            let group = groups.entry((dimension.clone(), key.clone())).or_insert_with(empty);
+            group["site_checks"] = json!(n);
+            group["emergency_plan_checks"] = json!(emergency);
         }
     }
     let total = groups.get(&("total".into(), String::new())).cloned().unwrap_or_else(empty);
@@ -426,6 +429,7 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
         teams_deployed: team_rounds,
         person_times,
         site_checks: total["site_checks"].as_i64().unwrap_or(0),
+        emergency_plan_checks: total["emergency_plan_checks"].as_i64().unwrap_or(0),
         problems_found: n("problems_found"),
         handed_over: n("handed_over"),
         closed: n("closed"),
@@ -460,11 +464,25 @@ pub async fn statistics(conn: &mut PgConnection, f: &StatsFilter, league_min_che
         "summary": summary.with_text(),
         "league": league,
         "league_min_checks": league_min_checks,
+        "registers": registers_json(&register_counts),
         "cities": cities,
         "provinces": provinces,
         "rounds": rounds_figures,
         "categories": categories,
     }))
+}
+
+/// Each clean-up register's figures, overall and per city (`registers` in `/v1/stats`).
+fn registers_json(counts: &[(String, String, String, i64)]) -> Value {
+    let figures: serde_json::Map<String, Value> = crate::domain::register_figures(counts)
+        .into_iter()
+        .map(|(code, (overall, cities))| {
+            let mut v = serde_json::to_value(&overall).expect("figures serialise");
+            v["cities"] = serde_json::to_value(&cities).expect("figures serialise");
+            (code.to_string(), v)
+        })
+        .collect();
+    Value::Object(figures)
 }
 
 async fn stats(

@@ -183,15 +183,57 @@ pub fn league(cities: Vec<CityFigures>, min_checks: i64) -> Vec<LeagueRow> {
     rows
 }
 
+/// One clean-up register's figures (overall, or one city's): its items, those still to be dealt
+/// with (at zero, the register is cleared), the lagging ones, and the items in each state.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RegisterFigures {
+    pub total: i64,
+    pub outstanding: i64,
+    pub lagging: i64,
+    pub by_state: std::collections::BTreeMap<String, i64>,
+}
+
+impl RegisterFigures {
+    fn add(&mut self, register: &shared::reference::Register, state: &str, n: i64) {
+        self.total += n;
+        if register.outstanding.contains(&state) {
+            self.outstanding += n;
+        }
+        if state == "lagging" {
+            self.lagging += n;
+        }
+        *self.by_state.entry(state.to_string()).or_default() += n;
+    }
+}
+
+/// Each register's figures overall and per city, from (register, city, state, items) counts;
+/// every register appears, an empty one with zeros.
+pub fn register_figures(
+    counts: &[(String, String, String, i64)],
+) -> std::collections::BTreeMap<&'static str, (RegisterFigures, std::collections::BTreeMap<String, RegisterFigures>)> {
+    let mut figures: std::collections::BTreeMap<_, _> =
+        shared::reference::REGISTERS.iter().map(|r| (r.code, Default::default())).collect();
+    for (code, city, state, n) in counts {
+        let Some(register) = shared::reference::register(code) else { continue };
+        let (overall, cities): &mut (RegisterFigures, std::collections::BTreeMap<String, RegisterFigures>) =
+            figures.get_mut(register.code).expect("every register has a row");
+        overall.add(register, state, *n);
+        cities.entry(city.clone()).or_default().add(register, state, *n);
+    }
+    figures
+}
+
 /// The campaign's figures in the form of the press conference (DESIGN.md), from the events alone.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CampaignSummary {
     pub rounds: i64,
     /// Teams sent, counted once per round.
     pub teams_deployed: i64,
-    /// Three people a team, once per round.
+    /// Each team's members, once per round it was sent.
     pub person_times: i64,
     pub site_checks: i64,
+    /// Site checks of enterprises on their city's emergency list while an alert was declared.
+    pub emergency_plan_checks: i64,
     pub problems_found: i64,
     pub handed_over: i64,
     pub closed: i64,
@@ -266,6 +308,27 @@ impl CampaignSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_register_is_at_zero_when_no_item_is_outstanding() {
+        let row = |r: &str, c: &str, s: &str, n: i64| (r.to_string(), c.to_string(), s.to_string(), n);
+        let figures = register_figures(&[
+            row("scattered_enterprises", "130500", "shut_down", 3),
+            row("scattered_enterprises", "130500", "upgraded", 1),
+            row("scattered_enterprises", "130400", "pending", 2),
+            row("coal_to_gas_villages", "130400", "lagging", 1),
+            row("coal_to_gas_villages", "130400", "supplied", 4),
+            row("no_such_register", "130400", "pending", 9),
+        ]);
+        let (overall, cities) = &figures["scattered_enterprises"];
+        assert_eq!((overall.total, overall.outstanding), (6, 2));
+        assert_eq!(cities["130500"].outstanding, 0, "Xingtai's register is cleared");
+        assert_eq!(cities["130400"].outstanding, 2);
+        let (villages, _) = &figures["coal_to_gas_villages"];
+        assert_eq!((villages.total, villages.outstanding, villages.lagging), (5, 1, 1));
+        assert_eq!(figures["coal_boilers"].0, RegisterFigures::default(), "an empty register is there, at zero");
+        assert_eq!(figures.len(), 3);
+    }
 
     #[test]
     fn status_ends_right_whatever_the_arrival_order() {

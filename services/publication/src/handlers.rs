@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use shared::events::{
     CityEscalated, CommitmentVerified, HandoverAcknowledged, InspectionsRecorded, ProblemAssigned, ProblemClosed,
     ProblemExtended, ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RectificationProgressed,
-    RectificationReported, RoundConfigured, SpecialInspectionConcluded, SummonsHeld, TeamAssigned,
+    RectificationReported, RegisterUpdated, RoundConfigured, SpecialInspectionConcluded, SummonsHeld, TeamAssigned,
 };
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
@@ -46,6 +46,7 @@ pub fn routes(handlers: Handlers) -> Routes<Handlers> {
         .on::<SummonsHeld>()
         .on::<CommitmentVerified>()
         .on::<SpecialInspectionConcluded>()
+        .on::<RegisterUpdated>()
         .after_commit(move || publisher.wake())
 }
 
@@ -82,18 +83,16 @@ async fn record(conn: &mut PgConnection, lines: Vec<HistoryLine<'_>>) -> anyhow:
 impl Handle<InspectionsRecorded> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<InspectionsRecorded>]) -> anyhow::Result<()> {
         // Summed per round and city first: one row each in one statement.
-        let mut counts: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        let mut counts: BTreeMap<(&str, &str), store::CheckCounts> = BTreeMap::new();
         for e in events {
             for check in &e.data.checks {
                 let count = counts.entry((check.round.as_str(), e.data.city_code.as_str())).or_default();
-                count.0 += 1;
-                count.1 += i64::from(check.duplicates);
+                count.checks += 1;
+                count.duplicates += i64::from(check.duplicates);
+                count.emergency_checks += i64::from(check.emergency_alert.is_some());
             }
         }
-        let counts: Vec<_> = counts
-            .into_iter()
-            .map(|((round, city), (checks, dups))| (round.into(), city.into(), checks, dups))
-            .collect();
+        let counts: Vec<_> = counts.into_iter().map(|((round, city), n)| (round.into(), city.into(), n)).collect();
         Ok(store::count_inspections(conn, &counts).await?)
     }
 }
@@ -113,6 +112,16 @@ impl Handle<TeamAssigned> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<TeamAssigned>]) -> anyhow::Result<()> {
         for e in events {
             store::team_assigned(conn, &e.data.round, &e.data.team, e.data.members).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Handle<RegisterUpdated> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<RegisterUpdated>]) -> anyhow::Result<()> {
+        // In stream order, so an item's latest state is the one that stays.
+        for e in events {
+            store::register_updated(conn, &e.data).await?;
         }
         Ok(())
     }

@@ -512,6 +512,51 @@ fn number(v: &Value) -> String {
     }
 }
 
+/// The clean-up registers per city: for each register, what is still to be dealt with of all
+/// its items; for the coal-to-gas villages also the lagging ones. Cities with no register item
+/// are left out.
+struct RegisterTable {
+    headings: Vec<String>,
+    rows: Vec<(String, String, Vec<String>)>,
+    total: Vec<String>,
+}
+
+fn register_table(registers: &Value, lang: Lang) -> RegisterTable {
+    let mut headings = Vec::new();
+    for r in reference::REGISTERS {
+        headings.push(format!("{}{}", lang.t(r.name_zh, r.name_en), lang.t("（未完成/总数）", " (outstanding / all)")));
+        if r.states.contains(&"lagging") {
+            headings.push(format!("{}{}", lang.t(r.name_zh, r.name_en), lang.t("（滞后）", " (lagging)")));
+        }
+    }
+    let cells = |figures: &Value| -> Vec<String> {
+        let mut cells = Vec::new();
+        for r in reference::REGISTERS {
+            let f = &figures[r.code];
+            cells.push(if f.is_null() {
+                "—".into()
+            } else {
+                format!("{} / {}", number(&f["outstanding"]), number(&f["total"]))
+            });
+            if r.states.contains(&"lagging") {
+                cells.push(if f.is_null() { "—".into() } else { number(&f["lagging"]) });
+            }
+        }
+        cells
+    };
+    let mut by_city: std::collections::BTreeMap<String, serde_json::Map<String, Value>> = Default::default();
+    for r in reference::REGISTERS {
+        for (city, figures) in registers[r.code]["cities"].as_object().into_iter().flatten() {
+            by_city.entry(city.clone()).or_default().insert(r.code.to_string(), figures.clone());
+        }
+    }
+    let rows = by_city
+        .into_iter()
+        .map(|(code, figures)| (city_name(Some(&code), lang), code, cells(&Value::Object(figures))))
+        .collect();
+    RegisterTable { headings, rows, total: cells(registers) }
+}
+
 /// The period every figure of a `/v1/stats` document covers, in words.
 fn period_words(period: &Value, lang: Lang) -> String {
     let as_of = period["as_of"]
@@ -579,6 +624,7 @@ pub fn front_page(v: &FrontPage) -> String {
             }
         })
         .collect();
+    let registers = register_table(&v.stats["registers"], lang);
     let cities = reference::cities()
         .iter()
         .map(|c| CityOption {
@@ -608,6 +654,7 @@ pub fn front_page(v: &FrontPage) -> String {
     let page = FrontTemplate {
         league_min_checks: number(&v.stats["league_min_checks"]),
         period: period_words(&v.stats["period"], lang),
+        registers,
         lang,
         title: lang.t("强化监督问题公开 · Skyledger", "Problems disclosed · Skyledger").to_string(),
         switch_to,
@@ -663,6 +710,7 @@ struct FrontTemplate<'a> {
     league_min_checks: String,
     /// The days the figures cover and when they were counted, said under each of them.
     period: String,
+    registers: RegisterTable,
     lang: Lang,
     title: String,
     switch_to: String,

@@ -18,24 +18,36 @@ use crate::redaction::{PublicEvidence, ReportedFacts};
 // ---------------------------------------------------------------------------------------------
 // Applying events
 
-/// Adds site checks to the counts per round and city: (round, city, checks, duplicates), each
-/// (round, city) at most once.
-pub async fn count_inspections(conn: &mut PgConnection, counts: &[(String, String, i64, i64)]) -> sqlx::Result<()> {
+/// Site checks of one round in one city: how many, the problems among them that repeated an
+/// open entry, and how many were emergency-plan checks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CheckCounts {
+    pub checks: i64,
+    pub duplicates: i64,
+    pub emergency_checks: i64,
+}
+
+/// Adds site checks to the counts per round and city, each (round, city) at most once.
+pub async fn count_inspections(conn: &mut PgConnection, counts: &[(String, String, CheckCounts)]) -> sqlx::Result<()> {
     let rounds: Vec<&str> = counts.iter().map(|c| c.0.as_str()).collect();
     let cities: Vec<&str> = counts.iter().map(|c| c.1.as_str()).collect();
-    let checks: Vec<i64> = counts.iter().map(|c| c.2).collect();
-    let duplicates: Vec<i64> = counts.iter().map(|c| c.3).collect();
+    let checks: Vec<i64> = counts.iter().map(|c| c.2.checks).collect();
+    let duplicates: Vec<i64> = counts.iter().map(|c| c.2.duplicates).collect();
+    let emergency: Vec<i64> = counts.iter().map(|c| c.2.emergency_checks).collect();
     sqlx::query(
-        "INSERT INTO publication.inspection_counts (round_id, city_code, checks, duplicates)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+        "INSERT INTO publication.inspection_counts (round_id, city_code, checks, duplicates, emergency_checks)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
          ON CONFLICT (round_id, city_code) DO UPDATE
          SET checks = publication.inspection_counts.checks + EXCLUDED.checks,
-             duplicates = publication.inspection_counts.duplicates + EXCLUDED.duplicates, updated_at = now()",
+             duplicates = publication.inspection_counts.duplicates + EXCLUDED.duplicates,
+             emergency_checks = publication.inspection_counts.emergency_checks + EXCLUDED.emergency_checks,
+             updated_at = now()",
     )
     .bind(&rounds)
     .bind(&cities)
     .bind(&checks)
     .bind(&duplicates)
+    .bind(&emergency)
     .execute(conn)
     .await?;
     Ok(())
@@ -1226,6 +1238,7 @@ pub async fn last_modified(conn: &mut PgConnection) -> sqlx::Result<OffsetDateTi
         "SELECT greatest(
             (SELECT max(updated_at) FROM publication.problems),
             (SELECT max(updated_at) FROM publication.inspection_counts),
+            (SELECT max(updated_at) FROM publication.register_items),
             (SELECT max(made_at) FROM publication.checkpoints),
             (SELECT max(coalesce(withdrawn_at, published_at)) FROM publication.log_entries),
             (SELECT max(escalated_at) FROM publication.escalations),
@@ -1304,15 +1317,17 @@ pub async fn figures(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<V
     .await
 }
 
-/// Site checks overall and per city, province and round (checks have no category).
-pub async fn site_checks(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<Vec<(String, String, i64)>> {
+/// Site checks overall and per city, province and round (checks have no category), and the
+/// emergency-plan checks among them.
+pub async fn site_checks(conn: &mut PgConnection, f: &StatsFilter) -> sqlx::Result<Vec<(String, String, i64, i64)>> {
     sqlx::query_as(
         "WITH c AS (
             SELECT *, left(city_code, 2) || '0000' AS province FROM publication.inspection_counts
             WHERE ($1::text IS NULL OR round_id = $1) AND ($2::text IS NULL OR city_code = $2))
          SELECT CASE GROUPING(city_code, province, round_id)
                     WHEN 7 THEN 'total' WHEN 3 THEN 'city' WHEN 5 THEN 'province' ELSE 'round' END,
-                coalesce(city_code, province, round_id, ''), coalesce(sum(checks), 0)::bigint
+                coalesce(city_code, province, round_id, ''), coalesce(sum(checks), 0)::bigint,
+                coalesce(sum(emergency_checks), 0)::bigint
          FROM c GROUP BY GROUPING SETS ((), (city_code), (province), (round_id))",
     )
     .bind(&f.round)
@@ -1436,6 +1451,37 @@ pub async fn public_counts(
 
 pub async fn log_size(conn: &mut PgConnection) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM publication.log_entries").fetch_one(conn).await
+}
+
+/// An item's latest state in a city's clean-up register.
+pub async fn register_updated(conn: &mut PgConnection, r: &shared::events::RegisterUpdated) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.register_items (city_code, register, item_id, state)
+         SELECT $1, $2, id, state FROM unnest($3::text[], $4::text[]) AS i(id, state)
+         ON CONFLICT (city_code, register, item_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+    )
+    .bind(&r.city_code)
+    .bind(&r.register)
+    .bind(r.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>())
+    .bind(r.items.iter().map(|i| i.state.clone()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The clean-up registers' items per register, city and state (of one city, if asked).
+pub async fn register_counts(
+    conn: &mut PgConnection,
+    f: &StatsFilter,
+) -> sqlx::Result<Vec<(String, String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT register, city_code, state, count(*) FROM publication.register_items
+         WHERE $1::text IS NULL OR city_code = $1
+         GROUP BY register, city_code, state ORDER BY register, city_code, state",
+    )
+    .bind(&f.city)
+    .fetch_all(conn)
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
