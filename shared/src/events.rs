@@ -121,6 +121,11 @@ kind!(RECTIFICATION_PROGRESSED, "verification", "rectification", "progressed");
 kind!(PROBLEM_OVERDUE, "verification", "problem", "overdue");
 kind!(RECHECK_FAILED, "verification", "recheck", "failed");
 kind!(CITY_ESCALATED, "verification", "city", "escalated");
+kind!(SUMMONS_SCHEDULED, "verification", "summons", "scheduled");
+kind!(SUMMONS_HELD, "verification", "summons", "held");
+kind!(COMMITMENT_VERIFIED, "verification", "commitment", "verified");
+kind!(SPECIAL_INSPECTION_OPENED, "verification", "special_inspection", "opened");
+kind!(SPECIAL_INSPECTION_CONCLUDED, "verification", "special_inspection", "concluded");
 kind!(NOTICE_DELIVERED, "notification", "notice", "delivered");
 kind!(NOTICE_FAILED, "notification", "notice", "failed");
 kind!(NOTICE_RECEIPTED, "notification", "notice", "receipted");
@@ -150,6 +155,11 @@ pub const ALL: &[EventKind] = &[
     PROBLEM_OVERDUE,
     RECHECK_FAILED,
     CITY_ESCALATED,
+    SUMMONS_SCHEDULED,
+    SUMMONS_HELD,
+    COMMITMENT_VERIFIED,
+    SPECIAL_INSPECTION_OPENED,
+    SPECIAL_INSPECTION_CONCLUDED,
     NOTICE_DELIVERED,
     NOTICE_FAILED,
     NOTICE_RECEIPTED,
@@ -515,6 +525,104 @@ pub struct CityEscalated {
     pub escalated_at: OffsetDateTime,
 }
 
+/// An official summoned (约谈): as the campaign publishes them, by name and post.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Official {
+    pub name: String,
+    pub post: String,
+}
+
+/// The campaign office schedules a summons (约谈) of a city's officials. The office's internal
+/// note stays in verification: it travels in no event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SummonsScheduled {
+    pub summons_id: Uuid,
+    pub city_code: String,
+    pub officials: Vec<Official>,
+    pub date: Date,
+    pub place: String,
+    /// The problems and figures that led to it, in the office's words.
+    pub reasons: String,
+    /// Problems cited.
+    #[serde(default)]
+    pub problems: Vec<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub scheduled_at: OffsetDateTime,
+}
+
+/// A written commitment made at a summons, to be checked on its follow-up date.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Commitment {
+    pub commitment_id: Uuid,
+    pub text: String,
+    pub follow_up_on: Date,
+}
+
+/// The summons was held: from now on it and its commitments are public.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SummonsHeld {
+    pub summons_id: Uuid,
+    pub city_code: String,
+    pub officials: Vec<Official>,
+    pub held_on: Date,
+    pub place: String,
+    pub reasons: String,
+    #[serde(default)]
+    pub problems: Vec<Uuid>,
+    pub commitments: Vec<Commitment>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub held_at: OffsetDateTime,
+}
+
+/// A verifier found a summons commitment kept, or not (`kept` | `not_kept`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommitmentVerified {
+    pub commitment_id: Uuid,
+    pub summons_id: Uuid,
+    pub city_code: String,
+    pub result: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub verified_at: OffsetDateTime,
+}
+
+/// What a special inspection looks at; empty lists mean all.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InspectionScope {
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub counties: Vec<String>,
+    pub from: Date,
+    pub to: Date,
+}
+
+/// The campaign office opens a special inspection (专项督察) of a city.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SpecialInspectionOpened {
+    pub case_id: Uuid,
+    pub city_code: String,
+    pub scope: InspectionScope,
+    pub teams: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+}
+
+/// A special inspection concluded: its public summary. Team identities are not public.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SpecialInspectionConcluded {
+    pub case_id: Uuid,
+    pub city_code: String,
+    pub scope: InspectionScope,
+    /// Existing problems linked to the case.
+    pub linked: Vec<Uuid>,
+    /// Problems reported under the case by its teams.
+    pub reported: Vec<Uuid>,
+    pub conclusion: String,
+    pub concluded_on: Date,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RectificationReported {
     pub problem_id: Uuid,
@@ -622,6 +730,11 @@ payload!(ProblemReopened, PROBLEM_REOPENED, one_problem);
 payload!(ProblemOverdue, PROBLEM_OVERDUE, one_problem);
 payload!(RecheckFailed, RECHECK_FAILED, one_problem);
 payload!(CityEscalated, CITY_ESCALATED);
+payload!(SummonsScheduled, SUMMONS_SCHEDULED);
+payload!(SummonsHeld, SUMMONS_HELD);
+payload!(CommitmentVerified, COMMITMENT_VERIFIED);
+payload!(SpecialInspectionOpened, SPECIAL_INSPECTION_OPENED);
+payload!(SpecialInspectionConcluded, SPECIAL_INSPECTION_CONCLUDED);
 payload!(NoticeDelivered, NOTICE_DELIVERED);
 payload!(NoticeFailed, NOTICE_FAILED);
 payload!(NoticeReceipted, NOTICE_RECEIPTED);

@@ -86,6 +86,7 @@ pub fn router(config: WorkbenchConfig, upstreams: Upstreams) -> anyhow::Result<R
         .route("/workbench/people/{id}/revoke", post(pages::revoke))
         .route("/workbench/handovers/{no}/acknowledge", post(pages::acknowledge))
         .route("/workbench/problems/{id}", get(pages::problem))
+        .route("/workbench/special-inspections/{id}", get(pages::special_inspection))
         .route("/workbench/problems/{id}/rectification", post(pages::rectify))
         .route("/workbench/problems/{id}/verdict", post(pages::verdict))
         .route("/workbench/problems/{id}/extension", post(pages::extension))

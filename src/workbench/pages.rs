@@ -348,6 +348,16 @@ pub struct ExtensionRow {
     reason: String,
 }
 
+/// A summons or special inspection on the office's home screen.
+pub struct ActRow {
+    what: &'static str,
+    city: String,
+    when: String,
+    status: &'static str,
+    /// The act's own page, where it has one.
+    link: Option<String>,
+}
+
 pub struct EscalationRow {
     city: String,
     level: String,
@@ -362,6 +372,7 @@ struct OfficePage {
     disputes: Vec<DisputeRow>,
     extensions: Vec<ExtensionRow>,
     escalations: Vec<EscalationRow>,
+    acts: Vec<ActRow>,
     quality_round: Option<String>,
     quality: Vec<(String, String, String, String, String, String)>,
     dead_letters: Vec<(&'static str, usize)>,
@@ -592,6 +603,31 @@ async fn office_home(s: &State, session: &Session, lang: Lang, done: Option<&str
     let disputes = s.api.get(Service::Assignment, "/v1/disputes?status=open", token).await?;
     let extensions = s.api.get(Service::Assignment, "/v1/extensions?status=requested", token).await?;
     let escalations = s.api.get(Service::Verification, "/v1/escalations", token).await?;
+    let summonses = s.api.get(Service::Verification, "/v1/summonses", token).await?;
+    let cases = s.api.get(Service::Verification, "/v1/special-inspections", token).await?;
+    let items = |v: &Value| v["items"].as_array().cloned().unwrap_or_default();
+    let city = |v: &Value| i18n::jurisdiction_name(v["city_code"].as_str().unwrap_or_default(), lang);
+    let acts = items(&summonses)
+        .iter()
+        .map(|m| ActRow {
+            what: lang.t("约谈", "Summons"),
+            city: city(m),
+            when: text(&m["date"]),
+            status: if m["status"] == "held" { lang.t("已举行", "held") } else { lang.t("已安排", "scheduled") },
+            link: None,
+        })
+        .chain(items(&cases).iter().map(|c| ActRow {
+            what: lang.t("专项督察", "Special inspection"),
+            city: city(c),
+            when: beijing(&c["opened_at"]),
+            status: if c["status"] == "concluded" {
+                lang.t("已结案", "concluded")
+            } else {
+                lang.t("进行中", "open")
+            },
+            link: Some(format!("/workbench/special-inspections/{}", text(&c["id"]))),
+        }))
+        .collect();
     // The newest round's team figures.
     let rounds = s.api.get(Service::Intake, "/v1/rounds", token).await?;
     let quality_round = rounds["items"][0]["id"].as_str().map(str::to_string);
@@ -654,6 +690,7 @@ async fn office_home(s: &State, session: &Session, lang: Lang, done: Option<&str
                 ),
             })
             .collect(),
+        acts,
         quality: quality["teams"]
             .as_array()
             .into_iter()
@@ -692,6 +729,88 @@ fn flash_text(done: &str, lang: Lang) -> &'static str {
         "revoked" => lang.t("已撤销该人员的访问权限。", "The person's access is revoked."),
         _ => lang.t("已完成。", "Done."),
     }
+}
+
+// ---- A special inspection (campaign office) ----
+
+#[derive(Template)]
+#[template(path = "special_inspection.html")]
+struct SpecialInspectionPage {
+    frame: Frame,
+    city: String,
+    status: &'static str,
+    scope: String,
+    teams: String,
+    opened: String,
+    concluded_on: String,
+    conclusion: String,
+    note: String,
+    /// (problem id, its short form, linked or reported, its status)
+    findings: Vec<(String, String, &'static str, &'static str)>,
+}
+
+/// A special inspection's own page: its scope, team(s), findings and conclusion. The office
+/// adds findings and concludes through verification's API.
+pub async fn special_inspection(
+    AxumState(s): AxumState<State>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LedgerQuery>,
+) -> Response {
+    let lang = language(&headers, q.lang.as_deref());
+    let session = match session(&s, &headers, lang).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let case = match s.api.get(Service::Verification, &format!("/v1/special-inspections/{id}"), &session.token).await {
+        Ok(case) => case,
+        Err(e) => return refused(lang, e, Some(&session)),
+    };
+    let list = |v: &Value| v.as_array().into_iter().flatten().map(text).collect::<Vec<_>>().join(", ");
+    let scope = &case["scope"];
+    let mut scope_words = format!("{} – {}", text(&scope["from"]), text(&scope["to"]));
+    for (key, zh, en) in [("categories", "类别", "categories"), ("counties", "区县", "counties")] {
+        if scope[key].as_array().is_some_and(|a| !a.is_empty()) {
+            scope_words.push_str(&format!(" · {}: {}", lang.t(zh, en), list(&scope[key])));
+        }
+    }
+    let concluded = case["status"] == "concluded";
+    let title = format!(
+        "{} · {}",
+        lang.t("专项督察", "Special inspection"),
+        i18n::jurisdiction_name(case["city_code"].as_str().unwrap_or_default(), lang)
+    );
+    let page = SpecialInspectionPage {
+        frame: frame(lang, &title, Some(&session), &format!("/workbench/special-inspections/{id}")),
+        city: i18n::jurisdiction_name(case["city_code"].as_str().unwrap_or_default(), lang),
+        status: if concluded { lang.t("已结案", "concluded") } else { lang.t("进行中", "open") },
+        scope: scope_words,
+        teams: list(&case["teams"]),
+        opened: beijing(&case["opened_at"]),
+        concluded_on: text(&case["concluded_on"]),
+        conclusion: text(&case["conclusion"]),
+        note: text(&case["note"]),
+        findings: case["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let id = text(&f["problem_id"]);
+                let kind = if f["kind"] == "reported" {
+                    lang.t("督察新发现", "reported under the case")
+                } else {
+                    lang.t("关联已有问题", "linked")
+                };
+                (
+                    id.clone(),
+                    id.chars().take(8).collect(),
+                    kind,
+                    i18n::status_name(f["status"].as_str().unwrap_or_default(), lang),
+                )
+            })
+            .collect(),
+    };
+    html(StatusCode::OK, page, q.lang.as_deref())
 }
 
 // ---- People (campaign office) ----

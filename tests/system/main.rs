@@ -1,6 +1,7 @@
 //! System tests: the five services as separate `skyledger serve` processes on a private
 //! nats-server and a fresh database, driven over HTTP only.
 
+mod acts;
 mod backup;
 mod bad_input;
 mod browser;

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::error::Validator;
-use shared::events::{CityEscalated, HandoverIssued, ProblemClosed, ProblemOverdue, ProblemReopened, ProblemRerouted};
+use shared::events::{
+    CityEscalated, HandoverIssued, ProblemClosed, ProblemOverdue, ProblemReopened, ProblemRerouted, SummonsScheduled,
+};
 use shared::reference;
 use time::{Date, Time};
 use uuid::Uuid;
@@ -36,6 +38,8 @@ pub enum Kind {
     Escalation,
     /// Nobody acknowledged a handover notice, even sent twice: raised to the package units.
     Unacknowledged,
+    /// The campaign office summons the city's officials (约谈); its package units are told too.
+    Summons,
 }
 
 /// Who gets a notice.
@@ -60,7 +64,7 @@ impl Audience {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Handover,
         Kind::DeadlineReminder,
         Kind::Overdue,
@@ -68,6 +72,7 @@ impl Kind {
         Kind::Reroute,
         Kind::Escalation,
         Kind::Unacknowledged,
+        Kind::Summons,
     ];
 
     /// The name in the database, in `GET /v1/notices` and of the template files.
@@ -80,6 +85,7 @@ impl Kind {
             Kind::Reroute => "reroute",
             Kind::Escalation => "escalation",
             Kind::Unacknowledged => "unacknowledged",
+            Kind::Summons => "summons",
         }
     }
 
@@ -93,6 +99,7 @@ impl Kind {
             Kind::Reroute => "problem.rerouted",
             Kind::Escalation => "city.escalated",
             Kind::Unacknowledged => "handover.unacknowledged",
+            Kind::Summons => "summons.scheduled",
         }
     }
 
@@ -102,12 +109,12 @@ impl Kind {
 
     /// Urgent notices ignore quiet hours and also go by SMS.
     pub fn urgent(self) -> bool {
-        matches!(self, Kind::Overdue | Kind::Escalation)
+        matches!(self, Kind::Overdue | Kind::Escalation | Kind::Summons)
     }
 
     pub fn audience(self) -> Audience {
         match self {
-            Kind::Escalation => Audience::OwnerAndUnits,
+            Kind::Escalation | Kind::Summons => Audience::OwnerAndUnits,
             Kind::Unacknowledged => Audience::Units,
             _ => Audience::Owner,
         }
@@ -275,6 +282,22 @@ pub fn escalation_notice(event: &CityEscalated, receipts: &Receipts) -> NewNotic
         "escalated_at": shared::csv::timestamp(event.escalated_at),
     });
     NewNotice::new(Kind::Escalation, &event.city_code, None, payload, receipts)
+}
+
+/// A summons scheduled: the city and its package units learn who is summoned, when, where and why.
+pub fn summons_notice(event: &SummonsScheduled, receipts: &Receipts) -> NewNotice {
+    let officials: Vec<String> = event.officials.iter().map(|o| format!("{} ({})", o.name, o.post)).collect();
+    let payload = json!({
+        "summons_id": event.summons_id,
+        "date": event.date.to_string(),
+        "place": event.place,
+        "officials": event.officials,
+        "officials_named": officials.join(", "),
+        "reasons": event.reasons,
+        "cited_problems": event.problems,
+        "scheduled_at": shared::csv::timestamp(event.scheduled_at),
+    });
+    NewNotice::new(Kind::Summons, &event.city_code, None, payload, receipts)
 }
 
 fn single_problem(problem_id: Uuid, known: Option<&ProblemFacts>) -> Value {
@@ -708,6 +731,12 @@ static TEMPLATES: &[(&str, &str)] = template_files!(
     "escalation.en.subject",
     "escalation.en.txt",
     "escalation.en.sms",
+    "summons.zh-CN.subject",
+    "summons.zh-CN.txt",
+    "summons.zh-CN.sms",
+    "summons.en.subject",
+    "summons.en.txt",
+    "summons.en.sms",
     "unacknowledged.zh-CN.subject",
     "unacknowledged.zh-CN.txt",
     "unacknowledged.zh-CN.problem",
@@ -1141,6 +1170,16 @@ mod tests {
             description: "未苫盖".into(),
             rerouted_at: time::macros::datetime!(2019-06-01 09:00 +08:00),
         };
+        let summons = shared::events::SummonsScheduled {
+            summons_id: Uuid::nil(),
+            city_code: "130500".into(),
+            officials: vec![shared::events::Official { name: "张某某".into(), post: "市长".into() }],
+            date: date!(2019 - 06 - 20),
+            place: "约谈室".into(),
+            reasons: "逾期问题 12 个".into(),
+            problems: vec![Uuid::nil()],
+            scheduled_at: time::macros::datetime!(2019-06-13 09:00 +08:00),
+        };
         let notices = [
             handover_notice(&sheet(), &r),
             deadline_reminder("130502", std::slice::from_ref(&facts), &r),
@@ -1149,6 +1188,7 @@ mod tests {
             reroute_notice(&rerouted, &r),
             escalation_notice(&escalated, &r),
             unacknowledged_notice(Uuid::nil(), &handover_notice(&sheet(), &r).payload, "130500", &r),
+            summons_notice(&summons, &r),
         ];
         for notice in &notices {
             for language in LANGUAGES {
@@ -1165,6 +1205,9 @@ mod tests {
         assert_eq!(notices[4].jurisdiction, "130402", "a reroute goes to the new owner");
         assert_eq!(notices[4].city_code, "130400");
         assert!(Kind::Escalation.urgent() && Kind::Overdue.urgent() && !Kind::Handover.urgent());
+        let summoned = render(&notices[7].payload, "zh-CN", "邢台市人民政府");
+        assert!(summoned.text.contains("张某某 (市长)") && summoned.text.contains("约谈室"), "{}", summoned.text);
+        assert_eq!(Kind::Summons.audience(), Audience::OwnerAndUnits, "the package units are told too");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use shared::events::{
     CityEscalated, ExtensionRequested, HandoverAcknowledged, HandoverIssued, ProblemAssigned, ProblemClosed,
-    ProblemDisputed, ProblemExtended, ProblemOverdue, ProblemReopened, ProblemRerouted,
+    ProblemDisputed, ProblemExtended, ProblemOverdue, ProblemReopened, ProblemRerouted, SummonsScheduled,
 };
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
@@ -32,6 +32,7 @@ pub fn routes(handlers: Handlers) -> Routes<Handlers> {
         .on::<ProblemReopened>()
         .on::<ProblemOverdue>()
         .on::<CityEscalated>()
+        .on::<SummonsScheduled>()
         .on::<ProblemDisputed>()
         .on::<ExtensionRequested>()
 }
@@ -256,6 +257,13 @@ impl Handle<ProblemOverdue> for Handlers {
 impl Handle<CityEscalated> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<CityEscalated>]) -> anyhow::Result<()> {
         let notices = events.iter().map(|e| (domain::escalation_notice(&e.data, &self.receipts), e.id)).collect();
+        self.notify(conn, notices).await
+    }
+}
+
+impl Handle<SummonsScheduled> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<SummonsScheduled>]) -> anyhow::Result<()> {
+        let notices = events.iter().map(|e| (domain::summons_notice(&e.data, &self.receipts), e.id)).collect();
         self.notify(conn, notices).await
     }
 }

@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/problems", get(list_problems))
         .route("/v1/problems/{id}", get(get_problem))
         .route("/v1/stats", get(stats))
+        .route("/v1/summonses", get(list_summonses))
+        .route("/v1/special-inspections", get(list_special_inspections))
         .route("/v1/chain", get(chain))
         .route("/v1/chain/key", get(chain_key))
         .route("/v1/chain/witnesses", get(chain_witnesses))
@@ -523,6 +525,8 @@ async fn front_page(
     let problems = store::public_problems(&mut conn, &filter, Retracted::Omitted, None, s.feed_size).await?;
     let typical = store::typical_cases(&mut conn, 10).await?;
     let daily = store::daily(&mut conn).await?;
+    let summonses = store::public_summonses(&mut conn, city.as_deref()).await?;
+    let inspections = store::public_special_inspections(&mut conn, city.as_deref()).await?;
     let witnessed = match store::latest_checkpoint(&mut conn, &s.publisher.signer.origin).await? {
         Some(c) if !s.witnesses.is_empty() => Some(render::Witnessed {
             tree_size: c.tree_size,
@@ -543,9 +547,46 @@ async fn front_page(
         city: city.as_deref(),
         q: search.as_deref(),
         witnessed: witnessed.as_ref(),
+        summonses: &summonses,
+        inspections: &inspections,
     };
     let modified = store::last_modified(&mut conn).await?;
     Ok(conditional(&headers, modified, HTML, render::front_page(&view).into_bytes()))
+}
+
+#[derive(Deserialize)]
+struct ActsQuery {
+    city: Option<String>,
+}
+
+fn acts_city(q: ActsQuery) -> Result<Option<String>, ApiError> {
+    let city = q.city.filter(|c| !c.is_empty());
+    if let Some(code) = &city
+        && reference::city(code).is_none()
+    {
+        return Err(ApiError::invalid("city", "not one of the 39 key cities"));
+    }
+    Ok(city)
+}
+
+/// Summonses (约谈) once held, with their commitments and what verifiers found of them.
+async fn list_summonses(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<ActsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let city = acts_city(q)?;
+    let items = store::public_summonses(&mut *s.pool.acquire().await?, city.as_deref()).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Special inspections (专项督察) once concluded: scope, findings, conclusion.
+async fn list_special_inspections(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<ActsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let city = acts_city(q)?;
+    let items = store::public_special_inspections(&mut *s.pool.acquire().await?, city.as_deref()).await?;
+    Ok(Json(json!({ "items": items })))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -794,16 +835,25 @@ async fn feed(s: &AppState, headers: &HeaderMap, q: &ListQuery, path: &str, atom
         next: next.as_deref().map(|n| feed_self(s, path, &q.filter, Some(n))),
         title_suffix: render::feed_title_suffix(&q.filter),
     };
+    // The office's acts head the first page of the feed (they are few), city filter respected.
+    let acts = if q.cursor.is_none() && q.filter.typical != Some(true) {
+        let city = q.filter.city.as_deref();
+        let summonses = store::public_summonses(&mut conn, city).await?;
+        let inspections = store::public_special_inspections(&mut conn, city).await?;
+        render::act_entries(&summonses, &inspections)
+    } else {
+        vec![]
+    };
     let modified = store::last_modified(&mut conn).await?;
     if atom {
         Ok(conditional(
             headers,
             modified,
             "application/atom+xml; charset=utf-8",
-            render::atom(&rows, &links).into_bytes(),
+            render::atom(&rows, &acts, &links).into_bytes(),
         ))
     } else {
-        let body = json_bytes(&render::json_feed(&rows, &links))?;
+        let body = json_bytes(&render::json_feed(&rows, &acts, &links))?;
         Ok(conditional(headers, modified, "application/feed+json; charset=utf-8", body))
     }
 }

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use shared::events::{
-    CityEscalated, HandoverAcknowledged, InspectionsRecorded, ProblemAssigned, ProblemClosed, ProblemExtended,
-    ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RectificationProgressed, RectificationReported,
-    RegisterUpdated, RoundConfigured, TeamAssigned,
+    CityEscalated, CommitmentVerified, HandoverAcknowledged, InspectionsRecorded, ProblemAssigned, ProblemClosed,
+    ProblemExtended, ProblemOverdue, ProblemReopened, ProblemReported, ProblemRerouted, RectificationProgressed,
+    RectificationReported, RegisterUpdated, RoundConfigured, SpecialInspectionConcluded, SummonsHeld, TeamAssigned,
 };
 use shared::routing::{Handle, Received, Routes};
 use sqlx::PgConnection;
@@ -43,6 +43,9 @@ pub fn routes(handlers: Handlers) -> Routes<Handlers> {
         .on::<ProblemReopened>()
         .on::<ProblemOverdue>()
         .on::<CityEscalated>()
+        .on::<SummonsHeld>()
+        .on::<CommitmentVerified>()
+        .on::<SpecialInspectionConcluded>()
         .on::<RegisterUpdated>()
         .after_commit(move || publisher.wake())
 }
@@ -128,6 +131,40 @@ impl Handle<CityEscalated> for Handlers {
     async fn handle(&self, conn: &mut PgConnection, events: &[Received<CityEscalated>]) -> anyhow::Result<()> {
         for e in events {
             store::city_escalated(conn, e.id, &e.data.city_code, &e.data.level, e.data.escalated_at).await?;
+        }
+        Ok(())
+    }
+}
+
+// Summonses are public once held, special inspections once concluded (DESIGN.md): publication
+// hears of neither before, so nothing earlier can leak.
+
+impl Handle<SummonsHeld> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<SummonsHeld>]) -> anyhow::Result<()> {
+        for e in events {
+            store::summons_held(conn, &e.data).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Handle<CommitmentVerified> for Handlers {
+    async fn handle(&self, conn: &mut PgConnection, events: &[Received<CommitmentVerified>]) -> anyhow::Result<()> {
+        for e in events {
+            store::commitment_verified(conn, &e.data).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Handle<SpecialInspectionConcluded> for Handlers {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        events: &[Received<SpecialInspectionConcluded>],
+    ) -> anyhow::Result<()> {
+        for e in events {
+            store::special_inspection_concluded(conn, &e.data).await?;
         }
         Ok(())
     }

@@ -112,7 +112,7 @@ const FEED_TITLE: &str = "Skyledger 强化监督问题公开 / Supervision probl
 
 /// An Atom feed (RFC 4287): one entry per problem, updated whenever the problem moves; paged
 /// newest first with `first` and `next` links (RFC 5005).
-pub fn atom(problems: &[PublicProblem], links: &FeedLinks) -> String {
+pub fn atom(problems: &[PublicProblem], acts: &[ActEntry], links: &FeedLinks) -> String {
     let base = &links.base;
     let updated = problems
         .iter()
@@ -158,12 +158,22 @@ pub fn atom(problems: &[PublicProblem], links: &FeedLinks) -> String {
             xml_escape(&summary(p)),
         ));
     }
+    for a in acts {
+        out.push_str(&format!(
+            "  <entry>\n    <id>urn:uuid:{}</id>\n    <title>{}</title>\n    <updated>{}</updated>\n    <link rel=\"alternate\" type=\"text/html\" href=\"{base}/#{}\"/>\n    <summary>{}</summary>\n  </entry>\n",
+            xml_escape(&a.id),
+            xml_escape(&a.title),
+            xml_escape(&a.at),
+            xml_escape(&a.anchor),
+            xml_escape(&a.summary),
+        ));
+    }
     out.push_str("</feed>\n");
     out
 }
 
 /// A JSON Feed 1.1, paged with `next_url`.
-pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
+pub fn json_feed(problems: &[PublicProblem], acts: &[ActEntry], links: &FeedLinks) -> Value {
     let base = &links.base;
     let mut feed = json!({
         "version": "https://jsonfeed.org/version/1.1",
@@ -172,7 +182,10 @@ pub fn json_feed(problems: &[PublicProblem], links: &FeedLinks) -> Value {
         "feed_url": links.this,
         "language": "zh-CN",
         "authors": [{ "name": "Skyledger" }],
-        "items": problems.iter().map(|p| json_feed_item(p, base)).collect::<Vec<_>>(),
+        "items": problems.iter().map(|p| json_feed_item(p, base)).chain(acts.iter().map(|a| json!({
+            "id": a.id, "url": format!("{base}/#{}", a.anchor), "title": a.title, "content_text": a.summary,
+            "date_published": a.at,
+        }))).collect::<Vec<_>>(),
     });
     if let Some(next) = &links.next {
         feed["next_url"] = json!(next);
@@ -318,6 +331,154 @@ pub fn csv(problems: &[PublicProblem]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The campaign office's acts: summonses (约谈) and special inspections (专项督察)
+
+struct SummonsView {
+    id: String,
+    city: String,
+    held_on: String,
+    place: String,
+    officials: String,
+    reasons: String,
+    commitments: Vec<CommitmentView>,
+}
+
+struct CommitmentView {
+    text: String,
+    follow_up_on: String,
+    result: &'static str,
+    unkept: bool,
+}
+
+struct InspectionView {
+    id: String,
+    city: String,
+    scope: String,
+    opened_on: String,
+    concluded_on: String,
+    conclusion: String,
+    linked: String,
+    reported: String,
+    problems: Vec<String>,
+}
+
+fn text_of(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+fn commitment_result(result: Option<&str>, lang: Lang) -> &'static str {
+    match result {
+        Some("kept") => lang.t("已兑现", "kept"),
+        Some(_) => lang.t("未兑现", "not kept"),
+        None => lang.t("待核查", "to be verified"),
+    }
+}
+
+fn summons_view(v: &Value, lang: Lang) -> SummonsView {
+    let officials = v["officials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| format!("{}（{}）", text_of(&o["name"]), text_of(&o["post"])))
+        .collect::<Vec<_>>()
+        .join(lang.t("、", ", "));
+    SummonsView {
+        id: text_of(&v["id"]),
+        city: city_name(v["city_code"].as_str(), lang),
+        held_on: text_of(&v["held_on"]),
+        place: text_of(&v["place"]),
+        officials,
+        reasons: text_of(&v["reasons"]),
+        commitments: v["commitments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| CommitmentView {
+                text: text_of(&c["text"]),
+                follow_up_on: text_of(&c["follow_up_on"]),
+                result: commitment_result(c["result"].as_str(), lang),
+                unkept: c["result"] == "not_kept",
+            })
+            .collect(),
+    }
+}
+
+/// A special inspection's scope in words: its days, and its categories and counties when narrowed.
+fn scope_words(scope: &Value, lang: Lang) -> String {
+    let mut words = format!("{} – {}", text_of(&scope["from"]), text_of(&scope["to"]));
+    let list = |key: &str| scope[key].as_array().cloned().unwrap_or_default();
+    let categories: Vec<String> = list("categories").iter().map(|c| category_name(c.as_str(), lang)).collect();
+    if !categories.is_empty() {
+        words.push_str(&format!("；{}", categories.join(lang.t("、", ", "))));
+    }
+    let counties: Vec<String> = list("counties").iter().map(text_of).collect();
+    if !counties.is_empty() {
+        words.push_str(&format!("；{}{}", lang.t("区县 ", "counties "), counties.join(lang.t("、", ", "))));
+    }
+    words
+}
+
+fn inspection_view(v: &Value, lang: Lang) -> InspectionView {
+    InspectionView {
+        id: text_of(&v["id"]),
+        city: city_name(v["city_code"].as_str(), lang),
+        scope: scope_words(&v["scope"], lang),
+        opened_on: text_of(&v["opened_on"]),
+        concluded_on: text_of(&v["concluded_on"]),
+        conclusion: text_of(&v["conclusion"]),
+        linked: number(&v["findings"]["linked"]),
+        reported: number(&v["findings"]["reported"]),
+        problems: v["problems"].as_array().into_iter().flatten().map(text_of).collect(),
+    }
+}
+
+/// A held summons or a concluded special inspection as a feed entry.
+pub struct ActEntry {
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    pub at: String,
+    pub anchor: String,
+}
+
+/// Feed entries for the acts, in Chinese like the rest of the feed.
+pub fn act_entries(summonses: &[Value], inspections: &[Value]) -> Vec<ActEntry> {
+    let summons = summonses.iter().map(|v| {
+        let view = summons_view(v, Lang::Zh);
+        let commitments: Vec<String> =
+            view.commitments.iter().map(|c| format!("{}（{}前，{}）", c.text, c.follow_up_on, c.result)).collect();
+        ActEntry {
+            id: view.id.clone(),
+            title: format!("约谈 · {} · {}", view.city, view.held_on),
+            summary: format!(
+                "{}于{}约谈{}。{} 承诺：{}",
+                view.city,
+                view.held_on,
+                view.officials,
+                view.reasons,
+                commitments.join("；")
+            ),
+            at: text_of(&v["held_at"]),
+            anchor: format!("summons-{}", view.id),
+        }
+    });
+    let cases = inspections.iter().map(|v| {
+        let view = inspection_view(v, Lang::Zh);
+        ActEntry {
+            id: view.id.clone(),
+            title: format!("专项督察 · {} · {}", view.city, view.concluded_on),
+            summary: format!(
+                "范围：{}。关联问题 {} 个，新发现问题 {} 个。结论：{}",
+                view.scope, view.linked, view.reported, view.conclusion
+            ),
+            at: text_of(&v["received_at"]),
+            anchor: format!("special-inspection-{}", view.id),
+        }
+    });
+    summons.chain(cases).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTML
 
 /// What the front page shows.
@@ -332,6 +493,10 @@ pub struct FrontPage<'a> {
     pub q: Option<&'a str>,
     /// Who cosigned the latest checkpoint; `None` where the deployment names no witnesses.
     pub witnessed: Option<&'a Witnessed>,
+    /// Held summonses and concluded special inspections, as `/v1/summonses` and
+    /// `/v1/special-inspections` give them.
+    pub summonses: &'a [Value],
+    pub inspections: &'a [Value],
 }
 
 /// The latest checkpoint's size and the witnesses who cosigned it, with when.
@@ -527,6 +692,8 @@ pub fn front_page(v: &FrontPage) -> String {
                 deadline: p.deadline.map(|d| d.to_string()).unwrap_or_default(),
             })
             .collect(),
+        summonses: v.summonses.iter().map(|x| summons_view(x, lang)).collect(),
+        inspections: v.inspections.iter().map(|x| inspection_view(x, lang)).collect(),
         witnessed: v.witnessed.map(|w| WitnessedView {
             tree_size: w.tree_size,
             by: w.by.iter().map(|(name, at)| (name.clone(), beijing_minute(*at))).collect(),
@@ -560,6 +727,8 @@ struct FrontTemplate<'a> {
     english: bool,
     heading: &'a str,
     problems: Vec<ProblemRow>,
+    summonses: Vec<SummonsView>,
+    inspections: Vec<InspectionView>,
     witnessed: Option<WitnessedView>,
 }
 
@@ -882,6 +1051,36 @@ struct HistoryRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_summons_and_a_concluded_case_read_in_words_and_make_feed_entries() {
+        let summons = json!({
+            "id": "s1", "city_code": "130500", "held_on": "2019-06-20", "held_at": "2019-06-20T01:00:00Z",
+            "place": "约谈室", "reasons": "逾期 <3> 个",
+            "officials": [ { "name": "张某某", "post": "市长" } ],
+            "commitments": [ { "text": "整治", "follow_up_on": "2019-07-20", "result": "not_kept" },
+                             { "text": "监控", "follow_up_on": "2019-08-20", "result": null } ] });
+        let view = summons_view(&summons, Lang::En);
+        assert_eq!(view.officials, "张某某（市长）");
+        let results: Vec<_> = view.commitments.iter().map(|c| (c.result, c.unkept)).collect();
+        assert_eq!(results, [("not kept", true), ("to be verified", false)]);
+        let case = json!({
+            "id": "c1", "city_code": "130500", "received_at": "2019-07-05T01:00:00Z", "concluded_on": "2019-07-05",
+            "scope": { "categories": ["dust"], "counties": [], "from": "2019-06-21", "to": "2019-07-05" },
+            "findings": { "linked": 3, "reported": 1 }, "conclusion": "责成整改", "problems": [] });
+        let entries = act_entries(&[summons], &[case]);
+        assert_eq!(entries.len(), 2);
+        assert!(entries[1].summary.contains("关联问题 3 个，新发现问题 1 个"), "{}", entries[1].summary);
+        let links = FeedLinks {
+            base: "https://x".into(),
+            this: "https://x/feed.atom".into(),
+            first: "https://x/feed.atom".into(),
+            next: None,
+            title_suffix: String::new(),
+        };
+        let atom = atom(&[], &entries, &links);
+        assert!(atom.contains("逾期 &lt;3&gt; 个") && atom.contains("href=\"https://x/#summons-s1\""), "{atom}");
+    }
 
     #[test]
     fn escaping_keeps_markup_out() {

@@ -1242,6 +1242,9 @@ pub async fn last_modified(conn: &mut PgConnection) -> sqlx::Result<OffsetDateTi
             (SELECT max(made_at) FROM publication.checkpoints),
             (SELECT max(coalesce(withdrawn_at, published_at)) FROM publication.log_entries),
             (SELECT max(escalated_at) FROM publication.escalations),
+            (SELECT max(held_at) FROM publication.summonses),
+            (SELECT max(verified_at) FROM publication.commitment_results),
+            (SELECT max(received_at) FROM publication.special_inspections),
             (SELECT max(received_at) FROM publication.cosignatures),
             'epoch'::timestamptz)",
     )
@@ -1479,4 +1482,117 @@ pub async fn register_counts(
     .bind(&f.city)
     .fetch_all(conn)
     .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The campaign office's acts: summonses once held, special inspections once concluded
+
+pub async fn summons_held(conn: &mut PgConnection, e: &shared::events::SummonsHeld) -> sqlx::Result<()> {
+    let officials = serde_json::to_value(&e.officials).unwrap_or_default();
+    let commitments = serde_json::to_value(&e.commitments).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO publication.summonses
+            (summons_id, city_code, officials, held_on, place, reasons, problems, commitments, held_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (summons_id) DO NOTHING",
+    )
+    .bind(e.summons_id)
+    .bind(&e.city_code)
+    .bind(officials)
+    .bind(e.held_on)
+    .bind(&e.place)
+    .bind(&e.reasons)
+    .bind(&e.problems)
+    .bind(commitments)
+    .bind(e.held_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn commitment_verified(conn: &mut PgConnection, e: &shared::events::CommitmentVerified) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO publication.commitment_results (commitment_id, summons_id, result, verified_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (commitment_id) DO NOTHING",
+    )
+    .bind(e.commitment_id)
+    .bind(e.summons_id)
+    .bind(&e.result)
+    .bind(e.verified_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn special_inspection_concluded(
+    conn: &mut PgConnection,
+    e: &shared::events::SpecialInspectionConcluded,
+) -> sqlx::Result<()> {
+    let scope = serde_json::to_value(&e.scope).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO publication.special_inspections
+            (case_id, city_code, scope, linked, reported, conclusion, concluded_on, opened_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (case_id) DO NOTHING",
+    )
+    .bind(e.case_id)
+    .bind(&e.city_code)
+    .bind(scope)
+    .bind(&e.linked)
+    .bind(&e.reported)
+    .bind(&e.conclusion)
+    .bind(e.concluded_on)
+    .bind(e.opened_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Held summonses, newest first, as the public sees them: cited problems only where public.
+pub async fn public_summonses(conn: &mut PgConnection, city: Option<&str>) -> sqlx::Result<Vec<serde_json::Value>> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT jsonb_build_object(
+                'id', s.summons_id, 'city_code', s.city_code, 'officials', s.officials, 'held_on', s.held_on,
+                'place', s.place, 'reasons', s.reasons, 'held_at', s.held_at,
+                'problems', coalesce((
+                    SELECT jsonb_agg(p.problem_id ORDER BY p.problem_id) FROM publication.problems p
+                    WHERE p.problem_id = ANY(s.problems) AND p.public AND p.retracted_at IS NULL), '[]'::jsonb),
+                'commitments', coalesce((
+                    SELECT jsonb_agg(jsonb_build_object(
+                        'id', c.value->'commitment_id', 'text', c.value->'text', 'follow_up_on', c.value->'follow_up_on',
+                        'result', r.result, 'verified_on', (r.verified_at AT TIME ZONE 'Asia/Shanghai')::date)
+                        ORDER BY c.ordinality)
+                    FROM jsonb_array_elements(s.commitments) WITH ORDINALITY AS c(value, ordinality)
+                    LEFT JOIN publication.commitment_results r ON r.commitment_id = (c.value->>'commitment_id')::uuid),
+                    '[]'::jsonb))
+         FROM publication.summonses s WHERE $1::text IS NULL OR s.city_code = $1
+         ORDER BY s.held_on DESC, s.summons_id DESC",
+    )
+    .bind(city)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Concluded special inspections, newest first: scope, finding counts, the public problems among
+/// the findings, and the conclusion.
+pub async fn public_special_inspections(
+    conn: &mut PgConnection,
+    city: Option<&str>,
+) -> sqlx::Result<Vec<serde_json::Value>> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT jsonb_build_object(
+                'id', i.case_id, 'city_code', i.city_code, 'scope', i.scope,
+                'opened_on', (i.opened_at AT TIME ZONE 'Asia/Shanghai')::date, 'concluded_on', i.concluded_on,
+                'conclusion', i.conclusion, 'received_at', i.received_at,
+                'findings', jsonb_build_object('linked', cardinality(i.linked), 'reported', cardinality(i.reported)),
+                'problems', coalesce((
+                    SELECT jsonb_agg(p.problem_id ORDER BY p.problem_id) FROM publication.problems p
+                    WHERE (p.problem_id = ANY(i.linked) OR p.problem_id = ANY(i.reported))
+                      AND p.public AND p.retracted_at IS NULL), '[]'::jsonb))
+         FROM publication.special_inspections i WHERE $1::text IS NULL OR i.city_code = $1
+         ORDER BY i.concluded_on DESC, i.case_id DESC",
+    )
+    .bind(city)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }

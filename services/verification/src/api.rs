@@ -15,8 +15,10 @@ use shared::auth::{Caller, Role};
 use shared::clock::Clock;
 use shared::error::ApiError;
 use shared::events::{
-    PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed, ProblemReopened, RECHECK_FAILED, RECTIFICATION_PROGRESSED,
-    RECTIFICATION_REPORTED, RecheckFailed, RectificationProgressed, RectificationReported,
+    Commitment, CommitmentVerified, InspectionScope, Official, PROBLEM_CLOSED, PROBLEM_REOPENED, ProblemClosed,
+    ProblemReopened, RECHECK_FAILED, RECTIFICATION_PROGRESSED, RECTIFICATION_REPORTED, RecheckFailed,
+    RectificationProgressed, RectificationReported, SpecialInspectionConcluded, SpecialInspectionOpened, SummonsHeld,
+    SummonsScheduled,
 };
 use shared::http::{JsonBody, QueryParams, parse_id, parse_value};
 use shared::order;
@@ -53,6 +55,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rechecks/{id}/verdict", post(post_recheck_verdict))
         .route("/v1/escalations", get(list_escalations))
         .route("/v1/legacy-problems/batch", post(import_legacy))
+        .route("/v1/summonses", post(post_summons).get(list_summonses))
+        .route("/v1/summonses/{id}", get(get_summons))
+        .route("/v1/summonses/{id}/held", post(post_summons_held))
+        .route("/v1/commitments/{id}/verdict", post(post_commitment_verdict))
+        .route("/v1/special-inspections", post(post_special_inspection).get(list_special_inspections))
+        .route("/v1/special-inspections/{id}", get(get_special_inspection))
+        .route("/v1/special-inspections/{id}/findings", post(post_findings))
+        .route("/v1/special-inspections/{id}/conclusion", post(post_conclusion))
         .with_state(state)
 }
 
@@ -663,4 +673,309 @@ async fn post_verdict_batch(
         .map(|((problem_id, judgement), record)| item_result(problem_id, judgement, record))
         .collect();
     Ok(Json(json!({ "results": results })))
+}
+
+// The campaign office's acts on a city's ladder (DESIGN.md: "The last two are acts of the
+// campaign office"): summonses and special inspections.
+
+/// The city a caller may see acts about: any for the office and verifiers, its own for a
+/// local government (a county sees its city's).
+fn acts_city(caller: &Caller, asked: Option<String>) -> Result<Option<String>, ApiError> {
+    match caller.0.role {
+        Role::Admin | Role::Verifier => Ok(asked),
+        Role::LocalGov => {
+            let jurisdiction = caller.jurisdiction()?;
+            let city = reference::city(jurisdiction)
+                .or_else(|| reference::city_of_county(jurisdiction))
+                .map(|c| c.code.clone())
+                .ok_or_else(|| ApiError::forbidden("Authorization", "no city for this jurisdiction"))?;
+            Ok(Some(city))
+        }
+        Role::Inspector => {
+            Err(ApiError::forbidden("Authorization", "summonses and special inspections are for the campaign office"))
+        }
+    }
+}
+
+/// Marks each commitment `overdue` when it is unkept today ([`domain::commitment_unkept`]): what
+/// counts on the city's ladder.
+fn with_overdue_commitments(mut summonses: Vec<Value>, today: time::Date) -> Vec<Value> {
+    for summons in &mut summonses {
+        for c in summons["commitments"].as_array_mut().into_iter().flatten() {
+            let follow_up_on = serde_json::from_value::<time::Date>(c["follow_up_on"].clone()).ok();
+            let unkept = follow_up_on.is_some_and(|on| domain::commitment_unkept(c["result"].as_str(), on, today));
+            c["overdue"] = Value::Bool(unkept);
+        }
+    }
+    summonses
+}
+
+fn officials_of(value: &Value) -> Vec<Official> {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
+
+/// Schedules a summons (约谈) of a city's officials; the city and its package units are told.
+async fn post_summons(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<domain::ScheduleSummons>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    domain::validate_summons(&request).finish()?;
+    let id = Uuid::now_v7();
+    let now = s.clock.now();
+    let officials: Vec<Official> =
+        request.officials.iter().map(|o| Official { name: o.name.trim().into(), post: o.post.trim().into() }).collect();
+    let officials_json = serde_json::to_value(&officials).map_err(anyhow::Error::from)?;
+    let mut tx = s.pool.begin().await?;
+    store::insert_summons(&mut tx, id, &request, &officials_json, now).await?;
+    let event = SummonsScheduled {
+        summons_id: id,
+        city_code: request.city_code.clone(),
+        officials,
+        date: request.date,
+        place: request.place.clone(),
+        reasons: request.reasons.clone(),
+        problems: request.problems.clone(),
+        scheduled_at: now,
+    };
+    s.outbox.publish(&mut tx, Some(&request.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "city_code": request.city_code, "status": "scheduled" }))))
+}
+
+#[derive(Deserialize)]
+struct CityQuery {
+    city: Option<String>,
+}
+
+async fn list_summonses(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<CityQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let city = acts_city(&caller, q.city)?;
+    let items = store::summonses(&mut *s.pool.acquire().await?, city.as_deref(), None).await?;
+    Ok(Json(json!({ "items": with_overdue_commitments(items, s.clock.today()) })))
+}
+
+async fn get_summons(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let city = acts_city(&caller, None)?;
+    let items = store::summonses(&mut *s.pool.acquire().await?, city.as_deref(), Some(id)).await?;
+    let item = with_overdue_commitments(items, s.clock.today()).pop();
+    Ok(Json(item.ok_or_else(|| ApiError::not_found(format!("summons {id}")))?))
+}
+
+/// Records that a summons was held, with its written commitments: from now on it is public.
+async fn post_summons_held(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<domain::HoldSummons>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    domain::validate_held(&request).finish()?;
+    let mut tx = s.pool.begin().await?;
+    let summons =
+        store::summons_for_update(&mut tx, id).await?.ok_or_else(|| ApiError::not_found(format!("summons {id}")))?;
+    if summons.held_on.is_some() {
+        return Err(ApiError::conflict("held_on", "this summons is already recorded as held"));
+    }
+    let now = s.clock.now();
+    let commitments: Vec<Commitment> = request
+        .commitments
+        .iter()
+        .map(|c| Commitment { commitment_id: Uuid::now_v7(), text: c.text.trim().into(), follow_up_on: c.follow_up_on })
+        .collect();
+    let rows: Vec<(Uuid, &str, time::Date)> =
+        commitments.iter().map(|c| (c.commitment_id, c.text.as_str(), c.follow_up_on)).collect();
+    store::summons_held(&mut tx, &summons, request.held_on, request.note.as_deref(), &rows, now).await?;
+    let event = SummonsHeld {
+        summons_id: id,
+        city_code: summons.city_code.clone(),
+        officials: officials_of(&summons.officials),
+        held_on: request.held_on,
+        place: summons.place.clone(),
+        reasons: summons.reasons.clone(),
+        problems: summons.problems.clone(),
+        commitments: commitments.clone(),
+        held_at: now,
+    };
+    s.outbox.publish(&mut tx, Some(&summons.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "status": "held", "commitments": commitments }))))
+}
+
+/// A verifier's finding on a commitment: kept, or not (then it counts on the city's ladder).
+async fn post_commitment_verdict(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<domain::CommitmentVerdictRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Verifier)?;
+    let id = parse_id(&id)?;
+    domain::validate_commitment_verdict(&request).finish()?;
+    if caller.team()? != request.team {
+        return Err(ApiError::forbidden("team", format!("your token is for team {}", caller.team()?)));
+    }
+    let mut tx = s.pool.begin().await?;
+    let province = store::team_province(&mut tx, &request.team)
+        .await?
+        .ok_or_else(|| ApiError::invalid("team", format!("no team {} is registered", request.team)))?;
+    let commitment = store::commitment_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("commitment {id}")))?;
+    domain::may_verify(&request.team, &province, None, &commitment.city_code)?;
+    if let Some(result) = &commitment.result {
+        return Err(ApiError::conflict("result", format!("this commitment was already found {result}")));
+    }
+    let now = s.clock.now();
+    store::commitment_verified(&mut tx, id, &request, now).await?;
+    let event = CommitmentVerified {
+        commitment_id: id,
+        summons_id: commitment.summons_id,
+        city_code: commitment.city_code.clone(),
+        result: request.result.clone(),
+        verified_at: now,
+    };
+    s.outbox.publish(&mut tx, Some(&commitment.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "result": request.result }))))
+}
+
+/// Opens a special inspection (专项督察) of a city: its scope and team(s).
+async fn post_special_inspection(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<domain::OpenSpecialInspection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    domain::validate_special_inspection(&request).finish()?;
+    let id = Uuid::now_v7();
+    let now = s.clock.now();
+    let scope = serde_json::to_value(&request.scope).map_err(anyhow::Error::from)?;
+    let mut tx = s.pool.begin().await?;
+    store::insert_special_inspection(&mut tx, id, &request, &scope, now).await?;
+    let event = SpecialInspectionOpened {
+        case_id: id,
+        city_code: request.city_code.clone(),
+        scope: request.scope.clone(),
+        teams: request.teams.clone(),
+        opened_at: now,
+    };
+    s.outbox.publish(&mut tx, Some(&request.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "city_code": request.city_code, "status": "open" }))))
+}
+
+async fn list_special_inspections(
+    State(s): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<CityQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let city = acts_city(&caller, q.city)?;
+    let items = store::special_inspections(&mut *s.pool.acquire().await?, city.as_deref(), None).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn get_special_inspection(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let city = acts_city(&caller, None)?;
+    let item = store::special_inspections(&mut *s.pool.acquire().await?, city.as_deref(), Some(id)).await?.pop();
+    Ok(Json(item.ok_or_else(|| ApiError::not_found(format!("special inspection {id}")))?))
+}
+
+/// An open case, locked for the rest of the transaction.
+async fn open_case(conn: &mut PgConnection, id: Uuid) -> Result<store::SpecialInspection, ApiError> {
+    let case = store::special_inspection_for_update(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("special inspection {id}")))?;
+    if case.concluded_on.is_some() {
+        return Err(ApiError::conflict("status", "this special inspection is concluded"));
+    }
+    Ok(case)
+}
+
+/// Adds problems of the city to a case's findings: each found by one of the case's teams is
+/// reported under it, any other is linked ([`domain::finding_kind`]).
+async fn post_findings(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<domain::FindingsRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    if request.problems.is_empty() || request.problems.len() > 1000 {
+        return Err(ApiError::invalid("problems", "1 to 1000 problem ids"));
+    }
+    let mut tx = s.pool.begin().await?;
+    let case = open_case(&mut tx, id).await?;
+    let known = store::problems_for_update(&mut tx, &request.problems).await?;
+    let mut findings = Vec::with_capacity(request.problems.len());
+    for (i, problem_id) in request.problems.iter().enumerate() {
+        let problem = known.iter().find(|p| p.problem_id == *problem_id);
+        match problem {
+            Some(p) if p.city_code == case.city_code => {
+                findings.push((*problem_id, domain::finding_kind(p.finder_team.as_deref(), &case.teams)));
+            }
+            Some(_) => return Err(ApiError::invalid(format!("problems[{i}]"), "a problem of another city")),
+            None => return Err(ApiError::invalid(format!("problems[{i}]"), format!("no problem {problem_id}"))),
+        }
+    }
+    store::add_findings(&mut tx, id, &findings, s.clock.now()).await?;
+    tx.commit().await?;
+    let findings: Vec<Value> = store::findings(&mut *s.pool.acquire().await?, id)
+        .await?
+        .into_iter()
+        .map(|(p, kind)| json!({ "problem_id": p, "kind": kind }))
+        .collect();
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "findings": findings }))))
+}
+
+/// Concludes a case: from now on its summary is public.
+async fn post_conclusion(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<domain::ConcludeSpecialInspection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    let mut tx = s.pool.begin().await?;
+    let case = open_case(&mut tx, id).await?;
+    let opened_on = case.opened_at.to_offset(shared::clock::SHANGHAI).date();
+    domain::validate_conclusion(&request, opened_on).finish()?;
+    let now = s.clock.now();
+    store::conclude_special_inspection(&mut tx, id, request.conclusion.trim(), request.concluded_on, now).await?;
+    let findings = store::findings(&mut tx, id).await?;
+    let of = |kind: &str| findings.iter().filter(|f| f.1 == kind).map(|f| f.0).collect::<Vec<_>>();
+    let scope: InspectionScope = serde_json::from_value(case.scope.clone()).map_err(anyhow::Error::from)?;
+    let event = SpecialInspectionConcluded {
+        case_id: id,
+        city_code: case.city_code.clone(),
+        scope,
+        linked: of("linked"),
+        reported: of("reported"),
+        conclusion: request.conclusion.trim().into(),
+        concluded_on: request.concluded_on,
+        opened_at: case.opened_at,
+    };
+    s.outbox.publish(&mut tx, Some(&case.city_code), id.to_string(), &event).await?;
+    s.outbox.commit(tx).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "status": "concluded", "linked": event.linked, "reported": event.reported })),
+    ))
 }

@@ -2,6 +2,8 @@
 //! problems past their deadline are flagged overdue, and a city whose overdue, reopened or
 //! rebound counts reach a step of the ladder climbs to it.
 
+use std::collections::HashMap;
+
 use shared::clock::Clock;
 use shared::events::{CityEscalated, ProblemOverdue};
 use shared::outbox::{Outbox, Outgoing};
@@ -66,8 +68,17 @@ pub async fn climb_ladder(
     // One climber at a time, so two instances never announce the same step.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('verification.ladder', 0))").execute(&mut *tx).await?;
     let current = store::current_ranks(&mut tx).await?;
+    // Unkept summons commitments count as overdue (DESIGN.md: followed up like problems).
+    let today = clock.today();
+    let mut unkept: HashMap<String, i64> = HashMap::new();
+    for (city, result, follow_up_on) in store::commitment_standing(&mut tx).await? {
+        if domain::commitment_unkept(result.as_deref(), follow_up_on, today) {
+            *unkept.entry(city).or_default() += 1;
+        }
+    }
     let mut steps = 0;
     for (city, counts) in store::city_counts(&mut tx).await? {
+        let counts = domain::with_unkept_commitments(counts, unkept.get(&city).copied().unwrap_or(0));
         let Some(rank) = domain::ladder_rank(counts, ladder) else { continue };
         let reached = current.get(&city).copied().unwrap_or(0);
         if rank as i32 <= reached {

@@ -426,10 +426,214 @@ pub fn judge_verdict(
     Ok(after_verdict(&item.result))
 }
 
+// The campaign office's acts on a city's ladder: summonses (约谈) and special inspections (专项督察).
+
+/// A verifier's finding on a summons commitment.
+pub const COMMITMENT_RESULTS: &[&str] = &["kept", "not_kept"];
+
+/// Whether a summons commitment is unkept on `today`: found not kept, or past its follow-up
+/// date without being found kept. Like an overdue problem, an unkept commitment counts on the
+/// ladder: the city did not do what its officials signed.
+pub fn commitment_unkept(result: Option<&str>, follow_up_on: Date, today: Date) -> bool {
+    match result {
+        Some("kept") => false,
+        Some(_) => true,
+        None => follow_up_on < today,
+    }
+}
+
+/// The ladder's counts with a city's unkept commitments counted as overdue.
+pub fn with_unkept_commitments(counts: CityCounts, unkept: i64) -> CityCounts {
+    CityCounts { overdue: counts.overdue + unkept, ..counts }
+}
+
+/// An official summoned, as named in the request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OfficialRequest {
+    pub name: String,
+    pub post: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScheduleSummons {
+    pub city_code: String,
+    pub officials: Vec<OfficialRequest>,
+    pub date: Date,
+    pub place: String,
+    /// The problems and figures that led to it.
+    pub reasons: String,
+    #[serde(default)]
+    pub problems: Vec<uuid::Uuid>,
+    /// The office's own note: never published nor sent.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn known_city(v: &mut Validator, field: &str, code: &str) {
+    v.check(reference::city(code).is_some(), field, "one of the key cities (a 6-digit GB/T 2260 code)");
+}
+
+pub fn validate_summons(r: &ScheduleSummons) -> Validator {
+    let mut v = Validator::new();
+    known_city(&mut v, "city_code", &r.city_code);
+    v.check(!r.officials.is_empty() && r.officials.len() <= 50, "officials", "name the officials summoned (1 to 50)");
+    for (i, o) in r.officials.iter().enumerate() {
+        v.text(&format!("officials[{i}].name"), &o.name, 200, "the official's name");
+        v.text(&format!("officials[{i}].post"), &o.post, 200, "the official's post");
+    }
+    v.text("place", &r.place, 500, "where the summons is held");
+    v.text("reasons", &r.reasons, 8000, "the problems and figures that led to the summons");
+    v.check(r.problems.len() <= 1000, "problems", "at most 1000 problems");
+    v.check(r.note.as_ref().is_none_or(|n| n.len() <= 8000), "note", "at most 8000 bytes");
+    v
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitmentRequest {
+    pub text: String,
+    pub follow_up_on: Date,
+}
+
+/// The record that a summons was held, with the written commitments made there.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HoldSummons {
+    pub held_on: Date,
+    pub commitments: Vec<CommitmentRequest>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub fn validate_held(r: &HoldSummons) -> Validator {
+    let mut v = Validator::new();
+    v.check(
+        !r.commitments.is_empty() && r.commitments.len() <= 100,
+        "commitments",
+        "the written commitments (1 to 100)",
+    );
+    for (i, c) in r.commitments.iter().enumerate() {
+        v.text(&format!("commitments[{i}].text"), &c.text, 4000, "what was committed");
+        v.check(
+            c.follow_up_on > r.held_on,
+            format!("commitments[{i}].follow_up_on"),
+            "a follow-up date after the summons was held",
+        );
+    }
+    v.check(r.note.as_ref().is_none_or(|n| n.len() <= 8000), "note", "at most 8000 bytes");
+    v
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitmentVerdictRequest {
+    pub result: String,
+    pub team: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub fn validate_commitment_verdict(r: &CommitmentVerdictRequest) -> Validator {
+    let mut v = Validator::new();
+    v.check(COMMITMENT_RESULTS.contains(&r.result.as_str()), "result", "kept or not_kept");
+    v.check(!r.team.is_empty(), "team", "the verifying team");
+    v
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenSpecialInspection {
+    pub city_code: String,
+    pub scope: shared::events::InspectionScope,
+    pub teams: Vec<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub fn validate_special_inspection(r: &OpenSpecialInspection) -> Validator {
+    let mut v = Validator::new();
+    known_city(&mut v, "city_code", &r.city_code);
+    for (i, c) in r.scope.categories.iter().enumerate() {
+        v.check(reference::category(c).is_some(), format!("scope.categories[{i}]"), "a problem category");
+    }
+    for (i, c) in r.scope.counties.iter().enumerate() {
+        v.check(
+            reference::city_of_county(c).is_some_and(|city| city.code == r.city_code),
+            format!("scope.counties[{i}]"),
+            "a county of the city",
+        );
+    }
+    v.check(r.scope.from <= r.scope.to, "scope.to", "on or after scope.from");
+    v.check(!r.teams.is_empty() && r.teams.len() <= 20, "teams", "the inspection team(s) (1 to 20)");
+    for (i, t) in r.teams.iter().enumerate() {
+        v.text(&format!("teams[{i}]"), t, 64, "a team id");
+    }
+    v.check(r.note.as_ref().is_none_or(|n| n.len() <= 8000), "note", "at most 8000 bytes");
+    v
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FindingsRequest {
+    pub problems: Vec<uuid::Uuid>,
+}
+
+/// How a problem enters a special inspection's findings: one found by a team of the case was
+/// reported under it (a new finding); any other is an existing problem linked to it.
+pub fn finding_kind(finder_team: Option<&str>, case_teams: &[String]) -> &'static str {
+    if finder_team.is_some_and(|f| case_teams.iter().any(|t| t == f)) { "reported" } else { "linked" }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConcludeSpecialInspection {
+    pub conclusion: String,
+    pub concluded_on: Date,
+}
+
+pub fn validate_conclusion(r: &ConcludeSpecialInspection, opened_on: Date) -> Validator {
+    let mut v = Validator::new();
+    v.text("conclusion", &r.conclusion, 8000, "the conclusion");
+    v.check(r.concluded_on >= opened_on, "concluded_on", "on or after the day the case was opened");
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::date;
+
+    #[test]
+    fn an_unkept_commitment_is_overdue_and_counts_on_the_ladder() {
+        let follow_up = date!(2019 - 07 - 01);
+        assert!(!commitment_unkept(None, follow_up, follow_up), "not yet due");
+        assert!(commitment_unkept(None, follow_up, date!(2019 - 07 - 02)), "past its date, not found kept");
+        assert!(commitment_unkept(Some("not_kept"), follow_up, date!(2019 - 06 - 20)), "found not kept");
+        assert!(!commitment_unkept(Some("kept"), follow_up, date!(2019 - 08 - 01)));
+        let ladder = EscalationLadder::default();
+        let counts = CityCounts { overdue: 9, reopened: 0, rebounds: 0 };
+        assert_eq!(ladder_rank(counts, &ladder), Some(3));
+        assert_eq!(ladder_rank(with_unkept_commitments(counts, 1), &ladder), Some(4), "the unkept one moves the city");
+    }
+
+    #[test]
+    fn a_problem_found_by_the_cases_team_is_reported_under_it_and_any_other_is_linked() {
+        let teams = vec!["T-SP1".to_string()];
+        assert_eq!(finding_kind(Some("T-SP1"), &teams), "reported");
+        assert_eq!(finding_kind(Some("T-130"), &teams), "linked");
+        assert_eq!(finding_kind(None, &teams), "linked");
+    }
+
+    #[test]
+    fn a_summons_names_every_bad_field() {
+        let r: ScheduleSummons = serde_json::from_value(serde_json::json!({
+            "city_code": "999999", "officials": [ { "name": " ", "post": "市长" } ], "date": "2019-06-20",
+            "place": "", "reasons": "r" }))
+        .unwrap();
+        let fields: Vec<String> =
+            validate_summons(&r).finish().unwrap_err().field_errors().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["city_code", "officials[0].name", "place"]);
+        let held: HoldSummons = serde_json::from_value(serde_json::json!({
+            "held_on": "2019-06-20", "commitments": [ { "text": "t", "follow_up_on": "2019-06-20" } ] }))
+        .unwrap();
+        let fields: Vec<String> =
+            validate_held(&held).finish().unwrap_err().field_errors().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["commitments[0].follow_up_on"]);
+    }
 
     #[test]
     fn a_city_climbs_the_ladder_as_its_counts_grow() {

@@ -695,3 +695,278 @@ pub async fn rectifications_of(conn: &mut PgConnection, problem_id: Uuid) -> sql
     .fetch_all(conn)
     .await
 }
+
+// Summonses (约谈) and special inspections (专项督察): the campaign office's acts on a city.
+
+pub async fn insert_summons(
+    conn: &mut PgConnection,
+    id: Uuid,
+    r: &crate::domain::ScheduleSummons,
+    officials: &serde_json::Value,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO verification.summonses (id, city_code, officials, scheduled_on, place, reasons, problems, note, scheduled_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(&r.city_code)
+    .bind(officials)
+    .bind(r.date)
+    .bind(&r.place)
+    .bind(&r.reasons)
+    .bind(&r.problems)
+    .bind(&r.note)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Summons {
+    pub id: Uuid,
+    pub city_code: String,
+    pub officials: serde_json::Value,
+    pub place: String,
+    pub reasons: String,
+    pub problems: Vec<Uuid>,
+    pub held_on: Option<Date>,
+}
+
+pub async fn summons_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Summons>> {
+    sqlx::query_as(
+        "SELECT id, city_code, officials, place, reasons, problems, held_on FROM verification.summonses
+         WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that the summons was held, with its commitments as `(id, text, follow_up_on)`.
+pub async fn summons_held(
+    conn: &mut PgConnection,
+    summons: &Summons,
+    held_on: Date,
+    note: Option<&str>,
+    commitments: &[(Uuid, &str, Date)],
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE verification.summonses SET held_on = $2, held_note = $3, held_at = $4 WHERE id = $1")
+        .bind(summons.id)
+        .bind(held_on)
+        .bind(note)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    let ids: Vec<Uuid> = commitments.iter().map(|c| c.0).collect();
+    let texts: Vec<&str> = commitments.iter().map(|c| c.1).collect();
+    let dates: Vec<Date> = commitments.iter().map(|c| c.2).collect();
+    sqlx::query(
+        "INSERT INTO verification.commitments (id, summons_id, city_code, position, text, follow_up_on)
+         SELECT id, $4, $5, ord::integer, text, follow_up_on
+         FROM unnest($1::uuid[], $2::text[], $3::date[]) WITH ORDINALITY AS c(id, text, follow_up_on, ord)",
+    )
+    .bind(&ids)
+    .bind(&texts)
+    .bind(&dates)
+    .bind(summons.id)
+    .bind(&summons.city_code)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CommitmentRow {
+    pub id: Uuid,
+    pub summons_id: Uuid,
+    pub city_code: String,
+    pub result: Option<String>,
+}
+
+pub async fn commitment_for_update(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CommitmentRow>> {
+    sqlx::query_as("SELECT id, summons_id, city_code, result FROM verification.commitments WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn commitment_verified(
+    conn: &mut PgConnection,
+    id: Uuid,
+    request: &crate::domain::CommitmentVerdictRequest,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE verification.commitments SET result = $2, team = $3, note = $4, verified_at = $5 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&request.result)
+    .bind(&request.team)
+    .bind(&request.note)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every commitment of a held summons: its city, verdict (if any) and follow-up date.
+pub async fn commitment_standing(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, Option<String>, Date)>> {
+    sqlx::query_as("SELECT city_code, result, follow_up_on FROM verification.commitments").fetch_all(conn).await
+}
+
+/// Summonses with their commitments, for the campaign office (notes included).
+pub async fn summonses(
+    conn: &mut PgConnection,
+    city: Option<&str>,
+    id: Option<Uuid>,
+) -> sqlx::Result<Vec<serde_json::Value>> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT jsonb_build_object(
+                'id', s.id, 'city_code', s.city_code, 'officials', s.officials, 'date', s.scheduled_on,
+                'place', s.place, 'reasons', s.reasons, 'problems', to_jsonb(s.problems), 'note', s.note,
+                'status', CASE WHEN s.held_on IS NULL THEN 'scheduled' ELSE 'held' END,
+                'held_on', s.held_on, 'held_note', s.held_note,
+                'commitments', coalesce((
+                    SELECT jsonb_agg(jsonb_build_object(
+                        'id', c.id, 'text', c.text, 'follow_up_on', c.follow_up_on, 'result', c.result,
+                        'team', c.team, 'note', c.note, 'verified_at', c.verified_at) ORDER BY c.position)
+                    FROM verification.commitments c WHERE c.summons_id = s.id), '[]'::jsonb))
+         FROM verification.summonses s
+         WHERE ($1::text IS NULL OR s.city_code = $1) AND ($2::uuid IS NULL OR s.id = $2)
+         ORDER BY s.scheduled_at, s.id",
+    )
+    .bind(city)
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn insert_special_inspection(
+    conn: &mut PgConnection,
+    id: Uuid,
+    r: &crate::domain::OpenSpecialInspection,
+    scope: &serde_json::Value,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO verification.special_inspections (id, city_code, scope, teams, note, opened_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(&r.city_code)
+    .bind(scope)
+    .bind(&r.teams)
+    .bind(&r.note)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SpecialInspection {
+    pub id: Uuid,
+    pub city_code: String,
+    pub scope: serde_json::Value,
+    pub teams: Vec<String>,
+    pub opened_at: OffsetDateTime,
+    pub concluded_on: Option<Date>,
+}
+
+pub async fn special_inspection_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<SpecialInspection>> {
+    sqlx::query_as(
+        "SELECT id, city_code, scope, teams, opened_at, concluded_on FROM verification.special_inspections
+         WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Adds findings as `(problem, kind)`; a problem already among the case's findings stays as it was.
+pub async fn add_findings(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    findings: &[(Uuid, &str)],
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = findings.iter().map(|f| f.0).collect();
+    let kinds: Vec<&str> = findings.iter().map(|f| f.1).collect();
+    sqlx::query(
+        "INSERT INTO verification.special_inspection_findings (case_id, problem_id, kind, added_at)
+         SELECT $3, problem_id, kind, $4 FROM unnest($1::uuid[], $2::text[]) AS f(problem_id, kind)
+         ON CONFLICT (case_id, problem_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(case_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A case's findings as `(problem, kind)`, in the order they were added.
+pub async fn findings(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as(
+        "SELECT problem_id, kind FROM verification.special_inspection_findings WHERE case_id = $1
+         ORDER BY added_at, problem_id",
+    )
+    .bind(case_id)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn conclude_special_inspection(
+    conn: &mut PgConnection,
+    id: Uuid,
+    conclusion: &str,
+    concluded_on: Date,
+    at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE verification.special_inspections SET conclusion = $2, concluded_on = $3, concluded_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(conclusion)
+    .bind(concluded_on)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Special inspections with their findings, for the campaign office.
+pub async fn special_inspections(
+    conn: &mut PgConnection,
+    city: Option<&str>,
+    id: Option<Uuid>,
+) -> sqlx::Result<Vec<serde_json::Value>> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT jsonb_build_object(
+                'id', i.id, 'city_code', i.city_code, 'scope', i.scope, 'teams', to_jsonb(i.teams), 'note', i.note,
+                'opened_at', i.opened_at, 'status', CASE WHEN i.concluded_on IS NULL THEN 'open' ELSE 'concluded' END,
+                'conclusion', i.conclusion, 'concluded_on', i.concluded_on,
+                'findings', coalesce((
+                    SELECT jsonb_agg(jsonb_build_object('problem_id', f.problem_id, 'kind', f.kind, 'status', p.status)
+                                     ORDER BY f.added_at, f.problem_id)
+                    FROM verification.special_inspection_findings f
+                    JOIN verification.problems p ON p.problem_id = f.problem_id
+                    WHERE f.case_id = i.id), '[]'::jsonb))
+         FROM verification.special_inspections i
+         WHERE ($1::text IS NULL OR i.city_code = $1) AND ($2::uuid IS NULL OR i.id = $2)
+         ORDER BY i.opened_at, i.id",
+    )
+    .bind(city)
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
