@@ -33,8 +33,61 @@ pub struct Batch {
     items: Vec<Value>,
 }
 
-/// Enters or updates enterprises of a city's emergency list, each judged on its own: `created`,
-/// `already_had` (it was listed: now as sent), or `refused` with its fields named.
+/// A register batch judged item by item: what each answers (its key, or why it was refused) and
+/// the items accepted, each key at most once.
+struct Judged<T> {
+    answers: Vec<Result<String, ApiError>>,
+    accepted: Vec<T>,
+}
+
+impl<T: serde::de::DeserializeOwned> Judged<T> {
+    /// Parses and checks each item with `check`, which answers the item's key (`key_field`).
+    fn of(
+        s: &AppState,
+        batch: Batch,
+        key_field: &'static str,
+        check: impl Fn(&T) -> Result<String, ApiError>,
+    ) -> Result<Self, ApiError> {
+        if batch.items.len() > s.max_batch_items {
+            return Err(ApiError::invalid("items", format!("at most {} items in one batch", s.max_batch_items)));
+        }
+        let mut judged = Judged { answers: Vec::with_capacity(batch.items.len()), accepted: Vec::new() };
+        let mut seen = HashSet::new();
+        for item in batch.items {
+            let answer = parse_value::<T>(item).and_then(|item| {
+                let key = check(&item)?;
+                if !seen.insert(key.clone()) {
+                    return Err(ApiError::conflict(key_field, "the same item twice in one batch"));
+                }
+                judged.accepted.push(item);
+                Ok(key)
+            });
+            judged.answers.push(answer);
+        }
+        Ok(judged)
+    }
+
+    /// The answers in item order: `created` for the keys in `created`, `already_had` for the
+    /// other accepted ones (now as sent), `refused` with the fields named.
+    fn results(self, key_field: &str, created: &HashSet<String>) -> Json<Value> {
+        let results: Vec<Value> = self
+            .answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(key) => {
+                    let status = if created.contains(&key) { "created" } else { "already_had" };
+                    let mut result = json!({ "status": status });
+                    result[key_field] = json!(key);
+                    result
+                }
+                Err(e) => json!({ "status": "refused", "errors": e.field_errors() }),
+            })
+            .collect();
+        Json(json!({ "results": results }))
+    }
+}
+
+/// Enters or updates enterprises of a city's emergency list, each judged on its own.
 pub async fn post_emergency_list(
     State(s): State<AppState>,
     caller: Caller,
@@ -43,38 +96,14 @@ pub async fn post_emergency_list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     known_city(&city)?;
-    if batch.items.len() > s.max_batch_items {
-        return Err(ApiError::invalid("items", format!("at most {} items in one batch", s.max_batch_items)));
-    }
-    let mut answers: Vec<Result<String, ApiError>> = Vec::with_capacity(batch.items.len());
-    let mut accepted: Vec<EmergencyEnterprise> = Vec::new();
-    let mut seen = HashSet::new();
-    for item in batch.items {
-        let answer = parse_value::<EmergencyEnterprise>(item).and_then(|e| {
-            domain::validate_emergency_enterprise(&e).finish()?;
-            if !seen.insert(e.credit_code.clone()) {
-                return Err(ApiError::conflict("credit_code", "the same enterprise twice in one batch"));
-            }
-            let code = e.credit_code.clone();
-            accepted.push(e);
-            Ok(code)
-        });
-        answers.push(answer);
-    }
+    let judged = Judged::of(&s, batch, "credit_code", |e: &EmergencyEnterprise| {
+        domain::validate_emergency_enterprise(e).finish()?;
+        Ok(e.credit_code.clone())
+    })?;
     let mut tx = s.pool.begin().await?;
-    let created = store::upsert_emergency_enterprises(&mut tx, &city, &accepted).await?;
+    let created = store::upsert_emergency_enterprises(&mut tx, &city, &judged.accepted).await?;
     tx.commit().await?;
-    let results: Vec<Value> = answers
-        .into_iter()
-        .map(|answer| match answer {
-            Ok(code) => {
-                let status = if created.contains(&code) { "created" } else { "already_had" };
-                json!({ "credit_code": code, "status": status })
-            }
-            Err(e) => json!({ "status": "refused", "errors": e.field_errors() }),
-        })
-        .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(judged.results("credit_code", &created))
 }
 
 #[derive(Deserialize)]
@@ -149,9 +178,8 @@ fn known_register(code: &str) -> Result<&'static reference::Register, ApiError> 
     })
 }
 
-/// Enters or updates items of a city's clean-up register, each judged on its own (`created`,
-/// `already_had`: now as sent, or `refused` naming its fields); what was accepted goes out as
-/// one `register.updated`.
+/// Enters or updates items of a city's clean-up register, each judged on its own; what was
+/// accepted goes out as one `register.updated`.
 pub async fn post_register(
     State(s): State<AppState>,
     caller: Caller,
@@ -161,43 +189,26 @@ pub async fn post_register(
     caller.require(Role::Admin)?;
     known_city(&city)?;
     let register = known_register(&register)?;
-    if batch.items.len() > s.max_batch_items {
-        return Err(ApiError::invalid("items", format!("at most {} items in one batch", s.max_batch_items)));
-    }
-    let mut answers: Vec<Result<String, ApiError>> = Vec::with_capacity(batch.items.len());
-    let mut accepted: Vec<RegisterItem> = Vec::new();
-    let mut seen = HashSet::new();
-    for item in batch.items {
-        let answer = parse_value::<RegisterItem>(item).and_then(|item| {
-            domain::validate_register_item(register, &city, &item).finish()?;
-            if !seen.insert(item.id.clone()) {
-                return Err(ApiError::conflict("id", "the same item twice in one batch"));
-            }
-            let id = item.id.clone();
-            accepted.push(item);
-            Ok(id)
-        });
-        answers.push(answer);
-    }
+    let judged = Judged::of(&s, batch, "id", |item: &RegisterItem| {
+        domain::validate_register_item(register, &city, item).finish()?;
+        Ok(item.id.clone())
+    })?;
     let mut tx = s.pool.begin().await?;
-    let created = store::upsert_register_items(&mut tx, &city, register.code, &accepted).await?;
-    if !accepted.is_empty() {
+    let created = store::upsert_register_items(&mut tx, &city, register.code, &judged.accepted).await?;
+    if !judged.accepted.is_empty() {
         let event = RegisterUpdated {
             city_code: city.clone(),
             register: register.code.to_string(),
-            items: accepted.iter().map(|i| RegisterItemState { id: i.id.clone(), state: i.state.clone() }).collect(),
+            items: judged
+                .accepted
+                .iter()
+                .map(|i| RegisterItemState { id: i.id.clone(), state: i.state.clone() })
+                .collect(),
         };
         s.outbox.publish(&mut tx, Some(&city), register.code, &event).await?;
     }
     s.outbox.commit(tx).await?;
-    let results: Vec<Value> = answers
-        .into_iter()
-        .map(|answer| match answer {
-            Ok(id) => json!({ "id": id, "status": if created.contains(&id) { "created" } else { "already_had" } }),
-            Err(e) => json!({ "status": "refused", "errors": e.field_errors() }),
-        })
-        .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(judged.results("id", &created))
 }
 
 /// How many items a city's clean-up register holds in each state, and how many are still to
