@@ -19,8 +19,13 @@
 //! round: most items are dealt with in a round drawn from the seed, every third city clears its
 //! "两散" completely, and the villages never supplied are marked lagging at the year's end.
 //!
+//! At the year's end the campaign office acts: a summons held in every thirteenth city, ending
+//! in two written commitments, one found kept and one not; and a special inspection of the first
+//! of those cities, linking three of its problems, concluded.
+//!
 //! At the end the run waits until the public statistics of its rounds (and the registers'
-//! figures, less what they held before the run) agree with what it sent, and prints both.
+//! figures and the public summonses and special inspections, less what they held before the
+//! run) agree with what it sent, and prints both.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -151,6 +156,12 @@ pub struct Totals {
     pub register_items: i64,
     pub register_outstanding: i64,
     pub lagging_villages: i64,
+    /// The office's acts: summonses held, their commitments found not kept, special inspections
+    /// concluded and the problems linked to them.
+    pub summonses_held: i64,
+    pub commitments_unkept: i64,
+    pub special_inspections: i64,
+    pub special_inspection_findings: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -408,7 +419,27 @@ impl Campaign {
                 .flat_map(|r| &r.items)
                 .filter(|i| i.1.is_none())
                 .count() as i64,
+            summonses_held: self.summoned().count() as i64,
+            commitments_unkept: self.summoned().count() as i64,
+            special_inspections: 1,
+            special_inspection_findings: self.case_findings().len() as i64,
         }
+    }
+
+    /// The cities summoned at the year's end: every thirteenth.
+    fn summoned(&self) -> impl Iterator<Item = &'static City> {
+        reference::cities().iter().step_by(13)
+    }
+
+    /// The problems the special inspection of the first city summoned links: three of its own.
+    fn case_findings(&self) -> Vec<Uuid> {
+        let city = &reference::cities()[0].code;
+        self.problems.iter().flatten().filter(|p| &p.city == city).take(3).map(|p| p.id).collect()
+    }
+
+    /// A team that may verify in `city` (from another province).
+    fn outside_team(&self, city: &City) -> &Team {
+        self.teams.iter().find(|t| t.home_province != city.province_code).expect("a team from another province")
     }
 }
 
@@ -609,6 +640,7 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
     let since = Instant::now();
     set_up_teams(&client, &campaign).await?;
     let registers_before = register_figures(&client).await?;
+    let acts_before = public_acts(&client).await?;
     send_registers(&client, &campaign, |_| true, |register, _| first_state(register)).await?;
     send_emergency_lists(&client, &campaign).await?;
     phase("set-up", since);
@@ -690,13 +722,16 @@ pub async fn run(options: Options, signer: TokenSigner) -> anyhow::Result<Report
     .await?;
     phase("registers", since);
     let since = Instant::now();
+    office_acts(&client, &campaign, year_end.date()).await?;
+    phase("summonses and special inspections", since);
+    let since = Instant::now();
     rectify_and_verify(&client, &campaign, &late, options.concurrency, &problems_bar).await?;
     checks_bar.finish();
     problems_bar.finish();
     phase("fixes and verdicts", since);
 
     let since = Instant::now();
-    let published = settle(&client, &campaign, &expected, &registers_before, options.settle).await?;
+    let published = settle(&client, &campaign, &expected, (&registers_before, &acts_before), options.settle).await?;
     phase("publication", since);
     Ok(Report {
         seed: options.seed,
@@ -818,6 +853,93 @@ async fn declare_alerts(
         .try_collect::<Vec<()>>()
         .await
         .map(drop)
+}
+
+/// The campaign office's acts on `day`: each city summoned is summoned and the summons held the
+/// same day with two commitments, which a team from another province follows up (the first
+/// kept, the second not); the first city also gets a special inspection that links three of its
+/// problems and is concluded.
+async fn office_acts(client: &Client, campaign: &Campaign, day: Date) -> anyhow::Result<()> {
+    let verification = &client.services.verification;
+    let post = |path: String, token: String, body: Value| async move {
+        client.send(Method::POST, &format!("{verification}{path}"), &token, Some(&body), &[]).await
+    };
+    for city in campaign.summoned() {
+        let summons = post(
+            "/v1/summonses".into(),
+            client.admin.clone(),
+            json!({ "city_code": city.code, "date": day, "place": "生态环境部约谈室",
+                    "officials": [ { "name": format!("{} 市长", city.name_zh), "post": format!("{}人民政府市长", city.name_zh) } ],
+                    "reasons": "模拟：逾期未整改问题较多，督办级别升至约谈。" }),
+        )
+        .await?;
+        let id = summons["id"].as_str().context("a summons id")?;
+        let held = post(
+            format!("/v1/summonses/{id}/held"),
+            client.admin.clone(),
+            json!({ "held_on": day, "commitments": [
+                { "text": "一个月内完成逾期问题整改", "follow_up_on": day + time::Duration::days(30) },
+                { "text": "两个月内建立问题整改台账", "follow_up_on": day + time::Duration::days(60) } ] }),
+        )
+        .await?;
+        let team = campaign.outside_team(city);
+        let token = client.token(Role::Verifier, Some(&team.id), None);
+        let commitments = held["commitments"].as_array().cloned().unwrap_or_default();
+        ensure!(commitments.len() == 2, "a held summons answers its two commitments: {held}");
+        for (commitment, result) in commitments.iter().zip(["kept", "not_kept"]) {
+            let commitment = commitment["commitment_id"].as_str().context("a commitment id")?;
+            post(
+                format!("/v1/commitments/{commitment}/verdict"),
+                token.clone(),
+                json!({ "result": result, "team": team.id }),
+            )
+            .await?;
+        }
+    }
+    let city = &reference::cities()[0];
+    let team = campaign.outside_team(city);
+    let case = post(
+        "/v1/special-inspections".into(),
+        client.admin.clone(),
+        json!({ "city_code": city.code, "teams": [team.id],
+                "scope": { "categories": [], "counties": [], "from": day - time::Duration::days(30), "to": day } }),
+    )
+    .await?;
+    let case = case["id"].as_str().context("a special inspection id")?;
+    post(
+        format!("/v1/special-inspections/{case}/findings"),
+        client.admin.clone(),
+        json!({ "problems": campaign.case_findings() }),
+    )
+    .await?;
+    post(
+        format!("/v1/special-inspections/{case}/conclusion"),
+        client.admin.clone(),
+        json!({ "conclusion": "模拟：责任落实不到位，责成限期整改。", "concluded_on": day }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What the public record holds of the office's acts: summonses held, commitments found not
+/// kept, special inspections concluded, problems linked to them.
+async fn public_acts(client: &Client) -> anyhow::Result<(i64, i64, i64, i64)> {
+    let publication = &client.services.publication;
+    let summonses = client.send(Method::GET, &format!("{publication}/v1/summonses"), &client.admin, None, &[]).await?;
+    let cases =
+        client.send(Method::GET, &format!("{publication}/v1/special-inspections"), &client.admin, None, &[]).await?;
+    let summonses = summonses["items"].as_array().cloned().unwrap_or_default();
+    let cases = cases["items"].as_array().cloned().unwrap_or_default();
+    let unkept = summonses
+        .iter()
+        .flat_map(|s| s["commitments"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["result"] == "not_kept")
+        .count();
+    let linked: i64 = cases
+        .iter()
+        .map(|c| c["findings"]["linked"].as_i64().unwrap_or(0) + c["findings"]["reported"].as_i64().unwrap_or(0))
+        .sum();
+    Ok((summonses.len() as i64, unkept as i64, cases.len() as i64, linked))
 }
 
 /// The public figures of the three registers together: items, outstanding, lagging villages.
@@ -1102,12 +1224,13 @@ async fn settle(
     client: &Client,
     campaign: &Campaign,
     expected: &Totals,
-    registers_before: &(i64, i64, i64),
+    (registers_before, acts_before): (&(i64, i64, i64), &(i64, i64, i64, i64)),
     settle: Duration,
 ) -> anyhow::Result<Totals> {
     let started = Instant::now();
     loop {
         let registers = register_figures(client).await?;
+        let acts = public_acts(client).await?;
         let stats = client
             .send(Method::GET, &format!("{}/v1/stats", client.services.publication), &client.admin, None, &[])
             .await?;
@@ -1127,6 +1250,10 @@ async fn settle(
         published.register_items = registers.0 - registers_before.0;
         published.register_outstanding = registers.1 - registers_before.1;
         published.lagging_villages = registers.2 - registers_before.2;
+        published.summonses_held = acts.0 - acts_before.0;
+        published.commitments_unkept = acts.1 - acts_before.1;
+        published.special_inspections = acts.2 - acts_before.2;
+        published.special_inspection_findings = acts.3 - acts_before.3;
         if &published == expected || started.elapsed() > settle {
             return Ok(published);
         }

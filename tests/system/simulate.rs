@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::testing::{Stack, StackOptions};
 
 use crate::support::*;
@@ -52,6 +52,19 @@ async fn a_simulated_year_at_one_percent_matches_the_public_statistics() {
         assert_eq!(summary[field], sent[field], "{field}: the public summary {summary} against what was sent {sent}");
     }
     assert_eq!(summary["teams_deployed"], report["teams_deployed"]);
+    // The office's acts at the year's end: three summonses held, each with a commitment not
+    // kept; one special inspection linking three problems (the report agrees with the public
+    // record, checked above).
+    assert_eq!(
+        (
+            &sent["summonses_held"],
+            &sent["commitments_unkept"],
+            &sent["special_inspections"],
+            &sent["special_inspection_findings"]
+        ),
+        (&json!(3), &json!(3), &json!(1), &json!(3)),
+        "{sent}"
+    );
     // The emergency-response round checked listed enterprises under a declared alert.
     assert!(sent["emergency_plan_checks"].as_i64().unwrap_or(0) > 0, "{sent}");
     assert_eq!(summary["emergency_plan_checks"], sent["emergency_plan_checks"], "{summary}");
