@@ -855,6 +855,11 @@ async fn declare_alerts(
         .map(drop)
 }
 
+/// The registers' items, outstanding ones and lagging villages, all three registers together.
+type RegisterCounts = (i64, i64, i64);
+/// Summonses held, commitments not kept, special inspections concluded, problems in them.
+type ActCounts = (i64, i64, i64, i64);
+
 /// The campaign office's acts on `day`: each city summoned is summoned and the summons held the
 /// same day with two commitments, which a team from another province follows up (the first
 /// kept, the second not); the first city also gets a special inspection that links three of its
@@ -923,7 +928,7 @@ async fn office_acts(client: &Client, campaign: &Campaign, day: Date) -> anyhow:
 
 /// What the public record holds of the office's acts: summonses held, commitments found not
 /// kept, special inspections concluded, problems linked to them.
-async fn public_acts(client: &Client) -> anyhow::Result<(i64, i64, i64, i64)> {
+async fn public_acts(client: &Client) -> anyhow::Result<ActCounts> {
     let publication = &client.services.publication;
     let summonses = client.send(Method::GET, &format!("{publication}/v1/summonses"), &client.admin, None, &[]).await?;
     let cases =
@@ -943,7 +948,7 @@ async fn public_acts(client: &Client) -> anyhow::Result<(i64, i64, i64, i64)> {
 }
 
 /// The public figures of the three registers together: items, outstanding, lagging villages.
-async fn register_figures(client: &Client) -> anyhow::Result<(i64, i64, i64)> {
+async fn register_figures(client: &Client) -> anyhow::Result<RegisterCounts> {
     let stats = client
         .send(Method::GET, &format!("{}/v1/stats", client.services.publication), &client.admin, None, &[])
         .await?;
@@ -1224,7 +1229,7 @@ async fn settle(
     client: &Client,
     campaign: &Campaign,
     expected: &Totals,
-    (registers_before, acts_before): (&(i64, i64, i64), &(i64, i64, i64, i64)),
+    (registers_before, acts_before): (&RegisterCounts, &ActCounts),
     settle: Duration,
 ) -> anyhow::Result<Totals> {
     let started = Instant::now();
