@@ -322,18 +322,29 @@ async fn serve(service: &str) -> anyhow::Result<()> {
     result
 }
 
-/// Intake's URL (the configured one unless given) and an admin token (the deployment's unless
-/// given), for the register imports.
-fn intake_admin(url: Option<String>, token: Option<String>) -> anyhow::Result<(String, String)> {
+/// A service's URL (`configured` gives where it listens, unless `url` is given) and a token
+/// (one for `role` signed with the deployment's key, unless `token` is given), for the commands
+/// that call a service's API.
+fn target(
+    url: Option<String>,
+    configured: impl FnOnce() -> anyhow::Result<String>,
+    token: Option<String>,
+    role: Role,
+    team: Option<String>,
+) -> anyhow::Result<(String, String)> {
     let url = match url {
         Some(url) => url,
-        None => format!("http://{}", intake::Config::load()?.intake.listen),
+        None => format!("http://{}", configured()?),
     };
     let token = match token {
         Some(token) => token,
-        None => deployment_token(Role::Admin, None)?,
+        None => deployment_token(role, team)?,
     };
     Ok((url, token))
+}
+
+fn intake_listen() -> anyhow::Result<String> {
+    Ok(intake::Config::load()?.intake.listen)
 }
 
 /// An hour's token signed with the deployment's key, for the admin commands.
@@ -360,14 +371,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { service } => serve(&service).await,
         Command::Up { no_demo, var_dir } => supervisor::up(&var_dir, !no_demo, shutdown_on_signal()).await,
         Command::Invite { name, role, team, jurisdiction, email, phone, url, token } => {
-            let url = match url {
-                Some(url) => url,
-                None => format!("http://{}", notification::Config::load()?.notification.listen),
-            };
-            let token = match token {
-                Some(token) => token,
-                None => deployment_token(Role::Admin, None)?,
-            };
+            let notification_listen = || Ok(notification::Config::load()?.notification.listen);
+            let (url, token) = target(url, notification_listen, token, Role::Admin, None)?;
             let body = serde_json::json!({
                 "name": name, "role": role, "team": team, "jurisdiction": jurisdiction, "email": email, "phone": phone,
             });
@@ -382,72 +387,40 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Setup { what, url, token } => {
-            let url = match url {
-                Some(url) => url,
-                None => format!("http://{}", intake::Config::load()?.intake.listen),
-            };
-            let token = match token {
-                Some(token) => token,
-                None => deployment_token(Role::Admin, None)?,
-            };
+            let (url, token) = target(url, intake_listen, token, Role::Admin, None)?;
             what.apply(&url, &token).await
         }
         Command::Import { file, team, url, token } => {
-            let url = match url {
-                Some(url) => url,
-                None => format!("http://{}", intake::Config::load()?.intake.listen),
-            };
-            let token = match token {
-                Some(token) => token,
-                None => deployment_token(Role::Inspector, Some(team.clone()))?,
-            };
+            let (url, token) = target(url, intake_listen, token, Role::Inspector, Some(team.clone()))?;
             let summary = import::inspections(&file, &team, &format!("{url}/v1/inspections/batch"), &token).await?;
             print_summary(&summary, &file);
             Ok(())
         }
         Command::ImportEmergencyList { file, city, url, token } => {
-            let (url, token) = intake_admin(url, token)?;
+            let (url, token) = target(url, intake_listen, token, Role::Admin, None)?;
             let summary =
                 import::emergency_list(&file, &format!("{url}/v1/cities/{city}/emergency-list"), &token).await?;
             print_summary(&summary, &file);
             Ok(())
         }
         Command::ImportRegister { file, city, register, url, token } => {
-            let (url, token) = intake_admin(url, token)?;
+            let (url, token) = target(url, intake_listen, token, Role::Admin, None)?;
             let summary =
                 import::register(&file, &format!("{url}/v1/cities/{city}/registers/{register}"), &token).await?;
             print_summary(&summary, &file);
             Ok(())
         }
         Command::ImportLedger { file, round, url, token } => {
-            let url = match url {
-                Some(url) => url,
-                None => format!("http://{}", verification::Config::load()?.verification.listen),
-            };
-            let token = match token {
-                Some(token) => token,
-                None => deployment_token(Role::Admin, None)?,
-            };
+            let verification_listen = || Ok(verification::Config::load()?.verification.listen);
+            let (url, token) = target(url, verification_listen, token, Role::Admin, None)?;
             let summary =
                 import::legacy_ledger(&file, &round, &format!("{url}/v1/legacy-problems/batch"), &token).await?;
-            println!(
-                "{} created, {} already had, {} refused (see {})",
-                summary.created,
-                summary.already_had,
-                summary.refused,
-                import::report_path(&file).display()
-            );
+            print_summary(&summary, &file);
             Ok(())
         }
         Command::DeadlinePolicy { command, url, token } => {
-            let url = match url {
-                Some(url) => url,
-                None => format!("http://{}", assignment::Config::load()?.assignment.listen),
-            };
-            let token = match token {
-                Some(token) => token,
-                None => deployment_token(Role::Admin, None)?,
-            };
+            let assignment_listen = || Ok(assignment::Config::load()?.assignment.listen);
+            let (url, token) = target(url, assignment_listen, token, Role::Admin, None)?;
             deadline_policy::run(command, &url, &token).await
         }
         Command::Simulate {
