@@ -17,11 +17,11 @@ use chromiumoxide::cdp::browser_protocol::target::SetAutoAttachParams;
 use chromiumoxide::page::Page;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use shared::testing::{SmtpReceiver, Stack, StackOptions, WebhookReceiver};
+use shared::testing::Stack;
 
 use crate::browser::{self, Chromium};
 use crate::support::*;
-use crate::workbench::sign_in_link;
+use crate::workbench::{mailing_stack, sign_in_link};
 
 const CHECKS: usize = 20;
 
@@ -132,13 +132,7 @@ async fn object_count(stack: &Stack) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_field_app_records_offline_and_syncs_once() {
-    let smtp = SmtpReceiver::start().await;
-    let mut options = StackOptions { workbench: true, ..StackOptions::default() };
-    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__HOST".into(), smtp.host.clone()));
-    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__PORT".into(), smtp.port.to_string()));
-    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
-    let receiver = WebhookReceiver::start(vec![]).await;
-    campaign(&stack, &receiver).await;
+    let (smtp, stack, _receiver) = mailing_stack(true).await;
     let origin = stack.origin();
     let photos = tempfile::tempdir().expect("a photo dir");
 

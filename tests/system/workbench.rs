@@ -19,6 +19,19 @@ use crate::publication::{report, wait_status};
 use crate::support::*;
 
 /// The sign-in link in the newest e-mail to `address`, read the way a mail client reads it.
+/// A stack (with the one origin when `workbench`) whose notices go by e-mail to a test SMTP
+/// receiver, and the campaign set up: what the workbench and field-app tests start from.
+pub(crate) async fn mailing_stack(workbench: bool) -> (SmtpReceiver, Stack, WebhookReceiver) {
+    let smtp = SmtpReceiver::start().await;
+    let mut options = StackOptions { workbench, ..StackOptions::default() };
+    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__HOST".into(), smtp.host.clone()));
+    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__PORT".into(), smtp.port.to_string()));
+    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
+    let receiver = WebhookReceiver::start(vec![]).await;
+    campaign(&stack, &receiver).await;
+    (smtp, stack, receiver)
+}
+
 pub(crate) async fn sign_in_link(smtp: &SmtpReceiver, address: &str) -> String {
     eventually(&format!("the sign-in e-mail to {address}"), WAIT, || async {
         smtp.mails().into_iter().rev().filter(|m| m.to.iter().any(|t| t.contains(address))).find_map(|mail| {
@@ -83,13 +96,7 @@ async fn ledger_entry(stack: &Stack, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn people_work_the_lifecycle_through_the_workbench() {
-    let smtp = SmtpReceiver::start().await;
-    let mut options = StackOptions { workbench: true, ..StackOptions::default() };
-    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__HOST".into(), smtp.host.clone()));
-    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__PORT".into(), smtp.port.to_string()));
-    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
-    let receiver = WebhookReceiver::start(vec![]).await;
-    campaign(&stack, &receiver).await;
+    let (smtp, stack, _receiver) = mailing_stack(true).await;
     let problem = report(&stack, XINGTAI, Some("130502"), "某某铸造厂", &["scattered_polluting"]).await.remove(0);
     let sheet = eventually("the problem handed over on a sheet", WAIT, || async {
         let (status, body) = get(&stack, "assignment", &format!("/v1/problems/{problem}"), Some(&stack.admin())).await;
@@ -317,13 +324,7 @@ async fn the_receipt_button_acknowledges_the_sheet_and_opening_the_link_does_not
 /// e-mail, once.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_office_is_told_of_a_dispute_and_an_extension_request() {
-    let smtp = SmtpReceiver::start().await;
-    let mut options = StackOptions::default();
-    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__HOST".into(), smtp.host.clone()));
-    options.env.push(("SKYLEDGER__NOTIFICATION__SMTP__PORT".into(), smtp.port.to_string()));
-    let stack = Stack::start(Path::new(env!("CARGO_BIN_EXE_skyledger")), options).await;
-    let receiver = WebhookReceiver::start(vec![]).await;
-    campaign(&stack, &receiver).await;
+    let (smtp, stack, _receiver) = mailing_stack(false).await;
     let office = json!({ "name": "李明", "role": "admin", "email": "office@campaign.example.cn" });
     assert_eq!(post(&stack, "notification", "/v1/people", &stack.admin(), office).await.0, 201);
     let problems = report(&stack, XINGTAI, None, "某某石料厂", &["dust", "vocs"]).await;

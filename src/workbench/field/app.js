@@ -175,15 +175,12 @@ async function failed(answer) {
   return 'failed';
 }
 
-/// One photo to the evidence store; its address is its SHA-256, so sending it twice stores it once.
-async function upload(photo) {
+/// POSTs `body` for the queue: the answer when it was taken, else why not — 'offline', 'signed_out'
+/// (the device was revoked or its session ended) or 'failed' (the reason kept in `lastError`).
+async function post(url, contentType, body) {
   let answer;
   try {
-    answer = await fetch('/api/intake/v1/evidence?visibility=internal', {
-      method: 'POST',
-      headers: { 'content-type': photo.type, 'x-csrf-token': session.csrf },
-      body: photo.blob,
-    });
+    answer = await fetch(url, { method: 'POST', headers: { 'content-type': contentType, 'x-csrf-token': session.csrf }, body });
   } catch {
     return 'offline';
   }
@@ -192,6 +189,13 @@ async function upload(photo) {
     return 'signed_out';
   }
   if (!answer.ok) return failed(answer);
+  return answer;
+}
+
+/// One photo to the evidence store; its address is its SHA-256, so sending it twice stores it once.
+async function upload(photo) {
+  const answer = await post('/api/intake/v1/evidence?visibility=internal', photo.type, photo.blob);
+  if (typeof answer === 'string') return answer;
   const stored = await answer.json();
   if (stored.sha256 !== photo.sha256) {
     lastError = t('照片在传输中被改变，将重新发送。', 'A photo changed on the way; it will be sent again.');
@@ -234,21 +238,8 @@ async function sendQueue() {
     const chunk = waiting.slice(i, i + BATCH);
     const items = [];
     for (const check of chunk) items.push(await withEvidence(check));
-    let answer;
-    try {
-      answer = await fetch('/api/intake/v1/inspections/batch', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrf },
-        body: JSON.stringify({ items }),
-      });
-    } catch {
-      return 'offline';
-    }
-    if (answer.status === 401) {
-      await signedOutNow((await answer.json().catch(() => ({}))).detail);
-      return 'signed_out';
-    }
-    if (!answer.ok) return failed(answer);
+    const answer = await post('/api/intake/v1/inspections/batch', 'application/json', JSON.stringify({ items }));
+    if (typeof answer === 'string') return answer;
     const { results } = await answer.json();
     const sentAt = new Date().toISOString();
     for (const [k, result] of results.entries()) {
